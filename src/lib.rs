@@ -1,0 +1,3 @@
+//! ks: facade over the workspace crates.
+pub use ks_broker as broker;
+pub use ks_proto as proto;
