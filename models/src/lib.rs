@@ -1,0 +1,1 @@
+//! ks-models (being written).

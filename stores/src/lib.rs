@@ -1,0 +1,1 @@
+//! ks-stores (being written).
