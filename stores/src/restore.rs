@@ -1,0 +1,179 @@
+//! Restore: rebuilds a store from its changelog partition before processing starts.
+//!
+//! Reads with an rdkafka consumer that is *assigned* the partition (no consumer group: a first
+//! group join is slow on the local broker) and stops at librdkafka's partition-EOF event. The
+//! local broker (tansu) answers watermark/ListOffsets queries wrongly, so the end of the log is
+//! never asked for; an empty partition ends with EOF at its first offset. Records are applied in
+//! batches through [`StateStore::restore_batch`], bypassing the changelog, and the store is
+//! flushed at the end; the caller then writes the checkpoint
+//! ([`RestoreStats::checkpoint_offset`]).
+
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::store::{ChangelogRecord, StateStore};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct RestoreConfig {
+    pub bootstrap_servers: String,
+    /// Records applied per `restore_batch` call.
+    pub batch_size: usize,
+    /// How long the consumer may go without a record or EOF before restore fails.
+    pub stall_timeout: Duration,
+    /// Further consumer properties, applied last (they may override the defaults).
+    pub properties: Vec<(String, String)>,
+}
+
+impl RestoreConfig {
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        RestoreConfig {
+            bootstrap_servers: bootstrap_servers.into(),
+            batch_size: 10_000,
+            stall_timeout: Duration::from_secs(30),
+            properties: Vec::new(),
+        }
+    }
+
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push((key.into(), value.into()));
+        self
+    }
+
+    fn consumer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers)
+            .set("enable.partition.eof", "true")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // A checkpoint past the log (topic recreated, or compacted away) restores everything.
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "100");
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RestoreStats {
+    /// Records applied (tombstones included).
+    pub records: u64,
+    pub seconds: f64,
+    /// The offset the partition ended at: the next offset to read.
+    pub end_offset: i64,
+}
+
+impl RestoreStats {
+    /// What to checkpoint after this restore: the last offset the store now reflects, or `None`
+    /// when the partition was empty from the start.
+    pub fn checkpoint_offset(&self) -> Option<i64> {
+        (self.end_offset > 0).then(|| self.end_offset - 1)
+    }
+
+    pub fn records_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.records as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Applies `topic[partition]` to `store`, from the record after `checkpoint` (the offset of the
+/// last record the store already holds) or from the beginning, up to the end of the partition.
+pub fn restore(
+    store: &dyn StateStore,
+    config: &RestoreConfig,
+    topic: &str,
+    partition: i32,
+    checkpoint: Option<i64>,
+) -> Result<RestoreStats> {
+    let started = Instant::now();
+    let consumer: BaseConsumer = config
+        .consumer_config()
+        .create()
+        .map_err(|e| Error::kafka("creating the restore consumer", e))?;
+    let start = match checkpoint {
+        Some(c) => Offset::Offset(c + 1),
+        None => Offset::Beginning,
+    };
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, start)
+        .map_err(|e| Error::kafka(format!("assigning {topic}[{partition}]"), e))?;
+    consumer
+        .assign(&assignment)
+        .map_err(|e| Error::kafka(format!("assigning {topic}[{partition}]"), e))?;
+
+    let batch_size = config.batch_size.max(1);
+    let mut batch: Vec<ChangelogRecord> = Vec::with_capacity(batch_size.min(100_000));
+    let mut records = 0u64;
+    let mut next_offset: Option<i64> = None;
+    let mut last_progress = Instant::now();
+    loop {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                last_progress = Instant::now();
+                next_offset = Some(m.offset() + 1);
+                let Some(key) = m.key() else {
+                    log::warn!(
+                        "skipping a changelog record without key at {topic}[{partition}]@{}",
+                        m.offset()
+                    );
+                    continue;
+                };
+                batch.push((key.to_vec(), m.payload().map(<[u8]>::to_vec)));
+                if batch.len() >= batch_size {
+                    store.restore_batch(&batch)?;
+                    records += batch.len() as u64;
+                    batch.clear();
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) => {
+                // Transient client errors (a broker reconnect, metadata not there yet) are
+                // retried by librdkafka; only a stall ends the restore.
+                log::warn!("restoring {topic}[{partition}]: {e}");
+            }
+            None => {}
+        }
+        if last_progress.elapsed() > config.stall_timeout {
+            return Err(Error::RestoreStalled {
+                topic: topic.to_string(),
+                partition,
+                offset: next_offset.unwrap_or(checkpoint.map_or(0, |c| c + 1)),
+                seconds: config.stall_timeout.as_secs(),
+            });
+        }
+    }
+    if !batch.is_empty() {
+        store.restore_batch(&batch)?;
+        records += batch.len() as u64;
+    }
+    store.flush()?;
+    let end_offset = match next_offset {
+        Some(o) => o,
+        // Nothing read: the consumer's position is where EOF was met.
+        None => position(&consumer, topic, partition).unwrap_or(checkpoint.map_or(0, |c| c + 1)),
+    };
+    Ok(RestoreStats {
+        records,
+        seconds: started.elapsed().as_secs_f64(),
+        end_offset,
+    })
+}
+
+fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let tpl = consumer.position().ok()?;
+    match tpl.find_partition(topic, partition)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
+}
