@@ -1,0 +1,173 @@
+//! The model-type-independent API: [`Model`] and its [`Prediction`]s.
+
+use std::fmt;
+use std::sync::Arc;
+
+use ks_proto::ModelType;
+
+use crate::error::{Error, Result};
+use crate::pmml::PmmlModel;
+use crate::record::{Record, Value};
+use crate::tensorflow::{TfConfig, TfModel};
+
+/// A loaded model, ready to score. Immutable after loading, so it can be shared in an
+/// `Arc` by any number of scoring threads.
+#[derive(Debug)]
+pub struct Model {
+    engine: Engine,
+}
+
+/// Closed set of supported model formats.
+#[derive(Debug)]
+enum Engine {
+    Pmml(PmmlModel),
+    Tensorflow(TfModel),
+}
+
+impl Model {
+    /// Loads a model of the given type from its serialized bytes.
+    pub fn from_bytes(model_type: ModelType, bytes: &[u8]) -> Result<Model> {
+        match model_type {
+            ModelType::Pmml => Model::pmml(bytes),
+            ModelType::Tensorflow => Model::tensorflow(bytes, &TfConfig::default()),
+        }
+    }
+
+    pub fn pmml(bytes: &[u8]) -> Result<Model> {
+        Ok(Model {
+            engine: Engine::Pmml(PmmlModel::from_bytes(bytes)?),
+        })
+    }
+
+    /// A TensorFlow graph with explicit input/output nodes and input field names.
+    pub fn tensorflow(bytes: &[u8], config: &TfConfig) -> Result<Model> {
+        Ok(Model {
+            engine: Engine::Tensorflow(TfModel::from_bytes(bytes, config)?),
+        })
+    }
+
+    pub fn model_type(&self) -> ModelType {
+        match self.engine {
+            Engine::Pmml(_) => ModelType::Pmml,
+            Engine::Tensorflow(_) => ModelType::Tensorflow,
+        }
+    }
+
+    /// The record fields the model reads, in the order of [`Model::score_row`].
+    pub fn input_fields(&self) -> &[String] {
+        match &self.engine {
+            Engine::Pmml(m) => m.input_fields(),
+            Engine::Tensorflow(m) => m.input_fields(),
+        }
+    }
+
+    /// Output column names: the target (or `prediction`) first, then e.g. `probability(5)`.
+    pub fn output_fields(&self) -> &[String] {
+        match &self.engine {
+            Engine::Pmml(m) => m.output_fields(),
+            Engine::Tensorflow(m) => m.output_fields(),
+        }
+    }
+
+    pub fn score(&self, record: &Record) -> Result<Prediction> {
+        match &self.engine {
+            Engine::Pmml(m) => m.score(record),
+            Engine::Tensorflow(m) => m.score(record),
+        }
+    }
+
+    /// Scores many records; TensorFlow runs them as one tensor, which is far cheaper per
+    /// record than one call each.
+    pub fn score_batch(&self, records: &[Record]) -> Result<Vec<Prediction>> {
+        match &self.engine {
+            Engine::Pmml(m) => records.iter().map(|r| m.score(r)).collect(),
+            Engine::Tensorflow(m) => m.score_batch(records),
+        }
+    }
+
+    /// Fast path: numbers in `input_fields()` order (NaN = missing), no name lookups.
+    pub fn score_row(&self, row: &[f64]) -> Result<Prediction> {
+        match &self.engine {
+            Engine::Pmml(m) => m.score_row(row),
+            Engine::Tensorflow(m) => {
+                let mut v = m.score_rows(row)?;
+                if v.len() != 1 {
+                    return Err(Error::Input(format!("expected one row, got {}", v.len())));
+                }
+                v.pop().ok_or_else(|| Error::Input("empty row".into()))
+            }
+        }
+    }
+
+    /// Fast batch path: `rows` is row-major, `input_fields().len()` numbers per row.
+    pub fn score_rows(&self, rows: &[f64]) -> Result<Vec<Prediction>> {
+        let width = self.input_fields().len();
+        match &self.engine {
+            Engine::Pmml(m) => {
+                if width == 0 || rows.len() % width != 0 {
+                    return Err(Error::Input(format!(
+                        "{} values is not a multiple of the {width} inputs",
+                        rows.len()
+                    )));
+                }
+                rows.chunks(width).map(|r| m.score_row(r)).collect()
+            }
+            Engine::Tensorflow(m) => m.score_rows(rows),
+        }
+    }
+}
+
+/// The result of scoring one record: the primary prediction (a number for regression,
+/// a class label for classification) and all named output columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    names: Arc<[String]>,
+    /// `values[0]` is the primary prediction; aligned with `names`.
+    values: Vec<Value>,
+}
+
+impl Prediction {
+    pub(crate) fn new(names: Arc<[String]>, values: Vec<Value>) -> Prediction {
+        Prediction { names, values }
+    }
+
+    /// The primary prediction.
+    pub fn value(&self) -> &Value {
+        self.values.first().unwrap_or(&Value::Missing)
+    }
+
+    /// The primary prediction as a number (class labels that are numbers included).
+    pub fn as_f64(&self) -> Option<f64> {
+        self.value().as_f64()
+    }
+
+    /// All output columns, primary first, in `Model::output_fields()` order.
+    pub fn outputs(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.names.iter().map(String::as_str).zip(&self.values)
+    }
+
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| self.values.get(i))
+    }
+
+    /// Class probabilities as (label, probability), read from `probability(<label>)` columns.
+    pub fn probabilities(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.outputs().filter_map(|(n, v)| {
+            let label = n.strip_prefix("probability(")?.strip_suffix(')')?;
+            Some((label, v.as_f64()?))
+        })
+    }
+}
+
+impl fmt::Display for Prediction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.value().fmt(f)
+    }
+}

@@ -1,0 +1,225 @@
+//! Per-record evaluation: slot values, input preparation, model dispatch and outputs.
+
+use std::sync::Arc;
+
+use super::plan::{
+    Feature, Function, InputPlan, InvalidTreatment, ModelKind, ModelPlan, Outliers, Plan, SlotDef,
+    SlotKind, Validity,
+};
+use super::types::values_equal;
+use super::{general, mining, neural, regression, tree};
+use crate::error::{Error, Result};
+use crate::record::Value;
+
+/// Derived fields referring to derived fields deeper than this are treated as a cycle.
+const MAX_DERIVATION_DEPTH: u32 = 200;
+
+/// The values of one evaluation; derived slots are filled on first use.
+pub struct Ctx<'p> {
+    slots: &'p [SlotDef],
+    vals: Vec<Option<Value>>,
+    depth: u32,
+}
+
+impl<'p> Ctx<'p> {
+    pub fn new(plan: &'p Plan) -> Ctx<'p> {
+        Ctx {
+            slots: &plan.slots,
+            vals: vec![None; plan.slots.len()],
+            depth: 0,
+        }
+    }
+
+    pub fn set(&mut self, slot: usize, v: Value) {
+        if let Some(s) = self.vals.get_mut(slot) {
+            *s = Some(v);
+        }
+    }
+
+    pub fn value(&mut self, slot: usize) -> Result<Value> {
+        if let Some(Some(v)) = self.vals.get(slot) {
+            return Ok(v.clone());
+        }
+        let slots = self.slots;
+        let def = slots
+            .get(slot)
+            .ok_or_else(|| Error::Evaluation(format!("slot {slot} out of range")))?;
+        match &def.kind {
+            SlotKind::Derived(expr) => {
+                if self.depth >= MAX_DERIVATION_DEPTH {
+                    return Err(Error::Evaluation(format!(
+                        "derived field `{}` refers to itself",
+                        def.name
+                    )));
+                }
+                self.depth += 1;
+                let r = expr.eval(self);
+                self.depth -= 1;
+                let v = r?;
+                let v = match def.dtype.convert(&v) {
+                    Some(v) => v,
+                    // A derived value that does not fit its declared type is kept as is:
+                    // JPMML would report it invalid, we prefer a best-effort value.
+                    None => v,
+                };
+                self.set(slot, v.clone());
+                Ok(v)
+            }
+            SlotKind::Input | SlotKind::Written => Ok(Value::Missing),
+        }
+    }
+
+    /// Numeric fast path for tree predicates and regression terms.
+    #[inline]
+    pub fn num(&mut self, slot: usize) -> Result<Option<f64>> {
+        match self.vals.get(slot) {
+            Some(Some(Value::Number(n))) => Ok(Some(*n)),
+            Some(Some(Value::Missing)) => Ok(None),
+            _ => Ok(self.value(slot)?.as_f64()),
+        }
+    }
+}
+
+/// What a model produced before outputs are derived from it.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Missing,
+    Value(f64),
+    Class { winner: usize, probs: Vec<f64> },
+}
+
+impl Outcome {
+    /// The winner of a probability vector (first on ties, i.e. declaration order).
+    pub fn from_probs(probs: Vec<f64>) -> Outcome {
+        let mut best: Option<(usize, f64)> = None;
+        for (i, p) in probs.iter().enumerate() {
+            if p.is_nan() {
+                continue;
+            }
+            if best.is_none_or(|(_, bp)| *p > bp) {
+                best = Some((i, *p));
+            }
+        }
+        match best {
+            Some((winner, _)) => Outcome::Class { winner, probs },
+            None => Outcome::Missing,
+        }
+    }
+}
+
+impl InputPlan {
+    /// Applies type conversion and the MiningField treatments to a raw record value.
+    pub fn prepare(&self, raw: &Value) -> Result<Value> {
+        let invalid = |this: &InputPlan| -> Result<Value> {
+            match &this.invalid {
+                InvalidTreatment::ReturnInvalid => Err(Error::InvalidValue {
+                    field: this.name.clone(),
+                    value: raw.to_string(),
+                }),
+                InvalidTreatment::AsIs => Ok(raw.clone()),
+                InvalidTreatment::AsMissing => this.missing(),
+                InvalidTreatment::AsValue(v) => Ok(v.clone()),
+            }
+        };
+        let Some(mut v) = self.dtype.convert(raw) else {
+            return invalid(self);
+        };
+        if v.is_missing() || self.missing_values.iter().any(|m| values_equal(m, &v)) {
+            return self.missing();
+        }
+        if let Value::Number(n) = v {
+            if n.is_nan() {
+                return self.missing();
+            }
+        }
+        let valid = match &self.validity {
+            Validity::Any => true,
+            Validity::Values(vals) => vals.iter().any(|x| values_equal(x, &v)),
+            Validity::Intervals(ivs) => v
+                .as_f64()
+                .is_some_and(|x| ivs.iter().any(|iv| iv.contains(x))),
+        };
+        if !valid {
+            return invalid(self);
+        }
+        if let Value::Number(n) = v {
+            match self.outliers {
+                Outliers::AsIs => {}
+                Outliers::AsMissing { low, high } => {
+                    if n < low || n > high {
+                        return self.missing();
+                    }
+                }
+                Outliers::AsExtreme { low, high } => {
+                    v = Value::Number(n.clamp(low.min(high), high.max(low)))
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    fn missing(&self) -> Result<Value> {
+        if let Some(r) = &self.missing_replacement {
+            return Ok(r.clone());
+        }
+        if self.missing_is_invalid {
+            return Err(Error::MissingValue(self.name.clone()));
+        }
+        Ok(Value::Missing)
+    }
+}
+
+/// Evaluates a model and writes its output fields into their slots.
+pub fn eval_model(m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome> {
+    let mut outcome = match &m.kind {
+        ModelKind::Tree(t) => tree::eval(t, m, ctx)?,
+        ModelKind::Regression(r) => regression::eval(r, m, ctx)?,
+        ModelKind::General(g) => general::eval(g, m, ctx)?,
+        ModelKind::Neural(n) => neural::eval(n, m, ctx)?,
+        ModelKind::Mining(mm) => mining::eval(mm, m, ctx)?,
+    };
+    if let Some(t) = &m.targets {
+        outcome = match outcome {
+            Outcome::Value(v) => Outcome::Value(t.apply(v)),
+            Outcome::Missing if m.function == Function::Regression => match t.default {
+                Some(d) => Outcome::Value(d),
+                None => Outcome::Missing,
+            },
+            o => o,
+        };
+    }
+    for o in &m.outputs {
+        let v = match &o.feature {
+            Feature::PredictedValue | Feature::PredictedDisplayValue => primary(m, &outcome),
+            Feature::Probability(class) => match &outcome {
+                Outcome::Class { winner, probs } => {
+                    let i = class.unwrap_or(*winner);
+                    Value::Number(probs.get(i).copied().unwrap_or(0.0))
+                }
+                _ => Value::Missing,
+            },
+            Feature::Transformed(e) => e.eval(ctx)?,
+        };
+        let dtype = ctx_dtype(ctx, o.slot);
+        let v = dtype.and_then(|d| d.convert(&v)).unwrap_or(v);
+        ctx.set(o.slot, v);
+    }
+    Ok(outcome)
+}
+
+fn ctx_dtype(ctx: &Ctx, slot: usize) -> Option<super::types::DataType> {
+    ctx.slots.get(slot).map(|s| s.dtype)
+}
+
+/// The predicted value of an outcome: a number for regression, the label for classes.
+pub fn primary(m: &ModelPlan, outcome: &Outcome) -> Value {
+    match outcome {
+        Outcome::Missing => Value::Missing,
+        Outcome::Value(v) => Value::Number(*v),
+        Outcome::Class { winner, .. } => m
+            .classes
+            .get(*winner)
+            .map(|c| Value::Text(Arc::clone(c)))
+            .unwrap_or(Value::Missing),
+    }
+}
