@@ -38,6 +38,7 @@ pub struct TfModel {
     outputs: Arc<[String]>,
     width: usize,
     classes: usize,
+    labels: Vec<Arc<str>>,
 }
 
 impl std::fmt::Debug for TfModel {
@@ -97,6 +98,7 @@ impl TfModel {
             outputs: outputs.into(),
             width,
             classes,
+            labels: (0..classes).map(|i| Arc::from(i.to_string())).collect(),
         })
     }
 
@@ -176,7 +178,13 @@ impl TfModel {
                     }
                 }
                 let mut values = Vec::with_capacity(probs.len() + 1);
-                values.push(Value::Number(best as f64));
+                // The class index is a label, like a PMML class: `5`, not `5.0`.
+                values.push(
+                    self.labels
+                        .get(best)
+                        .map(|l| Value::Text(Arc::clone(l)))
+                        .unwrap_or(Value::Missing),
+                );
                 values.extend(probs.iter().map(|p| Value::Number(*p as f64)));
                 Prediction::new(self.outputs.clone(), values)
             })

@@ -629,9 +629,9 @@ impl Plan {
         let model = b.model(model_node, Some(&target_name))?;
         let mut output_names = vec![target_name];
         let mut output_slots = Vec::new();
-        for o in model.outputs.iter().filter(|o| o.final_result) {
-            output_names.push(b.slots[o.slot].name.clone());
-            output_slots.push(o.slot);
+        collect_final_outputs(&model, &mut output_slots);
+        for slot in &output_slots {
+            output_names.push(b.slots[*slot].name.clone());
         }
         Ok(Plan {
             input_names: inputs.iter().map(|i| i.name.clone()).collect(),
@@ -641,5 +641,24 @@ impl Plan {
             output_names,
             output_slots,
         })
+    }
+}
+
+/// Final-result output fields of a model; a model chain also exposes those of its
+/// segments (JPMML does, and sklearn2pmml puts class probabilities on the last segment).
+fn collect_final_outputs(model: &ModelPlan, out: &mut Vec<usize>) {
+    out.extend(
+        model
+            .outputs
+            .iter()
+            .filter(|o| o.final_result)
+            .map(|o| o.slot),
+    );
+    if let ModelKind::Mining(m) = &model.kind {
+        if m.method == mining::Method::ModelChain {
+            for s in &m.segments {
+                collect_final_outputs(&s.model, out);
+            }
+        }
     }
 }
