@@ -48,6 +48,9 @@ impl RestoreConfig {
     fn consumer_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap_servers)
+            // librdkafka wants a group id even for `assign`; no group is joined and nothing is
+            // committed with it.
+            .set("group.id", "ks-stores-restore")
             .set("enable.partition.eof", "true")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")

@@ -1,0 +1,109 @@
+//! Every store rebuilds from its changelog alone: writes go to the compacted
+//! `<application.id>-<store>-changelog` partition of the task, deletes as tombstones, and restore
+//! applies them up to the partition's end.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use ks_stores::*;
+
+#[test]
+fn writes_are_logged_and_every_store_restores_from_them() {
+    let broker = ks_broker::Broker::start(None).unwrap();
+    let bootstrap = broker.bootstrap_servers();
+    let sink = Arc::new(KafkaChangelogSink::new(&bootstrap).unwrap());
+    let partition = 2;
+    for kind in KINDS {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ctx(dir.path(), partition);
+        let spec = StoreSpec::new(unique("logged"), kind);
+        let topic = ctx.changelog_topic(&spec.name);
+        create_changelog(&bootstrap, &topic, 4);
+
+        let opened = spec.open(&ctx, Some(sink.clone())).unwrap();
+        for i in 0..500 {
+            opened.store.put(&key(i), &value(i, 0)).unwrap();
+        }
+        for i in (0..500).step_by(5) {
+            opened.store.delete(&key(i)).unwrap();
+        }
+        assert_eq!(opened.store.put_if_absent(&key(1), b"ignored").unwrap(), Some(value(1, 0)));
+        assert_eq!(opened.store.put_if_absent(&key(0), &value(0, 9)).unwrap(), None);
+        opened.store.flush().unwrap();
+        let acked = sink.flush().unwrap();
+        // 500 puts, 100 tombstones, one put_if_absent that wrote.
+        assert_eq!(acked.get(&(topic.clone(), partition)), Some(&600), "{kind}");
+        let expected = opened.store.all().unwrap();
+        assert_eq!(expected.len(), 401, "{kind}");
+        drop(opened);
+
+        // The local state is gone: only the changelog is left.
+        spec.wipe(&ctx).unwrap();
+        let rebuilt = spec.open(&ctx, Some(sink.clone())).unwrap();
+        assert!(!rebuilt.local_state.is_trusted(), "{kind}");
+        let stats = rebuilt
+            .restore(&RestoreConfig::new(bootstrap), &Checkpoint::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!((stats.records, stats.end_offset), (601, 601), "{kind}");
+        assert_eq!(stats.checkpoint_offset(), Some(600));
+        assert_eq!(rebuilt.store.all().unwrap(), expected, "{kind}");
+        assert_eq!(rebuilt.store.get(&key(5)).unwrap(), None, "{kind}: delete lost");
+        assert_eq!(rebuilt.store.get(&key(0)).unwrap(), Some(value(0, 9)), "{kind}");
+    }
+}
+
+#[test]
+fn restore_from_a_changelog_written_by_another_producer() {
+    let broker = ks_broker::Broker::start(None).unwrap();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = unique("raw-changelog");
+    create_changelog(&bootstrap, &topic, 1);
+    // Several records per batch, overwrites, tombstones, a tombstone for a key never written,
+    // and an empty (not null) value.
+    let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    for round in 0..3 {
+        for i in 0..300 {
+            records.push((key(i), Some(value(i, round))));
+        }
+    }
+    for i in 100..200 {
+        records.push((key(i), None));
+    }
+    records.push((key(9999), None));
+    records.push((key(7777), Some(Vec::new())));
+    let offsets = produce(&bootstrap, &topic, 0, &records);
+    assert_eq!(offsets.last(), Some(&(records.len() as i64 - 1)));
+
+    for kind in KINDS {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = kind.open("raw", &ctx(dir.path(), 0)).unwrap();
+        let config = RestoreConfig {
+            batch_size: 128,
+            ..RestoreConfig::new(bootstrap)
+        };
+        let stats = restore(store.as_ref(), &config, &topic, 0, None).unwrap();
+        assert_eq!(stats.records, records.len() as u64, "{kind}");
+        assert_eq!(stats.end_offset, records.len() as i64, "{kind}");
+        assert_eq!(store.all().unwrap().len(), 201, "{kind}");
+        assert_eq!(store.get(&key(150)).unwrap(), None, "{kind}");
+        assert_eq!(store.get(&key(250)).unwrap(), Some(value(250, 2)), "{kind}");
+        assert_eq!(store.get(&key(7777)).unwrap(), Some(Vec::new()), "{kind}");
+    }
+}
+
+#[test]
+fn an_empty_changelog_restores_nothing_and_finishes() {
+    let broker = ks_broker::Broker::start(None).unwrap();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = unique("empty-changelog");
+    create_changelog(&bootstrap, &topic, 2);
+    let store = InMemoryKeyValueStore::new("empty");
+    let started = std::time::Instant::now();
+    let stats = restore(&store, &RestoreConfig::new(bootstrap), &topic, 1, None).unwrap();
+    assert_eq!((stats.records, stats.end_offset), (0, 0));
+    assert_eq!(stats.checkpoint_offset(), None);
+    assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
+}
