@@ -65,7 +65,10 @@ fn persistent_stores_keep_data_after_close() {
         write_some(opened.store.as_ref());
         opened.store.flush().unwrap();
         opened.store.close().unwrap();
-        assert!(matches!(opened.store.get(&key(1)), Err(Error::StoreClosed(_))));
+        assert!(matches!(
+            opened.store.get(&key(1)),
+            Err(Error::StoreClosed(_))
+        ));
         // Reopening while the closed handle is still alive works: close released the files.
         let reopened = spec.open(&ctx, None).unwrap();
         assert_eq!(reopened.local_state, LocalState::Reopened, "{kind}");

@@ -29,8 +29,14 @@ fn writes_are_logged_and_every_store_restores_from_them() {
         for i in (0..500).step_by(5) {
             opened.store.delete(&key(i)).unwrap();
         }
-        assert_eq!(opened.store.put_if_absent(&key(1), b"ignored").unwrap(), Some(value(1, 0)));
-        assert_eq!(opened.store.put_if_absent(&key(0), &value(0, 9)).unwrap(), None);
+        assert_eq!(
+            opened.store.put_if_absent(&key(1), b"ignored").unwrap(),
+            Some(value(1, 0))
+        );
+        assert_eq!(
+            opened.store.put_if_absent(&key(0), &value(0, 9)).unwrap(),
+            None
+        );
         opened.store.flush().unwrap();
         let acked = sink.flush().unwrap();
         // 500 puts, 100 tombstones, one put_if_absent that wrote.
@@ -50,8 +56,16 @@ fn writes_are_logged_and_every_store_restores_from_them() {
         assert_eq!((stats.records, stats.end_offset), (601, 601), "{kind}");
         assert_eq!(stats.checkpoint_offset(), Some(600));
         assert_eq!(rebuilt.store.all().unwrap(), expected, "{kind}");
-        assert_eq!(rebuilt.store.get(&key(5)).unwrap(), None, "{kind}: delete lost");
-        assert_eq!(rebuilt.store.get(&key(0)).unwrap(), Some(value(0, 9)), "{kind}");
+        assert_eq!(
+            rebuilt.store.get(&key(5)).unwrap(),
+            None,
+            "{kind}: delete lost"
+        );
+        assert_eq!(
+            rebuilt.store.get(&key(0)).unwrap(),
+            Some(value(0, 9)),
+            "{kind}"
+        );
     }
 }
 
@@ -105,5 +119,9 @@ fn an_empty_changelog_restores_nothing_and_finishes() {
     let stats = restore(&store, &RestoreConfig::new(bootstrap), &topic, 1, None).unwrap();
     assert_eq!((stats.records, stats.end_offset), (0, 0));
     assert_eq!(stats.checkpoint_offset(), None);
-    assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "took {:?}",
+        started.elapsed()
+    );
 }

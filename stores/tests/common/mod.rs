@@ -24,7 +24,11 @@ pub fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("{prefix}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 struct ThreadWaker(std::thread::Thread);
@@ -81,7 +85,9 @@ pub fn produce(
     let futures: Vec<_> = records
         .iter()
         .map(|(k, v)| {
-            let mut r = FutureRecord::<[u8], [u8]>::to(topic).partition(partition).key(k);
+            let mut r = FutureRecord::<[u8], [u8]>::to(topic)
+                .partition(partition)
+                .key(k);
             if let Some(v) = v {
                 r = r.payload(v);
             }
