@@ -7,7 +7,6 @@
 //! offset per partition, which is what a checkpoint may then record.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +16,9 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-use crate::store::{ChangelogRecord, KeyValue, KeyValueStore, ReadOnlyKeyValueStore, StateStore};
+use crate::store::{
+    ChangelogRecord, KeyValue, KeyValueStore, ReadOnlyKeyValueStore, StateStore, Visitor,
+};
 use crate::{Error, Result};
 
 /// The changelog topic of a store: `<application.id>-<store>-changelog`.
@@ -98,12 +99,7 @@ impl ReadOnlyKeyValueStore for ChangeLoggingStore {
         self.inner.get(key)
     }
 
-    fn scan(
-        &self,
-        from: Option<&[u8]>,
-        to: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<()> {
+    fn scan(&self, from: Option<&[u8]>, to: Option<&[u8]>, visit: Visitor<'_>) -> Result<()> {
         self.inner.scan(from, to, visit)
     }
 
@@ -331,11 +327,7 @@ mod tests {
         store
             .restore_batch(&[(b"r".to_vec(), Some(b"x".to_vec()))])
             .unwrap();
-        let logged: Vec<_> = sink
-            .records()
-            .into_iter()
-            .map(|(t, p, r)| (t, p, r))
-            .collect();
+        let logged = sink.records();
         assert_eq!(
             logged,
             vec![

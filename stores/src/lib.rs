@@ -78,5 +78,5 @@ pub use crate::serde::{
 };
 pub use crate::spec::{LocalState, OpenedStore, StoreContext, StoreFactory, StoreKind, StoreSpec};
 pub use crate::store::{
-    read_only, ChangelogRecord, KeyValue, KeyValueStore, ReadOnlyKeyValueStore, StateStore,
+    read_only, ChangelogRecord, KeyValue, KeyValueStore, ReadOnlyKeyValueStore, StateStore, Visitor,
 };

@@ -2,11 +2,13 @@
 //! restart it is rebuilt from its changelog alone.
 
 use std::collections::BTreeMap;
-use std::ops::{Bound, ControlFlow};
+use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::store::{ChangelogRecord, KeyValueStore, ReadOnlyKeyValueStore, StateStore};
+use crate::store::{ChangelogRecord, KeyValueStore, ReadOnlyKeyValueStore, StateStore, Visitor};
 use crate::{Error, Result};
+
+type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 
 pub struct InMemoryKeyValueStore {
     name: String,
@@ -22,7 +24,7 @@ impl InMemoryKeyValueStore {
         }
     }
 
-    fn read(&self) -> Result<RwLockReadGuard<'_, Option<BTreeMap<Vec<u8>, Vec<u8>>>>> {
+    fn read(&self) -> Result<RwLockReadGuard<'_, Option<Map>>> {
         let guard = self
             .map
             .read()
@@ -33,7 +35,7 @@ impl InMemoryKeyValueStore {
         Ok(guard)
     }
 
-    fn write(&self) -> Result<RwLockWriteGuard<'_, Option<BTreeMap<Vec<u8>, Vec<u8>>>>> {
+    fn write(&self) -> Result<RwLockWriteGuard<'_, Option<Map>>> {
         let guard = self
             .map
             .write()
@@ -51,7 +53,7 @@ pub(crate) fn scan_map(
     map: &BTreeMap<Vec<u8>, Vec<u8>>,
     from: Option<&[u8]>,
     to: Option<&[u8]>,
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    visit: Visitor<'_>,
 ) {
     // BTreeMap::range panics on an inverted range; an inverted query is simply empty.
     if let (Some(f), Some(t)) = (from, to) {
@@ -118,12 +120,7 @@ impl ReadOnlyKeyValueStore for InMemoryKeyValueStore {
         Ok(self.read()?.as_ref().and_then(|m| m.get(key).cloned()))
     }
 
-    fn scan(
-        &self,
-        from: Option<&[u8]>,
-        to: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<()> {
+    fn scan(&self, from: Option<&[u8]>, to: Option<&[u8]>, visit: Visitor<'_>) -> Result<()> {
         if let Some(map) = self.read()?.as_ref() {
             scan_map(map, from, to, visit);
         }

@@ -12,7 +12,6 @@
 //! flushes the memtables to SST files, and the engine checkpoints only after it, so a crash loses
 //! at most what the changelog tail replays.
 
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
@@ -21,7 +20,9 @@ use ::rocksdb::{
     WriteOptions, DB,
 };
 
-use crate::store::{past_end, ChangelogRecord, KeyValueStore, ReadOnlyKeyValueStore, StateStore};
+use crate::store::{
+    past_end, ChangelogRecord, KeyValueStore, ReadOnlyKeyValueStore, StateStore, Visitor,
+};
 use crate::{Error, LocalState, Result};
 
 /// Process-wide RocksDB memory settings.
@@ -366,12 +367,7 @@ impl ReadOnlyKeyValueStore for RocksDbKeyValueStore {
         self.with_db(|db| db.get(key))
     }
 
-    fn scan(
-        &self,
-        from: Option<&[u8]>,
-        to: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<()> {
+    fn scan(&self, from: Option<&[u8]>, to: Option<&[u8]>, visit: Visitor<'_>) -> Result<()> {
         self.with_db(|db| {
             let mode = match from {
                 Some(f) => IteratorMode::From(f, Direction::Forward),

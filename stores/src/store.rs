@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use crate::Result;
 
+/// What a scan calls for each entry, in key order, until it breaks.
+pub type Visitor<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>;
+
 /// One entry: key and value bytes.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
@@ -41,12 +44,7 @@ pub trait ReadOnlyKeyValueStore: Send + Sync {
     /// Visits the entries with `from <= key <= to` (both inclusive, either open) in key order
     /// until `visit` breaks. Implementations may hold a read lock while visiting: a visitor must
     /// not write to the same store.
-    fn scan(
-        &self,
-        from: Option<&[u8]>,
-        to: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<()>;
+    fn scan(&self, from: Option<&[u8]>, to: Option<&[u8]>, visit: Visitor<'_>) -> Result<()>;
 
     /// An estimate: exact for the in-memory and file stores, RocksDB's `estimate-num-keys`.
     fn approximate_num_entries(&self) -> Result<u64>;
@@ -98,12 +96,7 @@ impl ReadOnlyKeyValueStore for ReadOnlyView {
         self.0.get(key)
     }
 
-    fn scan(
-        &self,
-        from: Option<&[u8]>,
-        to: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<()> {
+    fn scan(&self, from: Option<&[u8]>, to: Option<&[u8]>, visit: Visitor<'_>) -> Result<()> {
         self.0.scan(from, to, visit)
     }
 

@@ -55,12 +55,12 @@ fn assert_final_state(store: &dyn ReadOnlyKeyValueStore, kind: StoreKind) {
 fn reopened_persistent_store_replays_only_the_tail() {
     let broker = ks_broker::Broker::start(None).unwrap();
     let bootstrap = broker.bootstrap_servers();
-    let sink = Arc::new(KafkaChangelogSink::new(&bootstrap).unwrap());
+    let sink = Arc::new(KafkaChangelogSink::new(bootstrap).unwrap());
     for kind in PERSISTENT {
         let dir = tempfile::tempdir().unwrap();
         let ctx = ctx(dir.path(), 1);
         let spec = StoreSpec::new(unique("tail"), kind);
-        let checkpointed = commit_then_crash(&bootstrap, &sink, &spec, &ctx);
+        let checkpointed = commit_then_crash(bootstrap, &sink, &spec, &ctx);
         assert_eq!(checkpointed, 99);
 
         let reopened = spec.open(&ctx, Some(sink.clone())).unwrap();
@@ -82,12 +82,12 @@ fn reopened_persistent_store_replays_only_the_tail() {
 fn untrusted_stores_ignore_the_checkpoint() {
     let broker = ks_broker::Broker::start(None).unwrap();
     let bootstrap = broker.bootstrap_servers();
-    let sink = Arc::new(KafkaChangelogSink::new(&bootstrap).unwrap());
+    let sink = Arc::new(KafkaChangelogSink::new(bootstrap).unwrap());
     for (kind, wipe) in [(StoreKind::InMemory, false), (StoreKind::RocksDb, true)] {
         let dir = tempfile::tempdir().unwrap();
         let ctx = ctx(dir.path(), 0);
         let spec = StoreSpec::new(unique("untrusted"), kind);
-        commit_then_crash(&bootstrap, &sink, &spec, &ctx);
+        commit_then_crash(bootstrap, &sink, &spec, &ctx);
         if wipe {
             spec.wipe(&ctx).unwrap();
         }
@@ -110,8 +110,8 @@ fn restore_after_an_up_to_date_checkpoint_applies_nothing() {
     let broker = ks_broker::Broker::start(None).unwrap();
     let bootstrap = broker.bootstrap_servers();
     let topic = unique("uptodate");
-    create_changelog(&bootstrap, &topic, 1);
-    let offsets = produce(&bootstrap, &topic, 0, &[(key(1), Some(value(1, 0)))]);
+    create_changelog(bootstrap, &topic, 1);
+    let offsets = produce(bootstrap, &topic, 0, &[(key(1), Some(value(1, 0)))]);
     let store = InMemoryKeyValueStore::new("s");
     let config = RestoreConfig::new(bootstrap);
     let stats = restore(&store, &config, &topic, 0, Some(offsets[0])).unwrap();

@@ -13,14 +13,14 @@ use ks_stores::*;
 fn writes_are_logged_and_every_store_restores_from_them() {
     let broker = ks_broker::Broker::start(None).unwrap();
     let bootstrap = broker.bootstrap_servers();
-    let sink = Arc::new(KafkaChangelogSink::new(&bootstrap).unwrap());
+    let sink = Arc::new(KafkaChangelogSink::new(bootstrap).unwrap());
     let partition = 2;
     for kind in KINDS {
         let dir = tempfile::tempdir().unwrap();
         let ctx = ctx(dir.path(), partition);
         let spec = StoreSpec::new(unique("logged"), kind);
         let topic = ctx.changelog_topic(&spec.name);
-        create_changelog(&bootstrap, &topic, 4);
+        create_changelog(bootstrap, &topic, 4);
 
         let opened = spec.open(&ctx, Some(sink.clone())).unwrap();
         for i in 0..500 {
@@ -74,7 +74,7 @@ fn restore_from_a_changelog_written_by_another_producer() {
     let broker = ks_broker::Broker::start(None).unwrap();
     let bootstrap = broker.bootstrap_servers();
     let topic = unique("raw-changelog");
-    create_changelog(&bootstrap, &topic, 1);
+    create_changelog(bootstrap, &topic, 1);
     // Several records per batch, overwrites, tombstones, a tombstone for a key never written,
     // and an empty (not null) value.
     let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
@@ -88,7 +88,7 @@ fn restore_from_a_changelog_written_by_another_producer() {
     }
     records.push((key(9999), None));
     records.push((key(7777), Some(Vec::new())));
-    let offsets = produce(&bootstrap, &topic, 0, &records);
+    let offsets = produce(bootstrap, &topic, 0, &records);
     assert_eq!(offsets.last(), Some(&(records.len() as i64 - 1)));
 
     for kind in KINDS {
@@ -113,7 +113,7 @@ fn an_empty_changelog_restores_nothing_and_finishes() {
     let broker = ks_broker::Broker::start(None).unwrap();
     let bootstrap = broker.bootstrap_servers();
     let topic = unique("empty-changelog");
-    create_changelog(&bootstrap, &topic, 2);
+    create_changelog(bootstrap, &topic, 2);
     let store = InMemoryKeyValueStore::new("empty");
     let started = std::time::Instant::now();
     let stats = restore(&store, &RestoreConfig::new(bootstrap), &topic, 1, None).unwrap();

@@ -19,12 +19,12 @@ fn log_path(ctx: &StoreContext, store: &str) -> std::path::PathBuf {
 fn truncated_log_is_detected_and_restored_from_the_changelog() {
     let broker = ks_broker::Broker::start(None).unwrap();
     let bootstrap = broker.bootstrap_servers();
-    let sink = Arc::new(KafkaChangelogSink::new(&bootstrap).unwrap());
+    let sink = Arc::new(KafkaChangelogSink::new(bootstrap).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let ctx = ctx(dir.path(), 0);
     let spec = StoreSpec::new(unique("torn"), StoreKind::File);
     let topic = ctx.changelog_topic(&spec.name);
-    create_changelog(&bootstrap, &topic, 1);
+    create_changelog(bootstrap, &topic, 1);
 
     let opened = spec.open(&ctx, Some(sink.clone())).unwrap();
     for i in 0..300 {

@@ -14,12 +14,11 @@ mod log;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::memory::{apply_records, scan_map};
-use crate::store::{ChangelogRecord, KeyValueStore, ReadOnlyKeyValueStore, StateStore};
+use crate::store::{ChangelogRecord, KeyValueStore, ReadOnlyKeyValueStore, StateStore, Visitor};
 use crate::{Error, LocalState, Result};
 
 const LOG: &str = "data.log";
@@ -285,12 +284,7 @@ impl ReadOnlyKeyValueStore for FileKeyValueStore {
         Ok(self.read()?.as_ref().and_then(|f| f.map.get(key).cloned()))
     }
 
-    fn scan(
-        &self,
-        from: Option<&[u8]>,
-        to: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<()> {
+    fn scan(&self, from: Option<&[u8]>, to: Option<&[u8]>, visit: Visitor<'_>) -> Result<()> {
         if let Some(files) = self.read()?.as_ref() {
             scan_map(&files.map, from, to, visit);
         }
