@@ -11,8 +11,9 @@ use super::{general, mining, neural, regression, tree};
 use crate::error::{Error, Result};
 use crate::record::Value;
 
-/// Derived fields referring to derived fields deeper than this are treated as a cycle.
-const MAX_DERIVATION_DEPTH: u32 = 200;
+/// Derived fields referring to derived fields deeper than this are treated as a cycle
+/// (and the bound keeps the recursive evaluation within the stack).
+const MAX_DERIVATION_DEPTH: u32 = 160;
 
 /// The values of one evaluation; derived slots are filled on first use.
 pub struct Ctx<'p> {
@@ -28,6 +29,21 @@ impl<'p> Ctx<'p> {
             vals: vec![None; plan.slots.len()],
             depth: 0,
         }
+    }
+
+    /// Enters one level of recursive evaluation (expressions, derived fields).
+    pub fn descend(&mut self) -> Result<()> {
+        if self.depth >= MAX_DERIVATION_DEPTH {
+            return Err(Error::Evaluation(
+                "expressions nest too deeply (a reference cycle?)".into(),
+            ));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    pub fn ascend(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
     }
 
     pub fn set(&mut self, slot: usize, v: Value) {

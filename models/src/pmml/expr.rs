@@ -210,6 +210,10 @@ impl Func {
 impl<'a, 'i> Builder<'a, 'i> {
     /// Compiles one expression element.
     pub fn expr(&mut self, node: Node) -> Result<Expr> {
+        self.nested(|b| b.expr_inner(node))
+    }
+
+    fn expr_inner(&mut self, node: Node) -> Result<Expr> {
         let map_missing_raw = attr(node, "mapMissingTo");
         match xml::name(node) {
             "Constant" => {
@@ -408,6 +412,16 @@ fn check_arity(func: Func, n: usize, name: &str) -> Result<()> {
 
 impl Expr {
     pub fn eval(&self, ctx: &mut Ctx) -> Result<Value> {
+        if let Expr::Constant(v) = self {
+            return Ok(v.clone());
+        }
+        ctx.descend()?;
+        let r = self.eval_inner(ctx);
+        ctx.ascend();
+        r
+    }
+
+    fn eval_inner(&self, ctx: &mut Ctx) -> Result<Value> {
         match self {
             Expr::Constant(v) => Ok(v.clone()),
             Expr::Field { slot, map_missing } => {

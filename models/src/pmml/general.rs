@@ -96,7 +96,12 @@ pub fn build(
     })?;
     let mut index = HashMap::new();
     for (i, p) in children(params_node, "Parameter").enumerate() {
-        index.insert(req_attr(p, "name")?.to_string(), i);
+        let name = req_attr(p, "name")?;
+        if index.insert(name.to_string(), i).is_some() {
+            return Err(Error::InvalidModel(format!(
+                "parameter `{name}` declared twice"
+            )));
+        }
     }
     let mut params: Vec<Vec<Cell>> = (0..index.len()).map(|_| Vec::new()).collect();
     let factors: Vec<String> = child(node, "FactorList")

@@ -207,11 +207,28 @@ pub enum Feature {
 /// Builds the plan; lives only during `Plan::build`.
 pub struct Builder<'a, 'i> {
     pub slots: Vec<SlotDef>,
+    /// Current nesting of expressions, predicates and models being built; bounded so that
+    /// neither building nor the (recursive) evaluation can exhaust the stack.
+    depth: usize,
     scopes: Vec<HashMap<String, usize>>,
     data_fields: HashMap<String, Node<'a, 'i>>,
 }
 
+/// Deepest nesting of expressions, predicates and models; real models stay far below.
+pub const MAX_NESTING: usize = 64;
+
 impl<'a, 'i> Builder<'a, 'i> {
+    /// Runs `f` one nesting level deeper, failing beyond [`MAX_NESTING`].
+    pub fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.depth >= MAX_NESTING {
+            return Err(Error::TooDeep { limit: MAX_NESTING });
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
     /// Resolves a field name in the innermost scope that defines it.
     pub fn resolve(&self, name: &str) -> Result<usize> {
         self.scopes
@@ -322,7 +339,7 @@ impl<'a, 'i> Builder<'a, 'i> {
             return Err(xml::unsupported(node, "marked isScorable=\"false\""));
         }
         self.push_scope();
-        let result = self.model_in_scope(node, function, parent_target);
+        let result = self.nested(|b| b.model_in_scope(node, function, parent_target));
         let outputs: Vec<(String, usize)> = match &result {
             Ok(m) => m
                 .outputs
@@ -593,6 +610,7 @@ impl Plan {
             .ok_or_else(|| Error::InvalidModel("no DataDictionary".into()))?;
         let mut b = Builder {
             slots: Vec::new(),
+            depth: 0,
             scopes: vec![HashMap::new()],
             data_fields: HashMap::new(),
         };

@@ -80,6 +80,10 @@ impl<'a, 'i> Builder<'a, 'i> {
     }
 
     pub fn predicate(&mut self, node: Node) -> Result<Predicate> {
+        self.nested(|b| b.predicate_inner(node))
+    }
+
+    fn predicate_inner(&mut self, node: Node) -> Result<Predicate> {
         match xml::name(node) {
             "True" => Ok(Predicate::True),
             "False" => Ok(Predicate::False),
