@@ -145,12 +145,21 @@ impl Broker {
             source: e,
         })?;
         let mut cmd = Command::new(&binary);
-        cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
-            .env("RUST_LOG", std::env::var("KS_TANSU_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err);
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .env(
+            "RUST_LOG",
+            std::env::var("KS_TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err);
         kill_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| Error::Spawn {
             binary: binary.clone(),
@@ -263,6 +272,9 @@ mod tests {
         let started = Instant::now();
         let result = Broker::start(Some(port));
         assert!(started.elapsed() < Duration::from_secs(31));
-        assert!(matches!(result, Err(Error::Exited { .. }) | Err(Error::NotListening { .. }) | Ok(_)));
+        assert!(matches!(
+            result,
+            Err(Error::Exited { .. }) | Err(Error::NotListening { .. }) | Ok(_)
+        ));
     }
 }

@@ -178,8 +178,9 @@ mod tests {
 
     #[test]
     fn csv_line_parses_in_column_order() {
-        let r = WineRecord::from_csv_line("7.4;0.7;0;1.9;0.076;11;34;0.9978;3.51;0.56;9.4;5", "wine")
-            .unwrap();
+        let r =
+            WineRecord::from_csv_line("7.4;0.7;0;1.9;0.076;11;34;0.9978;3.51;0.56;9.4;5", "wine")
+                .unwrap();
         assert_eq!(r.features()[0], 7.4);
         assert_eq!(r.p_h, 3.51);
         assert_eq!(r.alcohol, 9.4);
@@ -217,22 +218,39 @@ mod tests {
 
         let md = ModelDescriptor::with_data("n", "d", "wine", ModelType::Pmml, vec![0xAB]);
         let expected: Vec<u8> = vec![
-            1 << 3 | 2, 1, b'n',
-            2 << 3 | 2, 1, b'd',
-            3 << 3 | 2, 4, b'w', b'i', b'n', b'e',
-            4 << 3, 1,
-            5 << 3 | 2, 1, 0xAB,
+            1 << 3 | 2,
+            1,
+            b'n',
+            2 << 3 | 2,
+            1,
+            b'd',
+            3 << 3 | 2,
+            4,
+            b'w',
+            b'i',
+            b'n',
+            b'e',
+            4 << 3,
+            1,
+            5 << 3 | 2,
+            1,
+            0xAB,
         ];
         assert_eq!(md.encode_to_vec(), expected);
         let loc = ModelDescriptor::with_location("n", "", "wine", ModelType::Tensorflow, "/m.pb");
         let back = ModelDescriptor::decode(loc.encode_to_vec().as_slice()).unwrap();
-        assert!(matches!(back.message_content, Some(MessageContent::Location(ref l)) if l == "/m.pb"));
+        assert!(
+            matches!(back.message_content, Some(MessageContent::Location(ref l)) if l == "/m.pb")
+        );
         assert!(matches!(back.model_type(), Ok(ModelType::Tensorflow)));
     }
 
     #[test]
     fn unknown_model_type_is_rejected() {
-        assert!(matches!("onnx".parse::<ModelType>(), Err(Error::UnknownModelType(_))));
+        assert!(matches!(
+            "onnx".parse::<ModelType>(),
+            Err(Error::UnknownModelType(_))
+        ));
         assert!(matches!("PMML".parse::<ModelType>(), Ok(ModelType::Pmml)));
         let mut md = ModelDescriptor::with_data("n", "d", "wine", ModelType::Pmml, vec![]);
         md.modeltype = 7;

@@ -1,0 +1,274 @@
+//! The Kafka side of the client: a producer that accounts for every delivery, idempotent topic
+//! creation, and a reader that assigns partitions directly (no consumer group: a first group join
+//! costs seconds on the local broker and a reader needs no offsets committed).
+
+use crate::{kafka_err, Error, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Counts acknowledged and failed deliveries, keeping the first failure's reason.
+#[derive(Default)]
+pub struct DeliveryTracker {
+    acked: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// A producer for the client's topics. Sends never drop a message silently: a full local queue
+/// waits for room, and [`Publisher::flush`] reports any message the broker did not acknowledge.
+pub struct Publisher {
+    producer: ThreadedProducer<DeliveryTracker>,
+    sent: AtomicU64,
+}
+
+/// The client settings shared by producer, admin and reader.
+pub fn base_config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("socket.timeout.ms", "10000")
+        .set("log_level", "3");
+    c
+}
+
+impl Publisher {
+    pub fn connect(bootstrap: &str) -> Result<Publisher> {
+        let producer = base_config(bootstrap)
+            .set("message.timeout.ms", "15000")
+            .set("linger.ms", "5")
+            .set("compression.type", "none")
+            .create_with_context(DeliveryTracker::default())
+            .map_err(kafka_err("cannot create producer"))?;
+        Ok(Publisher {
+            producer,
+            sent: AtomicU64::new(0),
+        })
+    }
+
+    /// Queues one message (a `None` key lets the partitioner spread keyless records).
+    pub fn send(&self, topic: &str, key: Option<&[u8]>, payload: &[u8]) -> Result<()> {
+        loop {
+            let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            match self.producer.send(record) {
+                Ok(()) => {
+                    self.sent.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // Back-pressure: the producer thread drains the queue as the broker acks.
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => {
+                    return Err(Error::Kafka {
+                        what: format!("cannot send to {topic}"),
+                        source: e,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Waits for every queued message to be acknowledged; an error names how many were lost.
+    pub fn flush(&self, timeout: Duration) -> Result<u64> {
+        self.producer
+            .flush(timeout)
+            .map_err(kafka_err("messages still unacknowledged at flush"))?;
+        let ctx = self.producer.context();
+        let failed = ctx.failed.load(Ordering::Relaxed);
+        let sent = self.sent.load(Ordering::Relaxed);
+        if failed > 0 {
+            let first = ctx
+                .first_error
+                .lock()
+                .ok()
+                .and_then(|f| f.clone())
+                .unwrap_or_default();
+            return Err(Error::Undelivered {
+                failed,
+                sent,
+                first,
+            });
+        }
+        Ok(ctx.acked.load(Ordering::Relaxed))
+    }
+}
+
+/// Fails fast with [`Error::BrokerUnreachable`] when nothing listens at `bootstrap`.
+pub fn require_broker(bootstrap: &str, timeout: Duration) -> Result<()> {
+    if ks_broker::is_reachable(bootstrap, timeout) {
+        Ok(())
+    } else {
+        Err(Error::BrokerUnreachable(bootstrap.to_string()))
+    }
+}
+
+/// Creates each `(topic, partitions)` that does not exist yet; existing topics are left as they are.
+pub async fn ensure_topics(bootstrap: &str, topics: &[(&str, i32)]) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = base_config(bootstrap)
+        .create()
+        .map_err(kafka_err("cannot create admin client"))?;
+    let existing = existing_topics(bootstrap)?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .filter(|(t, _)| !existing.contains(*t))
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(new.iter(), &opts)
+        .await
+        .map_err(kafka_err("cannot create topics"))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(Error::Kafka {
+                    what: format!("cannot create topic {topic}"),
+                    source: KafkaError::AdminOp(code),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+fn existing_topics(bootstrap: &str) -> Result<HashSet<String>> {
+    let consumer: BaseConsumer = base_config(bootstrap)
+        .create()
+        .map_err(kafka_err("cannot create metadata client"))?;
+    let md = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(kafka_err("cannot fetch metadata"))?;
+    Ok(md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.name().to_string())
+        .collect())
+}
+
+/// One message as read back from a topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadMessage {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub timestamp_ms: Option<i64>,
+}
+
+impl ReadMessage {
+    fn from_borrowed(m: &BorrowedMessage<'_>) -> ReadMessage {
+        ReadMessage {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            timestamp_ms: m.timestamp().to_millis(),
+        }
+    }
+}
+
+/// Reads every partition of `topic` from the beginning, handing each message to `on_message`.
+/// With `until_eof` it returns once every partition has reported end-of-partition (librdkafka's
+/// EOF event, which fires at the true log end even where the local broker's watermark query is
+/// wrong); otherwise it follows the topic until `on_message` returns false or `stop` says so.
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    until_eof: bool,
+    timeout: Duration,
+    mut on_message: impl FnMut(ReadMessage) -> bool,
+    stop: &dyn Fn() -> bool,
+) -> Result<()> {
+    let consumer: BaseConsumer = base_config(bootstrap)
+        .set("group.id", "ks-client-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .map_err(kafka_err("cannot create consumer"))?;
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(kafka_err(format!("cannot fetch metadata of {topic}")))?;
+    let partitions: Vec<i32> = md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(Error::Kafka {
+            what: format!("topic {topic} does not exist"),
+            source: KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition),
+        });
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .map_err(kafka_err("cannot assign"))?;
+    }
+    consumer.assign(&tpl).map_err(kafka_err("cannot assign"))?;
+    let mut at_eof: HashSet<i32> = HashSet::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        if stop() || Instant::now() > deadline {
+            return Ok(());
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Ok(m)) => {
+                at_eof.remove(&m.partition());
+                if !on_message(ReadMessage::from_borrowed(&m)) {
+                    return Ok(());
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_eof.insert(p);
+                if until_eof && at_eof.len() == partitions.len() {
+                    return Ok(());
+                }
+            }
+            Some(Err(e)) => {
+                return Err(Error::Kafka {
+                    what: format!("cannot read {topic}"),
+                    source: e,
+                })
+            }
+        }
+    }
+}

