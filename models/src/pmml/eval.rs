@@ -7,7 +7,7 @@ use super::plan::{
     SlotKind, Validity,
 };
 use super::types::values_equal;
-use super::{general, mining, neural, regression, tree};
+use super::{bayes, general, mining, neural, regression, svm, tree};
 use crate::error::{Error, Result};
 use crate::record::Value;
 
@@ -193,6 +193,8 @@ pub fn eval_model(m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome> {
         ModelKind::General(g) => general::eval(g, m, ctx)?,
         ModelKind::Neural(n) => neural::eval(n, m, ctx)?,
         ModelKind::Mining(mm) => mining::eval(mm, m, ctx)?,
+        ModelKind::Svm(s) => svm::eval(s, m, ctx)?,
+        ModelKind::Bayes(bm) => bayes::eval(bm, m, ctx)?,
     };
     if let Some(t) = &m.targets {
         outcome = match outcome {

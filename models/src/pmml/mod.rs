@@ -1,6 +1,7 @@
 //! The PMML evaluator: a document is parsed once (`xml`), compiled into a [`plan::Plan`]
 //! with resolved field slots, and evaluated per record (`eval`). One file per model type.
 
+mod bayes;
 mod eval;
 mod expr;
 mod general;
@@ -9,6 +10,7 @@ mod neural;
 mod plan;
 mod predicate;
 mod regression;
+mod svm;
 mod tree;
 mod types;
 pub(crate) mod xml;

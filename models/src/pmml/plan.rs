@@ -13,7 +13,7 @@ use roxmltree::Node;
 use super::expr::Expr;
 use super::types::{data_type_attr, DataType};
 use super::xml::{self, attr, child, children, num_attr, req_attr};
-use super::{general, mining, neural, regression, tree};
+use super::{bayes, general, mining, neural, regression, svm, tree};
 use crate::error::{Error, Result};
 use crate::record::Value;
 
@@ -150,6 +150,8 @@ pub enum ModelKind {
     General(general::GeneralPlan),
     Neural(neural::NeuralPlan),
     Mining(mining::MiningPlan),
+    Svm(svm::SvmPlan),
+    Bayes(bayes::BayesPlan),
 }
 
 /// `Targets/Target` post-processing of a regression result.
@@ -404,6 +406,12 @@ impl<'a, 'i> Builder<'a, 'i> {
                 &mut classes,
                 target_ref,
             )?),
+            "SupportVectorMachineModel" => {
+                ModelKind::Svm(svm::build(self, node, function, &mut classes)?)
+            }
+            "NaiveBayesModel" => {
+                ModelKind::Bayes(bayes::build(self, node, function, &mut classes)?)
+            }
             other => return Err(Error::Unsupported(format!("model element <{other}>"))),
         };
         let outputs = match child(node, "Output") {

@@ -144,10 +144,6 @@ pub fn num_attr(node: Node, name: &str) -> Result<Option<f64>> {
     }
 }
 
-pub fn num_attr_or(node: Node, name: &str, default: f64) -> Result<f64> {
-    Ok(num_attr(node, name)?.unwrap_or(default))
-}
-
 pub fn req_num(node: Node, name: &str) -> Result<f64> {
     let s = req_attr(node, name)?;
     parse_f64(s, &format!("{}@{name}", node.tag_name().name()))
