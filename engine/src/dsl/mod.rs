@@ -1,0 +1,1 @@
+//! The DSL (being written).

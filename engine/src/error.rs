@@ -1,0 +1,52 @@
+use rdkafka::error::KafkaError;
+
+/// What failed in the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid topology: {0}")]
+    InvalidTopology(String),
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    #[error("processor {processor} is not connected to store {store}")]
+    StoreNotConnected { processor: String, store: String },
+    #[error("no store named {0}")]
+    UnknownStore(String),
+    #[error("no child named {child} under {processor}")]
+    UnknownChild { processor: String, child: String },
+    #[error("cannot deserialize the record at {topic}[{partition}]@{offset}: {reason}")]
+    Deserialization {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
+    #[error("processing failed in {processor}: {reason}")]
+    Processing { processor: String, reason: String },
+    #[error("state store: {0}")]
+    Store(#[from] ks_stores::Error),
+    #[error("{what}: {source}")]
+    Kafka { what: String, source: KafkaError },
+    #[error("this instance was fenced by a newer one: {0}")]
+    Fenced(String),
+    #[error("the streams instance is {0}")]
+    NotRunning(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// A processing failure raised by user code.
+    pub fn processing(processor: impl Into<String>, reason: impl std::fmt::Display) -> Error {
+        Error::Processing {
+            processor: processor.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn kafka(what: impl Into<String>) -> impl FnOnce(KafkaError) -> Error {
+        let what = what.into();
+        move |source| Error::Kafka { what, source }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

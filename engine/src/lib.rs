@@ -1,0 +1,49 @@
+//! ks-engine: a Kafka Streams-style topology engine over Kafka partitions.
+//!
+//! Layout:
+//! - [`record`]: records as they flow (bytes, timestamp, headers) and their source metadata.
+//! - [`processor`]: the Processor API — [`Processor`] (only `process` required),
+//!   [`ProcessorContext`] (forward, record metadata, stores, punctuation).
+//! - [`topology`]: [`Topology`], sources/processors/sinks/stores/global stores, sub-topologies,
+//!   and `describe()` in Kafka Streams' format.
+//! - [`task`]: one sub-topology for one partition, shared by the runtime and the test driver.
+//! - [`test_driver`]: [`TopologyTestDriver`], topology tests without a broker.
+//!
+//! ```
+//! use ks_engine::{processor, Processor, ProcessorContext, Record, Result, Topology, TopologyTestDriver};
+//!
+//! struct Upper;
+//! impl Processor for Upper {
+//!     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+//!         let v = r.value.as_ref().map(|v| v.to_ascii_uppercase());
+//!         ctx.forward(r.with_value(v));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let mut t = Topology::new();
+//! t.add_source("in", &["words"])?
+//!     .add_processor("upper", processor::supplier(|| Upper), &["in"])?
+//!     .add_sink("out", "shouted", &["upper"])?;
+//! let mut driver = TopologyTestDriver::new(&t, 0)?;
+//! driver.pipe_input("words", None, Some(b"hi"), 1)?;
+//! assert_eq!(driver.read_output("shouted").unwrap().value.as_deref(), Some(&b"HI"[..]));
+//! # Ok::<(), ks_engine::Error>(())
+//! ```
+
+pub mod dsl;
+mod error;
+pub mod processor;
+pub mod record;
+pub mod task;
+pub mod test_driver;
+pub mod topology;
+
+pub use error::{Error, Result};
+pub use processor::{Processor, ProcessorContext, ProcessorSupplier, PunctuationType, StreamPartitioner};
+pub use record::{OutputRecord, Record, RecordMetadata};
+pub use test_driver::TopologyTestDriver;
+pub use topology::{Subtopology, Topology, TopologyDescription};
+
+/// The store crate, re-exported so topologies need one dependency.
+pub use ks_stores as stores;

@@ -1,0 +1,83 @@
+//! The Processor API: a [`Processor`] handles one record at a time and emits through its
+//! [`ProcessorContext`].
+
+mod context;
+
+pub use context::ProcessorContext;
+
+use crate::record::Record;
+use crate::Result;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A node of user logic. Only `process` is required.
+pub trait Processor: Send {
+    /// Called once per task before the first record: look up stores, schedule punctuations.
+    fn init(&mut self, _ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, record: Record) -> Result<()>;
+
+    /// Called for each punctuation this processor scheduled, with the stream time or wall-clock
+    /// time (ms) that triggered it.
+    fn punctuate(
+        &mut self,
+        _ctx: &mut ProcessorContext<'_>,
+        _kind: PunctuationType,
+        _timestamp: i64,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called when the task closes (revocation or shutdown).
+    fn close(&mut self, _ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Makes a fresh processor for each task: tasks never share processor state.
+pub type ProcessorSupplier = Arc<dyn Fn() -> Box<dyn Processor> + Send + Sync>;
+
+/// Wraps a closure returning a processor into a [`ProcessorSupplier`].
+pub fn supplier<P, F>(make: F) -> ProcessorSupplier
+where
+    P: Processor + 'static,
+    F: Fn() -> P + Send + Sync + 'static,
+{
+    Arc::new(move || Box::new(make()) as Box<dyn Processor>)
+}
+
+/// What drives a punctuation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PunctuationType {
+    /// Advances with the timestamps of the records the task processes.
+    StreamTime,
+    /// Advances with the clock (checked between poll batches).
+    WallClockTime,
+}
+
+/// A scheduled punctuation, as registered by `ProcessorContext::schedule`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Schedule {
+    pub node: usize,
+    pub interval: Duration,
+    pub kind: PunctuationType,
+    /// When it fires next (ms); `None` until the first stream time is known.
+    pub next: Option<i64>,
+}
+
+/// Chooses the partition of a record written by a sink; `None` leaves it to the producer
+/// (hash of the key, or sticky for keyless records).
+pub trait StreamPartitioner: Send + Sync {
+    fn partition(&self, topic: &str, record: &Record, num_partitions: i32) -> Option<i32>;
+}
+
+impl<F> StreamPartitioner for F
+where
+    F: Fn(&str, &Record, i32) -> Option<i32> + Send + Sync,
+{
+    fn partition(&self, topic: &str, record: &Record, num_partitions: i32) -> Option<i32> {
+        self(topic, record, num_partitions)
+    }
+}

@@ -1,0 +1,396 @@
+//! A task: one sub-topology instantiated for one partition (its own processors and stores),
+//! driving records from its sources through the graph to its sinks. Used alike by the Kafka
+//! runtime and by the test driver, so topology logic tested in-process is the logic that runs.
+
+use crate::processor::{Processor, ProcessorContext, PunctuationType, Schedule, StreamPartitioner};
+use crate::record::{OutputRecord, Record, RecordMetadata};
+use crate::topology::{NodeKind, Subtopology, Topology};
+use crate::{Error, Result};
+use ks_stores::{KeyValueStore, ReadOnlyKeyValueStore};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Where sink output goes: the producer in the runtime, a capture in the test driver.
+pub trait RecordCollector {
+    fn send(&mut self, out: OutputRecord) -> Result<()>;
+    /// How many partitions `topic` has (for a sink's partitioner).
+    fn num_partitions(&mut self, topic: &str) -> Result<i32>;
+}
+
+enum RtKind {
+    Absent,
+    Source,
+    Processor(Box<dyn Processor>),
+    Sink {
+        topic: String,
+        partitioner: Option<Arc<dyn StreamPartitioner>>,
+    },
+}
+
+struct NodeRt {
+    name: String,
+    kind: RtKind,
+    children: Vec<(String, usize)>,
+    stores: Vec<String>,
+}
+
+/// Global stores every processor may read.
+pub type GlobalStores = Arc<HashMap<String, Arc<dyn ReadOnlyKeyValueStore>>>;
+
+pub struct Task {
+    pub id: String,
+    pub subtopology: u32,
+    pub partition: i32,
+    application_id: String,
+    nodes: Vec<NodeRt>,
+    sources: HashMap<String, usize>,
+    stores: HashMap<String, Arc<dyn KeyValueStore>>,
+    global_stores: GlobalStores,
+    schedules: Vec<Schedule>,
+    stream_time: i64,
+}
+
+pub fn task_id(subtopology: u32, partition: i32) -> String {
+    format!("{subtopology}_{partition}")
+}
+
+impl Task {
+    /// Instantiates `sub` of `topology` for `partition` with its opened `stores`.
+    pub fn new(
+        topology: &Topology,
+        sub: &Subtopology,
+        partition: i32,
+        application_id: &str,
+        stores: HashMap<String, Arc<dyn KeyValueStore>>,
+        global_stores: GlobalStores,
+    ) -> Task {
+        let mut nodes: Vec<NodeRt> = topology
+            .nodes
+            .iter()
+            .map(|n| NodeRt {
+                name: n.name.clone(),
+                kind: RtKind::Absent,
+                children: n
+                    .children
+                    .iter()
+                    .map(|&c| (topology.nodes[c].name.clone(), c))
+                    .collect(),
+                stores: n.stores.clone(),
+            })
+            .collect();
+        let mut sources = HashMap::new();
+        for &i in &sub.nodes {
+            nodes[i].kind = match &topology.nodes[i].kind {
+                NodeKind::Source { topics } => {
+                    for t in topics {
+                        sources.insert(t.clone(), i);
+                    }
+                    RtKind::Source
+                }
+                NodeKind::Processor { supplier } => RtKind::Processor(supplier()),
+                NodeKind::Sink { topic, partitioner } => RtKind::Sink {
+                    topic: topic.clone(),
+                    partitioner: partitioner.clone(),
+                },
+            };
+        }
+        Task {
+            id: task_id(sub.id, partition),
+            subtopology: sub.id,
+            partition,
+            application_id: application_id.to_string(),
+            nodes,
+            sources,
+            stores,
+            global_stores,
+            schedules: Vec::new(),
+            stream_time: -1,
+        }
+    }
+
+    /// Whether one of this task's sources reads `topic`.
+    pub fn reads(&self, topic: &str) -> bool {
+        self.sources.contains_key(topic)
+    }
+
+    pub fn stores(&self) -> &HashMap<String, Arc<dyn KeyValueStore>> {
+        &self.stores
+    }
+
+    pub fn stream_time(&self) -> i64 {
+        self.stream_time
+    }
+
+    fn run_on<R>(
+        &mut self,
+        idx: usize,
+        metadata: Option<&RecordMetadata>,
+        current: Option<(i64, &[(String, Vec<u8>)])>,
+        wall_clock: i64,
+        f: impl FnOnce(&mut dyn Processor, &mut ProcessorContext<'_>) -> Result<R>,
+    ) -> Result<(R, Vec<(Option<usize>, Record)>)> {
+        let node = &mut self.nodes[idx];
+        let RtKind::Processor(processor) = &mut node.kind else {
+            return Err(Error::InvalidTopology(format!("{} is not a processor", node.name)));
+        };
+        let mut ctx = ProcessorContext {
+            node: idx,
+            name: &node.name,
+            children: &node.children,
+            connected: &node.stores,
+            stores: &self.stores,
+            global_stores: &self.global_stores,
+            metadata,
+            current,
+            task_id: &self.id,
+            application_id: &self.application_id,
+            stream_time: self.stream_time,
+            wall_clock,
+            forwarded: Vec::new(),
+            schedules: &mut self.schedules,
+        };
+        let r = f(processor.as_mut(), &mut ctx)?;
+        Ok((r, ctx.forwarded))
+    }
+
+    /// Calls `init` on every processor, in topology order.
+    pub fn init(&mut self, wall_clock: i64) -> Result<()> {
+        for i in 0..self.nodes.len() {
+            if matches!(self.nodes[i].kind, RtKind::Processor(_)) {
+                self.run_on(i, None, None, wall_clock, |p, ctx| p.init(ctx))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one source record through the graph. Stream-time punctuations due after it fire.
+    pub fn process(
+        &mut self,
+        metadata: &RecordMetadata,
+        record: Record,
+        collector: &mut dyn RecordCollector,
+        wall_clock: i64,
+    ) -> Result<()> {
+        let source = *self.sources.get(&metadata.topic).ok_or_else(|| {
+            Error::InvalidTopology(format!("task {} reads no topic {}", self.id, metadata.topic))
+        })?;
+        self.stream_time = self.stream_time.max(record.timestamp);
+        let children: Vec<usize> = self.nodes[source].children.iter().map(|(_, c)| *c).collect();
+        self.deliver(&children, record, Some(metadata), collector, wall_clock)?;
+        self.punctuate_stream_time(collector, wall_clock)
+    }
+
+    fn deliver(
+        &mut self,
+        targets: &[usize],
+        record: Record,
+        metadata: Option<&RecordMetadata>,
+        collector: &mut dyn RecordCollector,
+        wall_clock: i64,
+    ) -> Result<()> {
+        let Some((&last, rest)) = targets.split_last() else {
+            return Ok(());
+        };
+        for &t in rest {
+            self.dispatch(t, record.clone(), metadata, collector, wall_clock)?;
+        }
+        self.dispatch(last, record, metadata, collector, wall_clock)
+    }
+
+    fn dispatch(
+        &mut self,
+        idx: usize,
+        record: Record,
+        metadata: Option<&RecordMetadata>,
+        collector: &mut dyn RecordCollector,
+        wall_clock: i64,
+    ) -> Result<()> {
+        match &self.nodes[idx].kind {
+            RtKind::Absent | RtKind::Source => Ok(()),
+            RtKind::Sink { topic, partitioner } => {
+                let partition = match partitioner {
+                    Some(p) => {
+                        let n = collector.num_partitions(topic)?;
+                        p.partition(topic, &record, n).filter(|p| (0..n).contains(p))
+                    }
+                    None => None,
+                };
+                collector.send(OutputRecord {
+                    topic: topic.clone(),
+                    partition,
+                    record,
+                })
+            }
+            RtKind::Processor(_) => {
+                let headers = record.headers.clone();
+                let ts = record.timestamp;
+                let ((), forwarded) = self.run_on(
+                    idx,
+                    metadata,
+                    Some((ts, &headers)),
+                    wall_clock,
+                    |p, ctx| p.process(ctx, record),
+                )?;
+                self.route(idx, forwarded, metadata, collector, wall_clock)
+            }
+        }
+    }
+
+    fn route(
+        &mut self,
+        from: usize,
+        forwarded: Vec<(Option<usize>, Record)>,
+        metadata: Option<&RecordMetadata>,
+        collector: &mut dyn RecordCollector,
+        wall_clock: i64,
+    ) -> Result<()> {
+        for (target, rec) in forwarded {
+            let targets: Vec<usize> = match target {
+                Some(t) => vec![t],
+                None => self.nodes[from].children.iter().map(|(_, c)| *c).collect(),
+            };
+            self.deliver(&targets, rec, metadata, collector, wall_clock)?;
+        }
+        Ok(())
+    }
+
+    fn punctuate_due(
+        &mut self,
+        kind: PunctuationType,
+        now: i64,
+        collector: &mut dyn RecordCollector,
+        wall_clock: i64,
+    ) -> Result<()> {
+        if now < 0 {
+            return Ok(());
+        }
+        let mut i = 0;
+        while i < self.schedules.len() {
+            let s = &mut self.schedules[i];
+            let interval = s.interval.as_millis().max(1) as i64;
+            let due = s.kind == kind && s.next.is_none_or(|n| now >= n);
+            if due {
+                // Fire once, then move past `now`: a jump in time does not replay every missed
+                // interval (Kafka Streams does the same).
+                let mut next = s.next.unwrap_or(now);
+                while next <= now {
+                    next += interval;
+                }
+                s.next = Some(next);
+                let node = s.node;
+                let ((), forwarded) =
+                    self.run_on(node, None, None, wall_clock, |p, ctx| p.punctuate(ctx, kind, now))?;
+                self.route(node, forwarded, None, collector, wall_clock)?;
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn punctuate_stream_time(&mut self, collector: &mut dyn RecordCollector, wall_clock: i64) -> Result<()> {
+        let now = self.stream_time;
+        self.punctuate_due(PunctuationType::StreamTime, now, collector, wall_clock)
+    }
+
+    /// Fires the wall-clock punctuations due at `now` (ms).
+    pub fn punctuate_wall_clock(&mut self, collector: &mut dyn RecordCollector, now: i64) -> Result<()> {
+        self.punctuate_due(PunctuationType::WallClockTime, now, collector, now)
+    }
+
+    /// Calls `close` on every processor; output they forward still reaches the sinks.
+    pub fn close(&mut self, collector: &mut dyn RecordCollector, wall_clock: i64) -> Result<()> {
+        let mut first_err = None;
+        for i in 0..self.nodes.len() {
+            if matches!(self.nodes[i].kind, RtKind::Processor(_)) {
+                match self.run_on(i, None, None, wall_clock, |p, ctx| p.close(ctx)) {
+                    Ok(((), fwd)) => {
+                        if let Err(e) = self.route(i, fwd, None, collector, wall_clock) {
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// The task of a global store: its processor alone, writing the store from every partition of
+/// the global topic.
+pub struct GlobalTask {
+    name: String,
+    processor: Box<dyn Processor>,
+    store_names: Vec<String>,
+    stores: HashMap<String, Arc<dyn KeyValueStore>>,
+    no_globals: HashMap<String, Arc<dyn ReadOnlyKeyValueStore>>,
+    schedules: Vec<Schedule>,
+    application_id: String,
+}
+
+impl GlobalTask {
+    pub fn new(
+        processor_name: &str,
+        processor: Box<dyn Processor>,
+        store: Arc<dyn KeyValueStore>,
+        store_name: &str,
+        application_id: &str,
+    ) -> GlobalTask {
+        let mut stores = HashMap::new();
+        stores.insert(store_name.to_string(), store);
+        GlobalTask {
+            name: processor_name.to_string(),
+            processor,
+            store_names: vec![store_name.to_string()],
+            stores,
+            no_globals: HashMap::new(),
+            schedules: Vec::new(),
+            application_id: application_id.to_string(),
+        }
+    }
+
+    fn ctx<'a>(
+        &'a mut self,
+        metadata: Option<&'a RecordMetadata>,
+        current: Option<(i64, &'a [(String, Vec<u8>)])>,
+        wall_clock: i64,
+    ) -> (&'a mut Box<dyn Processor>, ProcessorContext<'a>) {
+        (
+            &mut self.processor,
+            ProcessorContext {
+                node: 0,
+                name: &self.name,
+                children: &[],
+                connected: &self.store_names,
+                stores: &self.stores,
+                global_stores: &self.no_globals,
+                metadata,
+                current,
+                task_id: "global",
+                application_id: &self.application_id,
+                stream_time: current.map(|c| c.0).unwrap_or(-1),
+                wall_clock,
+                forwarded: Vec::new(),
+                schedules: &mut self.schedules,
+            },
+        )
+    }
+
+    pub fn init(&mut self, wall_clock: i64) -> Result<()> {
+        let (p, mut ctx) = self.ctx(None, None, wall_clock);
+        p.init(&mut ctx)
+    }
+
+    pub fn process(&mut self, metadata: &RecordMetadata, record: Record, wall_clock: i64) -> Result<()> {
+        let headers = record.headers.clone();
+        let (p, mut ctx) = self.ctx(Some(metadata), Some((record.timestamp, &headers)), wall_clock);
+        p.process(&mut ctx, record)
+    }
+
+    pub fn close(&mut self, wall_clock: i64) -> Result<()> {
+        let (p, mut ctx) = self.ctx(None, None, wall_clock);
+        p.close(&mut ctx)
+    }
+}
