@@ -20,7 +20,7 @@ pub struct Model {
 /// Closed set of supported model formats.
 #[derive(Debug)]
 enum Engine {
-    Pmml(PmmlModel),
+    Pmml(Box<PmmlModel>),
     Tensorflow(TfModel),
 }
 
@@ -35,7 +35,7 @@ impl Model {
 
     pub fn pmml(bytes: &[u8]) -> Result<Model> {
         Ok(Model {
-            engine: Engine::Pmml(PmmlModel::from_bytes(bytes)?),
+            engine: Engine::Pmml(Box::new(PmmlModel::from_bytes(bytes)?)),
         })
     }
 
@@ -104,7 +104,7 @@ impl Model {
         let width = self.input_fields().len();
         match &self.engine {
             Engine::Pmml(m) => {
-                if width == 0 || rows.len() % width != 0 {
+                if width == 0 || !rows.len().is_multiple_of(width) {
                     return Err(Error::Input(format!(
                         "{} values is not a multiple of the {width} inputs",
                         rows.len()

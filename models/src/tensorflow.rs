@@ -132,7 +132,7 @@ impl TfModel {
 
     /// Scores `rows.len() / width` rows laid out row-major in input-field order.
     pub fn score_rows(&self, rows: &[f64]) -> Result<Vec<Prediction>> {
-        if self.width == 0 || rows.len() % self.width != 0 {
+        if self.width == 0 || !rows.len().is_multiple_of(self.width) {
             return Err(Error::Input(format!(
                 "{} values is not a multiple of the {} inputs",
                 rows.len(),

@@ -52,6 +52,8 @@ pub enum Expr {
     },
 }
 
+// Variant names follow the PMML attribute values (asIs, asMissingValues, ...).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NormOutliers {
     AsIs,

@@ -77,6 +77,8 @@ pub enum InvalidTreatment {
     AsValue(Value),
 }
 
+// Variant names follow the PMML attribute values (asIs, asMissingValues, ...).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy)]
 pub enum Outliers {
     AsIs,

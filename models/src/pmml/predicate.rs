@@ -188,17 +188,14 @@ impl Predicate {
         Ok(match self {
             Predicate::True => Some(true),
             Predicate::False => Some(false),
-            Predicate::Num { slot, op, value } => match ctx.num(*slot)? {
-                None => None,
-                Some(x) => Some(match op {
-                    CmpOp::Eq => x == *value,
-                    CmpOp::Ne => x != *value,
-                    CmpOp::Lt => x < *value,
-                    CmpOp::Le => x <= *value,
-                    CmpOp::Gt => x > *value,
-                    CmpOp::Ge => x >= *value,
-                }),
-            },
+            Predicate::Num { slot, op, value } => ctx.num(*slot)?.map(|x| match op {
+                CmpOp::Eq => x == *value,
+                CmpOp::Ne => x != *value,
+                CmpOp::Lt => x < *value,
+                CmpOp::Le => x <= *value,
+                CmpOp::Gt => x > *value,
+                CmpOp::Ge => x >= *value,
+            }),
             Predicate::Text { slot, op, value } => {
                 let v = ctx.value(*slot)?;
                 if v.is_missing() {

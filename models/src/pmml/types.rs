@@ -39,20 +39,20 @@ impl DataType {
             (_, Value::Missing) => Some(Value::Missing),
             (DataType::String, Value::Text(_)) => Some(v.clone()),
             (DataType::String, Value::Number(n)) => Some(Value::Text(Arc::from(format_num(*n)))),
-            (t, Value::Number(n)) => t.from_f64(*n),
+            (t, Value::Number(n)) => t.cast_f64(*n),
             (DataType::Boolean, Value::Text(s)) => match s.trim() {
                 "true" | "TRUE" | "True" => Some(Value::Number(1.0)),
                 "false" | "FALSE" | "False" => Some(Value::Number(0.0)),
                 other => other
                     .parse::<f64>()
                     .ok()
-                    .and_then(|n| DataType::Boolean.from_f64(n)),
+                    .and_then(|n| DataType::Boolean.cast_f64(n)),
             },
-            (t, Value::Text(s)) => parse_num(s).and_then(|n| t.from_f64(n)),
+            (t, Value::Text(s)) => parse_num(s).and_then(|n| t.cast_f64(n)),
         }
     }
 
-    fn from_f64(self, n: f64) -> Option<Value> {
+    fn cast_f64(self, n: f64) -> Option<Value> {
         match self {
             DataType::Double => Some(Value::Number(n)),
             // JPMML keeps float fields in single precision, so thresholds compare the same.
