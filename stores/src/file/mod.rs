@@ -17,7 +17,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::memory::{apply_records, scan_map};
+use crate::memory::scan_map;
 use crate::store::{ChangelogRecord, KeyValueStore, ReadOnlyKeyValueStore, StateStore, Visitor};
 use crate::{Error, LocalState, Result};
 
@@ -269,11 +269,8 @@ impl StateStore for FileKeyValueStore {
     fn restore_batch(&self, records: &[ChangelogRecord]) -> Result<()> {
         self.write(|files| {
             for (k, v) in records {
-                self.append(files, k, v.as_deref())?;
+                self.apply(files, k, v.as_deref())?;
             }
-            // The map is updated only after the whole batch reached the log buffer.
-            apply_records(&mut files.map, records);
-            files.live_bytes = files.map.iter().map(|(k, v)| record_len(k, v)).sum();
             Ok(())
         })
     }
