@@ -23,12 +23,20 @@ pub struct Ctx<'p> {
 }
 
 impl<'p> Ctx<'p> {
-    pub fn new(plan: &'p Plan) -> Ctx<'p> {
+    /// A context over `buf`, a buffer reused across records to save an allocation.
+    pub fn with_buffer(plan: &'p Plan, mut buf: Vec<Option<Value>>) -> Ctx<'p> {
+        buf.clear();
+        buf.resize(plan.slots.len(), None);
         Ctx {
             slots: &plan.slots,
-            vals: vec![None; plan.slots.len()],
+            vals: buf,
             depth: 0,
         }
+    }
+
+    /// Gives the buffer back for the next record.
+    pub fn into_buffer(self) -> Vec<Option<Value>> {
+        self.vals
     }
 
     /// Enters one level of recursive evaluation (expressions, derived fields).
@@ -126,6 +134,13 @@ impl Outcome {
 impl InputPlan {
     /// Applies type conversion and the MiningField treatments to a raw record value.
     pub fn prepare(&self, raw: &Value) -> Result<Value> {
+        if self.plain {
+            if let Value::Number(n) = raw {
+                if !n.is_nan() {
+                    return Ok(Value::Number(*n));
+                }
+            }
+        }
         let invalid = |this: &InputPlan| -> Result<Value> {
             match &this.invalid {
                 InvalidTreatment::ReturnInvalid => Err(Error::InvalidValue {

@@ -23,6 +23,8 @@ pub struct Segment {
     pub model: ModelPlan,
     /// Segment class index -> class index of the mining model.
     pub class_map: Vec<usize>,
+    /// The segment's classes are the mining model's, in the same order (no remapping).
+    pub identity: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,16 +79,18 @@ pub fn build<'a, 'i>(
             .find(|c| c.has_attribute("functionName"))
             .ok_or_else(|| Error::InvalidModel("Segment without a model".into()))?;
         let model = b.model(model_node, target)?;
-        let class_map = model
+        let class_map: Vec<usize> = model
             .classes
             .iter()
             .map(|c| Builder::class_index(classes, c))
             .collect();
+        let identity = class_map.iter().enumerate().all(|(i, c)| i == *c);
         segments.push(Segment {
             predicate,
             weight: num_attr(s, "weight")?.unwrap_or(1.0),
             model,
             class_map,
+            identity,
         });
     }
     if segments.is_empty() {
@@ -104,6 +108,10 @@ pub fn build<'a, 'i>(
 /// Translates a segment's outcome into the mining model's class indices.
 fn remap(seg: &Segment, o: Outcome, n: usize) -> Outcome {
     match o {
+        Outcome::Class { winner, mut probs } if seg.identity => {
+            probs.resize(n, 0.0);
+            Outcome::Class { winner, probs }
+        }
         Outcome::Class { winner, probs } => {
             let mut out = vec![0.0; n];
             for (i, p) in probs.iter().enumerate() {

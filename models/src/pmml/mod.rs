@@ -21,6 +21,11 @@ use crate::Prediction;
 
 pub use plan::Function;
 
+thread_local! {
+    /// Per-thread slot buffer, so scoring a record does not allocate one.
+    static SLOTS: std::cell::RefCell<Vec<Option<Value>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A compiled PMML model.
 #[derive(Debug)]
 pub struct PmmlModel {
@@ -88,13 +93,23 @@ impl PmmlModel {
     }
 
     fn score_with(&self, get: impl Fn(usize) -> Value) -> Result<Prediction> {
+        let buf = SLOTS.with(|b| b.take());
+        let mut ctx = eval::Ctx::with_buffer(&self.plan, buf);
+        let r = self.score_in(&mut ctx, get);
+        let mut buf = ctx.into_buffer();
+        // Drop the record's values now rather than holding them until the next call.
+        buf.clear();
+        SLOTS.with(|b| b.replace(buf));
+        r
+    }
+
+    fn score_in(&self, ctx: &mut eval::Ctx, get: impl Fn(usize) -> Value) -> Result<Prediction> {
         let plan = &self.plan;
-        let mut ctx = eval::Ctx::new(plan);
         for (i, input) in plan.inputs.iter().enumerate() {
             let v = input.prepare(&get(i))?;
             ctx.set(input.slot, v);
         }
-        let outcome = eval::eval_model(&plan.model, &mut ctx)?;
+        let outcome = eval::eval_model(&plan.model, ctx)?;
         let mut values = Vec::with_capacity(plan.output_names.len());
         values.push(eval::primary(&plan.model, &outcome));
         for &slot in &plan.output_slots {

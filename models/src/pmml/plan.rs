@@ -60,6 +60,9 @@ pub struct InputPlan {
     pub missing_is_invalid: bool,
     pub invalid: InvalidTreatment,
     pub outliers: Outliers,
+    /// A double field with no declared values, intervals or outlier bounds: a present
+    /// number passes through unchanged (the common case, kept cheap).
+    pub plain: bool,
 }
 
 #[derive(Debug)]
@@ -561,7 +564,12 @@ impl<'a, 'i> Builder<'a, 'i> {
                 },
                 other => return Err(xml::unsupported(mf, &format!("outliers=\"{other}\""))),
             };
+            let plain = dtype == DataType::Double
+                && matches!(validity, Validity::Any)
+                && missing_values.is_empty()
+                && matches!(outliers, Outliers::AsIs);
             out.push(InputPlan {
+                plain,
                 name: name.to_string(),
                 slot,
                 dtype,
