@@ -7,6 +7,8 @@
 //! - [`topology`]: [`Topology`], sources/processors/sinks/stores/global stores, sub-topologies,
 //!   and `describe()` in Kafka Streams' format.
 //! - [`task`]: one sub-topology for one partition, shared by the runtime and the test driver.
+//! - [`runtime`]: [`KafkaStreams`] — stream threads, tasks per partition, restore, commit
+//!   (at-least-once and exactly-once), global stores, error handling, instance metadata.
 //! - [`test_driver`]: [`TopologyTestDriver`], topology tests without a broker.
 //!
 //! ```
@@ -33,15 +35,22 @@
 
 pub mod dsl;
 mod error;
+pub mod examples;
 pub mod processor;
 pub mod record;
+pub mod runtime;
 pub mod task;
 pub mod test_driver;
 pub mod topology;
 
 pub use error::{Error, Result};
-pub use processor::{Processor, ProcessorContext, ProcessorSupplier, PunctuationType, StreamPartitioner};
+pub use processor::{
+    Processor, ProcessorContext, ProcessorSupplier, PunctuationType, StreamPartitioner,
+};
 pub use record::{OutputRecord, Record, RecordMetadata};
+pub use runtime::{
+    ErrorHandling, KafkaStreams, ProcessingGuarantee, StreamsConfig, StreamsMetadata, StreamsState,
+};
 pub use test_driver::TopologyTestDriver;
 pub use topology::{Subtopology, Topology, TopologyDescription};
 

@@ -1,0 +1,106 @@
+//! `ks-wordcount`: the engine's example application (a replay-safe count per key), run as a
+//! separate process by the tests that kill an instance mid-stream.
+
+use ks_engine::examples::dedup_count_topology;
+use ks_engine::stores::StoreKind;
+use ks_engine::{ErrorHandling, KafkaStreams, ProcessingGuarantee, StreamsConfig, StreamsState};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(brokers), Some(app), Some(state_dir), Some(input), Some(output)) = (
+        arg(&args, "--brokers"),
+        arg(&args, "--application-id"),
+        arg(&args, "--state-dir"),
+        arg(&args, "--input"),
+        arg(&args, "--output"),
+    ) else {
+        eprintln!("usage: ks-wordcount --brokers B --application-id A --state-dir D --input T --output T [--store memory|rocksdb|file] [--guarantee at_least_once|exactly_once] [--commit-ms N] [--instance-id I] [--dead-letter T]");
+        return ExitCode::from(2);
+    };
+    let kind: StoreKind = match arg(&args, "--store")
+        .unwrap_or_else(|| "rocksdb".into())
+        .parse()
+    {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("ks-wordcount: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let guarantee: ProcessingGuarantee = match arg(&args, "--guarantee")
+        .unwrap_or_else(|| "at_least_once".into())
+        .parse()
+    {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("ks-wordcount: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let commit_ms: u64 = arg(&args, "--commit-ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let mut config = StreamsConfig::new(app, brokers)
+        .with_state_dir(state_dir)
+        .with_processing_guarantee(guarantee)
+        .with_commit_interval(Duration::from_millis(commit_ms))
+        .with_session_timeout(Duration::from_secs(6));
+    if let Some(id) = arg(&args, "--instance-id") {
+        config = config.with_instance_id(id);
+    }
+    if let Some(t) = arg(&args, "--dead-letter") {
+        config = config.with_error_handling(ErrorHandling::DeadLetter { topic: t });
+    }
+    let topology = match dedup_count_topology(&input, &output, kind) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ks-wordcount: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut streams = match KafkaStreams::new(topology, config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ks-wordcount: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = streams.start() {
+        eprintln!("ks-wordcount: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!("started {}", streams.instance_id());
+    let mut last = u64::MAX;
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let processed = streams
+            .metrics()
+            .processed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if processed != last {
+            println!(
+                "processed {processed} partitions {:?}",
+                streams.assigned_partitions()
+            );
+            last = processed;
+        }
+        match streams.state() {
+            StreamsState::Error(e) => {
+                eprintln!("ks-wordcount: {e}");
+                let _ = streams.close();
+                return ExitCode::FAILURE;
+            }
+            StreamsState::NotRunning => return ExitCode::SUCCESS,
+            _ => {}
+        }
+    }
+}

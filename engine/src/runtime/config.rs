@@ -1,0 +1,205 @@
+//! Streams configuration, named as in Kafka Streams where the concept is the same.
+
+use crate::{Error, Result};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `processing.guarantee`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessingGuarantee {
+    /// Offsets are committed only after sink and changelog writes are acknowledged: a crash
+    /// replays, never skips.
+    AtLeastOnce,
+    /// Output, changelog writes and input offsets commit in one Kafka transaction.
+    ExactlyOnce,
+}
+
+impl std::str::FromStr for ProcessingGuarantee {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "at_least_once" => Ok(ProcessingGuarantee::AtLeastOnce),
+            "exactly_once" | "exactly_once_v2" => Ok(ProcessingGuarantee::ExactlyOnce),
+            _ => Err(Error::InvalidConfig(format!(
+                "processing.guarantee {s:?} (at_least_once or exactly_once)"
+            ))),
+        }
+    }
+}
+
+/// What happens to a record whose deserialization or processing fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorHandling {
+    /// Log it and go on with the next record.
+    LogAndContinue,
+    /// Stop the stream thread (the instance goes to ERROR); the record is processed again on
+    /// restart because its offset is never committed.
+    LogAndFail,
+    /// Send the record to `topic` with headers naming the error and its origin, then go on.
+    DeadLetter { topic: String },
+}
+
+/// Settings of one streams instance.
+#[derive(Debug, Clone)]
+pub struct StreamsConfig {
+    /// `application.id`: the consumer group, the prefix of internal topics and state dirs.
+    pub application_id: String,
+    pub bootstrap_servers: String,
+    /// `state.dir`: where persistent stores and checkpoints live.
+    pub state_dir: PathBuf,
+    pub processing_guarantee: ProcessingGuarantee,
+    /// `num.stream.threads`.
+    pub num_stream_threads: usize,
+    /// `commit.interval.ms`.
+    pub commit_interval: Duration,
+    /// `application.server`: the host:port this instance answers interactive queries on.
+    pub application_server: Option<String>,
+    /// A stable id of this instance (default: generated once and kept in the state dir), used for
+    /// transactional ids so that a restarted instance fences its zombie predecessor.
+    pub instance_id: Option<String>,
+    pub session_timeout: Duration,
+    pub max_poll_interval: Duration,
+    /// `partition.assignment.strategy`; default cooperative-sticky, or range when a
+    /// sub-topology reads several (co-partitioned) topics, so their partitions stay together.
+    pub assignment_strategy: Option<String>,
+    pub error_handling: ErrorHandling,
+    /// How often each instance republishes its metadata, and how old it may get before others
+    /// forget it (3×).
+    pub metadata_heartbeat: Duration,
+    /// Partitions and replication of the internal topics created on start.
+    pub replication_factor: i32,
+    /// Extra librdkafka properties for every client, applied last.
+    pub client_properties: Vec<(String, String)>,
+}
+
+impl StreamsConfig {
+    pub fn new(
+        application_id: impl Into<String>,
+        bootstrap_servers: impl Into<String>,
+    ) -> StreamsConfig {
+        StreamsConfig {
+            application_id: application_id.into(),
+            bootstrap_servers: bootstrap_servers.into(),
+            state_dir: std::env::temp_dir().join("ks-streams"),
+            processing_guarantee: ProcessingGuarantee::AtLeastOnce,
+            num_stream_threads: 1,
+            commit_interval: Duration::from_secs(30),
+            application_server: None,
+            instance_id: None,
+            session_timeout: Duration::from_secs(45),
+            max_poll_interval: Duration::from_secs(300),
+            assignment_strategy: None,
+            error_handling: ErrorHandling::LogAndFail,
+            metadata_heartbeat: Duration::from_secs(2),
+            replication_factor: 1,
+            client_properties: Vec::new(),
+        }
+    }
+
+    pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = dir.into();
+        self
+    }
+
+    /// Sets the guarantee; exactly-once also lowers the commit interval to Kafka Streams'
+    /// 100 ms default.
+    pub fn with_processing_guarantee(mut self, g: ProcessingGuarantee) -> Self {
+        if g == ProcessingGuarantee::ExactlyOnce && self.commit_interval == Duration::from_secs(30)
+        {
+            self.commit_interval = Duration::from_millis(100);
+        }
+        self.processing_guarantee = g;
+        self
+    }
+
+    pub fn with_threads(mut self, n: usize) -> Self {
+        self.num_stream_threads = n;
+        self
+    }
+
+    pub fn with_commit_interval(mut self, d: Duration) -> Self {
+        self.commit_interval = d;
+        self
+    }
+
+    pub fn with_application_server(mut self, host_port: impl Into<String>) -> Self {
+        self.application_server = Some(host_port.into());
+        self
+    }
+
+    pub fn with_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+
+    pub fn with_session_timeout(mut self, d: Duration) -> Self {
+        self.session_timeout = d;
+        self
+    }
+
+    pub fn with_error_handling(mut self, h: ErrorHandling) -> Self {
+        self.error_handling = h;
+        self
+    }
+
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.client_properties.push((key.into(), value.into()));
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let ok_id = !self.application_id.is_empty()
+            && self
+                .application_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !ok_id {
+            return Err(Error::InvalidConfig(format!(
+                "application.id {:?} must be non-empty [A-Za-z0-9._-]",
+                self.application_id
+            )));
+        }
+        if self.num_stream_threads == 0 {
+            return Err(Error::InvalidConfig(
+                "num.stream.threads must be at least 1".into(),
+            ));
+        }
+        if self.commit_interval.is_zero() {
+            return Err(Error::InvalidConfig(
+                "commit.interval.ms must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn base_client(&self) -> rdkafka::ClientConfig {
+        let mut c = rdkafka::ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers)
+            .set("log_level", "3");
+        for (k, v) in &self.client_properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// The instance id: configured, or generated once and remembered in the state dir.
+    pub(crate) fn resolve_instance_id(&self) -> Result<String> {
+        if let Some(id) = &self.instance_id {
+            return Ok(id.clone());
+        }
+        let dir = self.state_dir.join(&self.application_id);
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("instance.id");
+        if let Ok(id) = std::fs::read_to_string(&path) {
+            let id = id.trim().to_string();
+            if !id.is_empty() {
+                return Ok(id);
+            }
+        }
+        let id = format!("{:016x}", rand::random::<u64>());
+        let tmp = dir.join("instance.id.tmp");
+        std::fs::write(&tmp, &id)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,146 @@
+//! The global thread: every instance reads all partitions of each global store's topic through
+//! the store's processor, from the beginning, and keeps following it. Stream threads start
+//! only after every global partition has been read to its end once (librdkafka's EOF event;
+//! the local broker's watermark query is not trusted).
+
+use crate::record::RecordMetadata;
+use crate::runtime::{now_ms, Shared};
+use crate::task::GlobalTask;
+use crate::{Error, Result};
+use ks_stores::{KeyValueStore, StoreContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) struct OpenedGlobals {
+    pub tasks: Vec<(String, GlobalTask)>,
+    pub stores: Vec<(String, Arc<dyn KeyValueStore>)>,
+}
+
+/// Opens the global stores, empty: the topic is their changelog and is always read whole.
+pub(crate) fn open(shared: &Shared) -> Result<OpenedGlobals> {
+    let cfg = &shared.config;
+    let ctx = StoreContext::new(&cfg.state_dir, &cfg.application_id, "global", 0);
+    let mut tasks = Vec::new();
+    let mut stores = Vec::new();
+    for g in &shared.topology.globals {
+        g.spec.wipe(&ctx)?;
+        let opened = g.spec.open(&ctx, None)?;
+        let mut task = GlobalTask::new(
+            &g.processor_name,
+            (g.supplier)(),
+            opened.store.clone(),
+            &g.spec.name,
+            &cfg.application_id,
+        );
+        task.init(now_ms())?;
+        stores.push((g.spec.name.clone(), opened.store));
+        tasks.push((g.topic.clone(), task));
+    }
+    Ok(OpenedGlobals { tasks, stores })
+}
+
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    mut globals: OpenedGlobals,
+    bootstrapped: Sender<Result<()>>,
+) -> Result<()> {
+    let cfg = &shared.config;
+    // One consumer per global topic: librdkafka's EOF event names only the partition.
+    let mut consumers: Vec<(BaseConsumer, HashSet<i32>)> = Vec::new();
+    for (topic, _) in &globals.tasks {
+        let consumer: BaseConsumer = cfg
+            .base_client()
+            .set("group.id", format!("{}-global", cfg.application_id))
+            .set("client.id", format!("{}-GlobalThread", cfg.application_id))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .map_err(Error::kafka("creating the global consumer"))?;
+        let n = *shared.partition_counts.get(topic).ok_or_else(|| {
+            Error::InvalidTopology(format!("global topic {topic} does not exist"))
+        })?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..n {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .map_err(Error::kafka("assigning global partitions"))?;
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(Error::kafka("assigning global partitions"))?;
+        consumers.push((consumer, (0..n).collect()));
+    }
+    let mut bootstrapped = Some(bootstrapped);
+    let timeout = Duration::from_millis((100 / consumers.len().max(1)) as u64);
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        if consumers.iter().all(|(_, pending)| pending.is_empty()) {
+            if let Some(tx) = bootstrapped.take() {
+                log::info!("global stores bootstrapped");
+                let _ = tx.send(Ok(()));
+            }
+        }
+        if consumers.is_empty() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for (i, (consumer, pending)) in consumers.iter_mut().enumerate() {
+            match consumer.poll(timeout) {
+                Some(Ok(m)) => {
+                    let metadata = RecordMetadata {
+                        topic: m.topic().to_string(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                    };
+                    let record = crate::record::Record {
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().map(<[u8]>::to_vec),
+                        timestamp: m.timestamp().to_millis().unwrap_or(0),
+                        headers: m
+                            .headers()
+                            .map(|hs| {
+                                hs.iter()
+                                    .map(|h| {
+                                        (
+                                            h.key.to_string(),
+                                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    };
+                    drop(m);
+                    // A bad global record must not take the instance down: every instance
+                    // would fail alike on it.
+                    if let Err(e) = globals.tasks[i].1.process(&metadata, record, now_ms()) {
+                        shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                        log::warn!(
+                            "global store update from {}[{}]@{} failed: {e}",
+                            metadata.topic,
+                            metadata.partition,
+                            metadata.offset
+                        );
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    pending.remove(&p);
+                }
+                Some(Err(e)) => log::warn!("global consumer: {e}"),
+                None => {}
+            }
+        }
+    }
+    for (_, task) in &mut globals.tasks {
+        let _ = task.close(now_ms());
+    }
+    for (_, store) in &globals.stores {
+        let _ = store.close();
+    }
+    Ok(())
+}

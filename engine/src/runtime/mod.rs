@@ -1,0 +1,452 @@
+//! The runtime: [`KafkaStreams`] runs a [`Topology`] over Kafka — stream threads in the
+//! application's consumer group, one task per partition group, a global thread for global
+//! stores, and instance metadata for interactive queries.
+
+pub mod admin;
+pub mod config;
+mod global_thread;
+pub mod metadata;
+mod producer;
+mod stream_thread;
+mod txn_store;
+
+pub use config::{ErrorHandling, ProcessingGuarantee, StreamsConfig};
+pub use metadata::StreamsMetadata;
+
+use crate::task::GlobalStores;
+use crate::topology::{Subtopology, Topology};
+use crate::{Error, Result};
+use ks_stores::{KeyValueStore, ReadOnlyKeyValueStore, Visitor};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Where a [`KafkaStreams`] instance is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamsState {
+    Created,
+    Running,
+    PendingShutdown,
+    NotRunning,
+    /// A stream thread failed (its reason); the others were stopped.
+    Error(String),
+}
+
+/// Counters the runtime keeps (for /metrics and tests).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub processed: AtomicU64,
+    pub errors: AtomicU64,
+    pub commits: AtomicU64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TaskEntry {
+    pub id: String,
+    pub partitions: Vec<(String, i32)>,
+}
+
+pub(crate) struct Shared {
+    pub config: StreamsConfig,
+    pub topology: Topology,
+    pub subtopologies: Vec<Subtopology>,
+    pub instance_id: String,
+    pub partition_counts: HashMap<String, i32>,
+    pub shutdown: AtomicBool,
+    pub metrics: Metrics,
+    globals: RwLock<GlobalStores>,
+    stores: RwLock<BTreeMap<String, HashMap<String, Arc<dyn KeyValueStore>>>>,
+    pub thread_tasks: RwLock<HashMap<String, Vec<TaskEntry>>>,
+    pub peers: RwLock<HashMap<String, StreamsMetadata>>,
+    pub metadata_dirty: AtomicBool,
+    state: Mutex<StreamsState>,
+}
+
+impl Shared {
+    pub fn register_store(&self, task: &str, name: &str, store: Arc<dyn KeyValueStore>) {
+        if let Ok(mut s) = self.stores.write() {
+            s.entry(task.to_string())
+                .or_default()
+                .insert(name.to_string(), store);
+        }
+    }
+
+    pub fn unregister_task(&self, task: &str) {
+        if let Ok(mut s) = self.stores.write() {
+            s.remove(task);
+        }
+    }
+
+    pub fn set_thread_tasks(&self, thread: &str, entries: Vec<TaskEntry>) {
+        if let Ok(mut t) = self.thread_tasks.write() {
+            t.insert(thread.to_string(), entries);
+        }
+        self.metadata_dirty.store(true, Ordering::SeqCst);
+    }
+
+    pub fn global_stores(&self) -> GlobalStores {
+        self.globals.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Cooperative-sticky moves only what must move; but librdkafka's assignors cannot keep
+    /// co-partitioned topics together except `range` does when partition counts match.
+    pub fn assignment_strategy(&self) -> String {
+        if let Some(s) = &self.config.assignment_strategy {
+            return s.clone();
+        }
+        if self.subtopologies.iter().any(|s| s.source_topics.len() > 1) {
+            "range".into()
+        } else {
+            "cooperative-sticky".into()
+        }
+    }
+
+    fn set_state(&self, s: StreamsState) {
+        if let Ok(mut st) = self.state.lock() {
+            // An error stays visible until the instance is closed.
+            if !matches!(*st, StreamsState::Error(_)) || s == StreamsState::NotRunning {
+                *st = s;
+            }
+        }
+    }
+}
+
+/// A running streams application instance.
+pub struct KafkaStreams {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl KafkaStreams {
+    pub fn new(topology: Topology, config: StreamsConfig) -> Result<KafkaStreams> {
+        config.validate()?;
+        topology.validate()?;
+        let instance_id = config.resolve_instance_id()?;
+        let subtopologies = topology.subtopologies();
+        Ok(KafkaStreams {
+            shared: Arc::new(Shared {
+                config,
+                topology,
+                subtopologies,
+                instance_id,
+                partition_counts: HashMap::new(),
+                shutdown: AtomicBool::new(false),
+                metrics: Metrics::default(),
+                globals: RwLock::new(Arc::new(HashMap::new())),
+                stores: RwLock::new(BTreeMap::new()),
+                thread_tasks: RwLock::new(HashMap::new()),
+                peers: RwLock::new(HashMap::new()),
+                metadata_dirty: AtomicBool::new(true),
+                state: Mutex::new(StreamsState::Created),
+            }),
+            threads: Vec::new(),
+        })
+    }
+
+    /// Creates the internal topics, reads the global stores to the end, then starts the stream
+    /// threads. Returns once they run (partitions arrive with the group's first rebalance).
+    pub fn start(&mut self) -> Result<()> {
+        if !self.threads.is_empty() {
+            return Err(Error::NotRunning("already started".into()));
+        }
+        let counts = admin::partition_counts(&self.shared.config)?;
+        let cfg = &self.shared.config;
+        let mut internal = vec![admin::TopicSpec {
+            name: metadata::topic_name(&cfg.application_id),
+            partitions: 1,
+            compacted: true,
+        }];
+        for sub in &self.shared.subtopologies {
+            let mut n = 0;
+            for t in &sub.source_topics {
+                n = n.max(*counts.get(t).ok_or_else(|| {
+                    Error::InvalidTopology(format!("source topic {t} does not exist"))
+                })?);
+            }
+            for store in &sub.stores {
+                let logged = self
+                    .shared
+                    .topology
+                    .store_specs()
+                    .iter()
+                    .any(|s| &s.name == store && s.logging);
+                if logged {
+                    internal.push(admin::TopicSpec {
+                        name: ks_stores::changelog_topic(&cfg.application_id, store),
+                        partitions: n,
+                        compacted: true,
+                    });
+                }
+            }
+        }
+        for g in self.shared.topology.global_topics() {
+            if !counts.contains_key(&g) {
+                return Err(Error::InvalidTopology(format!(
+                    "global topic {g} does not exist"
+                )));
+            }
+        }
+        if let ErrorHandling::DeadLetter { topic } = &cfg.error_handling {
+            if !counts.contains_key(topic) {
+                internal.push(admin::TopicSpec {
+                    name: topic.clone(),
+                    partitions: 1,
+                    compacted: false,
+                });
+            }
+        }
+        admin::ensure_topics(cfg, &internal)?;
+        let counts = admin::partition_counts(cfg)?;
+        match Arc::get_mut(&mut self.shared) {
+            Some(s) => s.partition_counts = counts,
+            None => return Err(Error::NotRunning("shared state in use before start".into())),
+        }
+
+        let globals = global_thread::open(&self.shared)?;
+        let views: HashMap<String, Arc<dyn ReadOnlyKeyValueStore>> = globals
+            .stores
+            .iter()
+            .map(|(n, s)| (n.clone(), ks_stores::read_only(s.clone())))
+            .collect();
+        if let Ok(mut g) = self.shared.globals.write() {
+            *g = Arc::new(views);
+        }
+        self.shared.set_state(StreamsState::Running);
+        let shared = self.shared.clone();
+        self.threads
+            .push(spawn("metadata", shared.clone(), move || {
+                metadata::run(shared)
+            }));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shared = self.shared.clone();
+        self.threads.push(spawn("global", shared.clone(), move || {
+            global_thread::run(shared, globals, tx)
+        }));
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                let state = self.state();
+                return Err(Error::NotRunning(format!(
+                    "global stores did not bootstrap ({state:?})"
+                )));
+            }
+        }
+        for i in 0..self.shared.config.num_stream_threads {
+            let shared = self.shared.clone();
+            self.threads
+                .push(spawn(&format!("stream-{i}"), shared.clone(), move || {
+                    stream_thread::run(shared, i)
+                }));
+        }
+        Ok(())
+    }
+
+    pub fn state(&self) -> StreamsState {
+        self.shared
+            .state
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or(StreamsState::Error("state lock poisoned".into()))
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.shared.instance_id
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The source partitions this instance's tasks hold now.
+    pub fn assigned_partitions(&self) -> Vec<(String, i32)> {
+        metadata::local(&self.shared).topic_partitions
+    }
+
+    /// Waits until `cond` holds for this instance's assignment, or `timeout` passes.
+    pub fn wait_for_assignment(
+        &self,
+        timeout: Duration,
+        cond: impl Fn(&[(String, i32)]) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if cond(&self.assigned_partitions()) {
+                return true;
+            }
+            if matches!(self.state(), StreamsState::Error(_)) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// A read-only view of store `name` over every local task (or the global store of that name).
+    pub fn store(&self, name: &str) -> Result<Arc<dyn ReadOnlyKeyValueStore>> {
+        if let Some(g) = self.shared.global_stores().get(name) {
+            return Ok(g.clone());
+        }
+        if !self
+            .shared
+            .topology
+            .store_specs()
+            .iter()
+            .any(|s| s.name == name)
+        {
+            return Err(Error::UnknownStore(name.to_string()));
+        }
+        Ok(Arc::new(LocalStoreView {
+            shared: self.shared.clone(),
+            name: name.to_string(),
+        }))
+    }
+
+    /// This instance's metadata.
+    pub fn local_metadata(&self) -> StreamsMetadata {
+        metadata::local(&self.shared)
+    }
+
+    /// Every live instance of the application (this one included).
+    pub fn all_metadata(&self) -> Vec<StreamsMetadata> {
+        metadata::all(&self.shared)
+    }
+
+    /// The instance hosting `key` of store `store`, for keys partitioned by Kafka's default
+    /// partitioner (murmur2).
+    pub fn metadata_for_key(&self, store: &str, key: &[u8]) -> Option<StreamsMetadata> {
+        let sub = self
+            .shared
+            .subtopologies
+            .iter()
+            .find(|s| s.stores.iter().any(|n| n == store))?;
+        let topic = sub.source_topics.first()?;
+        let n = *self.shared.partition_counts.get(topic)?;
+        let partition = admin::partition_for_key(key, n);
+        self.all_metadata().into_iter().find(|m| {
+            m.topic_partitions
+                .iter()
+                .any(|(t, p)| t == topic && *p == partition)
+        })
+    }
+
+    /// Stops every thread: tasks commit, checkpoint and close, the group is left.
+    pub fn close(&mut self) -> Result<()> {
+        self.shared.set_state(StreamsState::PendingShutdown);
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let failed = matches!(self.state(), StreamsState::Error(_));
+        let state = self.state();
+        self.shared.set_state(StreamsState::NotRunning);
+        if failed {
+            if let StreamsState::Error(e) = state {
+                return Err(Error::NotRunning(format!("a thread had failed: {e}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for KafkaStreams {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            let _ = self.close();
+        }
+    }
+}
+
+fn spawn(
+    name: &str,
+    shared: Arc<Shared>,
+    body: impl FnOnce() -> Result<()> + Send + 'static,
+) -> JoinHandle<()> {
+    let label = name.to_string();
+    let spawned = std::thread::Builder::new()
+        .name(format!("ks-{name}"))
+        .spawn(move || {
+            if let Err(e) = body() {
+                log::error!("thread {label} failed: {e}");
+                shared.set_state(StreamsState::Error(format!("{label}: {e}")));
+                // One failed thread stops the instance, as Kafka Streams' default handler does.
+                shared.shutdown.store(true, Ordering::SeqCst);
+            }
+        });
+    match spawned {
+        Ok(h) => h,
+        Err(e) => {
+            log::error!("cannot spawn thread {name}: {e}");
+            std::thread::spawn(|| {})
+        }
+    }
+}
+
+/// A read-only view of one store name over every task of this instance.
+struct LocalStoreView {
+    shared: Arc<Shared>,
+    name: String,
+}
+
+impl LocalStoreView {
+    fn stores(&self) -> Vec<Arc<dyn KeyValueStore>> {
+        self.shared
+            .stores
+            .read()
+            .map(|s| {
+                s.values()
+                    .filter_map(|m| m.get(&self.name).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl ReadOnlyKeyValueStore for LocalStoreView {
+    fn get(&self, key: &[u8]) -> ks_stores::Result<Option<Vec<u8>>> {
+        for s in self.stores() {
+            if let Some(v) = s.get(key)? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+
+    fn scan(
+        &self,
+        from: Option<&[u8]>,
+        to: Option<&[u8]>,
+        visit: Visitor<'_>,
+    ) -> ks_stores::Result<()> {
+        let mut all = BTreeMap::new();
+        for s in self.stores() {
+            for (k, v) in s.range(from, to)? {
+                all.insert(k, v);
+            }
+        }
+        for (k, v) in &all {
+            if let ControlFlow::Break(()) = visit(k, v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn approximate_num_entries(&self) -> ks_stores::Result<u64> {
+        let mut n = 0;
+        for s in self.stores() {
+            n += s.approximate_num_entries()?;
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,593 @@
+//! A stream thread: one consumer in the application's group, the tasks of the partitions it is
+//! assigned, one producer for their output and changelogs, and the commit protocol.
+//!
+//! Rebalance callbacks run inside `poll` on this thread (rdkafka's consumer context). On revoke
+//! the revoked tasks are closed after everything processed so far is committed; on assign the
+//! new tasks open their stores and restore them from their changelogs before the first record.
+
+use crate::record::{Record, RecordMetadata};
+use crate::runtime::config::{ErrorHandling, ProcessingGuarantee};
+use crate::runtime::producer::{ProducerChangelogSink, ProducerCollector, StreamProducer};
+use crate::runtime::txn_store::TxnBufferStore;
+use crate::runtime::{now_ms, Shared, TaskEntry};
+use crate::task::{task_id, Task};
+use crate::{Error, Result};
+use ks_stores::{
+    ChangeLoggingStore, ChangelogSink, Checkpoint, KeyValueStore, RestoreConfig, StateStore,
+    StoreContext,
+};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct TaskState {
+    task: Task,
+    store_ctx: StoreContext,
+    /// (changelog topic, store as written, exactly-once buffer)
+    stores: Vec<(
+        Option<String>,
+        Arc<dyn KeyValueStore>,
+        Option<Arc<TxnBufferStore>>,
+    )>,
+    checkpoint: Checkpoint,
+    partitions: Vec<(String, i32)>,
+}
+
+struct Core {
+    shared: Arc<Shared>,
+    name: String,
+    producer: Arc<StreamProducer>,
+    sink: Arc<dyn ChangelogSink>,
+    tasks: BTreeMap<String, TaskState>,
+    routes: HashMap<(String, i32), String>,
+    /// Next offset to commit per input partition, since the last commit.
+    consumed: HashMap<(String, i32), i64>,
+    dirty: bool,
+    /// A failure inside a rebalance callback, surfaced by the poll loop.
+    failure: Option<Error>,
+}
+
+struct StreamContext {
+    core: Arc<Mutex<Core>>,
+}
+
+impl ClientContext for StreamContext {}
+
+impl ConsumerContext for StreamContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let Ok(mut core) = self.core.lock() else {
+            return;
+        };
+        let revoked: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        if let Err(e) = core.revoke(consumer, &revoked) {
+            log::error!("{}: revoking partitions failed: {e}", core.name);
+            core.failure.get_or_insert(e);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(tpl) = rebalance else {
+            return;
+        };
+        let Ok(mut core) = self.core.lock() else {
+            return;
+        };
+        let assigned: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        if let Err(e) = core.assign(&assigned) {
+            log::error!("{}: opening tasks failed: {e}", core.name);
+            core.failure.get_or_insert(e);
+        }
+    }
+}
+
+fn eos(shared: &Shared) -> bool {
+    shared.config.processing_guarantee == ProcessingGuarantee::ExactlyOnce
+}
+
+impl Core {
+    fn assign(&mut self, assigned: &[(String, i32)]) -> Result<()> {
+        for (topic, partition) in assigned {
+            let Some(sub) = self
+                .shared
+                .subtopologies
+                .iter()
+                .find(|s| s.source_topics.contains(topic))
+                .cloned()
+            else {
+                continue;
+            };
+            let id = task_id(sub.id, *partition);
+            self.routes.insert((topic.clone(), *partition), id.clone());
+            if let Some(t) = self.tasks.get_mut(&id) {
+                if !t.partitions.contains(&(topic.clone(), *partition)) {
+                    t.partitions.push((topic.clone(), *partition));
+                }
+                continue;
+            }
+            let started = Instant::now();
+            let state = self.open_task(&sub, *partition, &id)?;
+            log::info!(
+                "{}: task {id} ready (stores restored) in {} ms",
+                self.name,
+                started.elapsed().as_millis()
+            );
+            let mut state = state;
+            state.partitions.push((topic.clone(), *partition));
+            self.tasks.insert(id, state);
+        }
+        self.publish_tasks();
+        Ok(())
+    }
+
+    fn open_task(
+        &mut self,
+        sub: &crate::topology::Subtopology,
+        partition: i32,
+        id: &str,
+    ) -> Result<TaskState> {
+        let shared = self.shared.clone();
+        let cfg = &shared.config;
+        let store_ctx = StoreContext::new(&cfg.state_dir, &cfg.application_id, id, partition);
+        let checkpoint_path = store_ctx.checkpoint_path()?;
+        let mut checkpoint = Checkpoint::read(&checkpoint_path)?;
+        let mut restore_cfg = RestoreConfig::new(&cfg.bootstrap_servers);
+        for (k, v) in &cfg.client_properties {
+            restore_cfg = restore_cfg.with_property(k, v);
+        }
+        if eos(&shared) {
+            restore_cfg = restore_cfg.with_property("isolation.level", "read_committed");
+        }
+        let mut stores = Vec::new();
+        let mut by_name: HashMap<String, Arc<dyn KeyValueStore>> = HashMap::new();
+        for name in &sub.stores {
+            let spec = shared
+                .topology
+                .store_specs()
+                .iter()
+                .find(|s| &s.name == name)
+                .ok_or_else(|| Error::UnknownStore(name.clone()))?;
+            let opened = spec.open(&store_ctx, Some(self.sink.clone()))?;
+            if let Some(stats) = opened.restore(&restore_cfg, &checkpoint)? {
+                if let (Some(topic), Some(offset)) =
+                    (&opened.changelog_topic, stats.checkpoint_offset())
+                {
+                    checkpoint.set(topic.clone(), partition, offset);
+                }
+                log::info!(
+                    "{}: restored {} records of {name} for task {id} ({:.0} records/s)",
+                    self.name,
+                    stats.records,
+                    stats.records_per_second()
+                );
+            }
+            let (written, txn): (Arc<dyn KeyValueStore>, Option<Arc<TxnBufferStore>>) =
+                if eos(&shared) {
+                    let txn = Arc::new(TxnBufferStore::new(opened.inner.clone()));
+                    let inner: Arc<dyn KeyValueStore> = txn.clone();
+                    let written: Arc<dyn KeyValueStore> = match &opened.changelog_topic {
+                        Some(topic) => Arc::new(ChangeLoggingStore::new(
+                            inner,
+                            self.sink.clone(),
+                            topic.clone(),
+                            partition,
+                        )),
+                        None => inner,
+                    };
+                    (written, Some(txn))
+                } else {
+                    (opened.store.clone(), None)
+                };
+            by_name.insert(name.clone(), written.clone());
+            stores.push((opened.changelog_topic.clone(), written, txn));
+            // Queries read the committed store: under exactly-once, never an aborted write.
+            self.shared.register_store(id, name, opened.inner.clone());
+        }
+        if eos(&shared) {
+            // While the task runs under exactly-once no checkpoint exists, so a crash restores
+            // from the changelog instead of trusting local state that may be ahead of it.
+            Checkpoint::delete(&checkpoint_path)?;
+        } else {
+            checkpoint.write(&checkpoint_path)?;
+        }
+        let mut task = Task::new(
+            &shared.topology,
+            sub,
+            partition,
+            &cfg.application_id,
+            by_name,
+            shared.global_stores(),
+        );
+        task.init(now_ms())?;
+        Ok(TaskState {
+            task,
+            store_ctx,
+            stores,
+            checkpoint,
+            partitions: Vec::new(),
+        })
+    }
+
+    fn publish_tasks(&self) {
+        let entries: Vec<TaskEntry> = self
+            .tasks
+            .iter()
+            .map(|(id, t)| TaskEntry {
+                id: id.clone(),
+                partitions: t.partitions.clone(),
+            })
+            .collect();
+        self.shared.set_thread_tasks(&self.name, entries);
+    }
+
+    fn revoke(
+        &mut self,
+        consumer: &BaseConsumer<StreamContext>,
+        revoked: &[(String, i32)],
+    ) -> Result<()> {
+        let closing: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.partitions.iter().any(|p| revoked.contains(p)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        // Let closing processors emit their last output inside the commit that follows.
+        for id in &closing {
+            if let Some(t) = self.tasks.get_mut(id) {
+                let mut collector = ProducerCollector(&self.producer);
+                t.task.close(&mut collector, now_ms())?;
+            }
+        }
+        self.commit(consumer)?;
+        for id in &closing {
+            if let Some(t) = self.tasks.remove(id) {
+                self.close_task_clean(id, t)?;
+            }
+        }
+        for p in revoked {
+            self.routes.remove(p);
+        }
+        self.publish_tasks();
+        Ok(())
+    }
+
+    fn close_task_clean(&mut self, id: &str, mut t: TaskState) -> Result<()> {
+        self.update_checkpoint(&mut t);
+        for (_, store, _) in &t.stores {
+            store.close()?;
+        }
+        t.checkpoint.write(t.store_ctx.checkpoint_path()?)?;
+        self.shared.unregister_task(id);
+        Ok(())
+    }
+
+    fn update_checkpoint(&self, t: &mut TaskState) {
+        for (topic, _, _) in &t.stores {
+            if let Some(topic) = topic {
+                if let Some(offset) = self.producer.acked_offset(topic, t.task.partition) {
+                    t.checkpoint.set(topic.clone(), t.task.partition, offset);
+                }
+            }
+        }
+    }
+
+    fn process(&mut self, metadata: RecordMetadata, record: Record) -> Result<()> {
+        let key = (metadata.topic.clone(), metadata.partition);
+        let Some(id) = self.routes.get(&key).cloned() else {
+            // A record of a partition revoked in this very poll: its new owner processes it.
+            return Ok(());
+        };
+        let Some(t) = self.tasks.get_mut(&id) else {
+            return Ok(());
+        };
+        self.dirty = true;
+        let mut collector = ProducerCollector(&self.producer);
+        let result = t
+            .task
+            .process(&metadata, record.clone(), &mut collector, now_ms());
+        if let Err(e) = result {
+            self.shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
+            match &self.shared.config.error_handling {
+                ErrorHandling::LogAndContinue => {
+                    log::warn!(
+                        "{}: skipping {}[{}]@{}: {e}",
+                        self.name,
+                        key.0,
+                        key.1,
+                        metadata.offset
+                    );
+                }
+                ErrorHandling::DeadLetter { topic } => {
+                    log::warn!(
+                        "{}: dead-lettering {}[{}]@{}: {e}",
+                        self.name,
+                        key.0,
+                        key.1,
+                        metadata.offset
+                    );
+                    let mut headers = record.headers.clone();
+                    headers.push(("ks.error".into(), e.to_string().into_bytes()));
+                    headers.push((
+                        "ks.source.topic".into(),
+                        metadata.topic.clone().into_bytes(),
+                    ));
+                    headers.push((
+                        "ks.source.partition".into(),
+                        metadata.partition.to_string().into_bytes(),
+                    ));
+                    headers.push((
+                        "ks.source.offset".into(),
+                        metadata.offset.to_string().into_bytes(),
+                    ));
+                    self.producer.send_raw(
+                        topic,
+                        None,
+                        record.key.as_deref(),
+                        record.value.as_deref(),
+                        Some(record.timestamp),
+                        &headers,
+                    )?;
+                }
+                ErrorHandling::LogAndFail => return Err(e),
+            }
+        }
+        self.shared
+            .metrics
+            .processed
+            .fetch_add(1, Ordering::Relaxed);
+        self.consumed.insert(key, metadata.offset + 1);
+        Ok(())
+    }
+
+    fn punctuate(&mut self) -> Result<()> {
+        let now = now_ms();
+        for t in self.tasks.values_mut() {
+            let mut collector = ProducerCollector(&self.producer);
+            t.task.punctuate_wall_clock(&mut collector, now)?;
+        }
+        Ok(())
+    }
+
+    fn offsets(&self) -> Result<TopicPartitionList> {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in &self.consumed {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .map_err(Error::kafka("building the offsets to commit"))?;
+        }
+        Ok(tpl)
+    }
+
+    /// The commit protocol. At-least-once: output and changelog acknowledged, then input
+    /// offsets committed, then checkpoints written. Exactly-once: all three in one transaction,
+    /// then the buffered store writes applied.
+    fn commit(&mut self, consumer: &BaseConsumer<StreamContext>) -> Result<()> {
+        let offsets = self.offsets()?;
+        if self.producer.is_transactional() {
+            let group = consumer.group_metadata();
+            self.producer.commit(&offsets, group.as_ref())?;
+            for t in self.tasks.values() {
+                for (_, _, txn) in &t.stores {
+                    if let Some(txn) = txn {
+                        txn.commit_pending()?;
+                        txn.flush()?;
+                    }
+                }
+            }
+            self.producer.begin()?;
+        } else {
+            if !self.dirty {
+                return Ok(());
+            }
+            self.producer.flush(Duration::from_secs(60))?;
+            for t in self.tasks.values() {
+                for (_, store, _) in &t.stores {
+                    store.flush()?;
+                }
+            }
+            if offsets.count() > 0 {
+                consumer
+                    .commit(&offsets, CommitMode::Sync)
+                    .map_err(Error::kafka("committing offsets"))?;
+            }
+            let ids: Vec<String> = self.tasks.keys().cloned().collect();
+            for id in ids {
+                if let Some(mut t) = self.tasks.remove(&id) {
+                    self.update_checkpoint(&mut t);
+                    let written = t
+                        .store_ctx
+                        .checkpoint_path()
+                        .and_then(|p| Ok(t.checkpoint.write(p)?));
+                    self.tasks.insert(id, t);
+                    written?;
+                }
+            }
+        }
+        self.consumed.clear();
+        self.dirty = false;
+        self.shared.metrics.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// After a failure: no commit. Under exactly-once the open transaction is aborted and the
+    /// buffered writes dropped, so the input is processed again from the last commit.
+    fn close_dirty(&mut self) {
+        if self.producer.is_transactional() {
+            if let Err(e) = self.producer.abort() {
+                log::warn!("{}: aborting the transaction failed: {e}", self.name);
+            }
+        }
+        let tasks = std::mem::take(&mut self.tasks);
+        for (id, t) in tasks {
+            for (_, store, txn) in &t.stores {
+                if let Some(txn) = txn {
+                    let _ = txn.discard_pending();
+                }
+                let _ = store.close();
+            }
+            self.shared.unregister_task(&id);
+        }
+        self.routes.clear();
+        self.publish_tasks();
+    }
+}
+
+fn to_record(m: &BorrowedMessage<'_>) -> (RecordMetadata, Record) {
+    let headers = m
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        RecordMetadata {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+        },
+        Record {
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            timestamp: m.timestamp().to_millis().unwrap_or(0),
+            headers,
+        },
+    )
+}
+
+/// Runs one stream thread until shutdown or failure.
+pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
+    let cfg = &shared.config;
+    let name = format!("{}-StreamThread-{}", cfg.application_id, index + 1);
+    let transactional_id =
+        eos(&shared).then(|| format!("{}-{}-{}", cfg.application_id, shared.instance_id, index));
+    let producer = StreamProducer::new(cfg, transactional_id.as_deref())?;
+    if producer.is_transactional() {
+        producer.begin()?;
+    }
+    let sink: Arc<dyn ChangelogSink> = Arc::new(ProducerChangelogSink(producer.clone()));
+    let core = Arc::new(Mutex::new(Core {
+        shared: shared.clone(),
+        name: name.clone(),
+        producer,
+        sink,
+        tasks: BTreeMap::new(),
+        routes: HashMap::new(),
+        consumed: HashMap::new(),
+        dirty: false,
+        failure: None,
+    }));
+    let mut client = cfg.base_client();
+    client
+        .set("group.id", &cfg.application_id)
+        .set("client.id", &name)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set(
+            "session.timeout.ms",
+            cfg.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "max.poll.interval.ms",
+            cfg.max_poll_interval.as_millis().to_string(),
+        )
+        .set(
+            "partition.assignment.strategy",
+            shared.assignment_strategy(),
+        );
+    if eos(&shared) {
+        client.set("isolation.level", "read_committed");
+    }
+    for (k, v) in &cfg.client_properties {
+        client.set(k, v);
+    }
+    let consumer: BaseConsumer<StreamContext> = client
+        .create_with_context(StreamContext { core: core.clone() })
+        .map_err(Error::kafka("creating the consumer"))?;
+    let topics = shared.topology.source_topics();
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topic_refs)
+        .map_err(Error::kafka("subscribing"))?;
+
+    let mut last_commit = Instant::now();
+    let mut last_punctuate = Instant::now();
+    let result: Result<()> = (|| {
+        while !shared.shutdown.load(Ordering::SeqCst) {
+            let polled = consumer.poll(Duration::from_millis(50));
+            let mut core = core
+                .lock()
+                .map_err(|_| Error::NotRunning("poisoned".into()))?;
+            if let Some(e) = core.failure.take() {
+                return Err(e);
+            }
+            match polled {
+                Some(Ok(m)) => {
+                    let (metadata, record) = to_record(&m);
+                    drop(m);
+                    core.process(metadata, record)?;
+                }
+                Some(Err(e)) => log::warn!("{name}: consumer: {e}"),
+                None => {}
+            }
+            if last_punctuate.elapsed() >= Duration::from_millis(50) {
+                core.punctuate()?;
+                last_punctuate = Instant::now();
+            }
+            if last_commit.elapsed() >= shared.config.commit_interval {
+                core.commit(&consumer)?;
+                last_commit = Instant::now();
+            }
+        }
+        Ok(())
+    })();
+
+    let mut guard = core
+        .lock()
+        .map_err(|_| Error::NotRunning("poisoned".into()))?;
+    match &result {
+        Ok(()) => {
+            // Clean shutdown: close processors, commit, checkpoint, close stores.
+            let all: Vec<(String, i32)> = guard.routes.keys().cloned().collect();
+            if let Err(e) = guard.revoke(&consumer, &all) {
+                log::error!("{name}: closing tasks failed: {e}");
+                guard.close_dirty();
+            }
+        }
+        Err(e) => {
+            log::error!("{name}: failed: {e}");
+            if !matches!(e, Error::Fenced(_)) && !guard.producer.is_transactional() {
+                // At-least-once: what was processed before the failure is safe to commit; the
+                // failing record's offset is not included, so it is processed again.
+                if let Err(e) = guard.commit(&consumer) {
+                    log::warn!("{name}: final commit failed: {e}");
+                }
+            }
+            guard.close_dirty();
+        }
+    }
+    drop(guard);
+    // Leave the group now rather than waiting for the session timeout.
+    consumer.unsubscribe();
+    result
+}
