@@ -125,3 +125,18 @@ fn an_empty_changelog_restores_nothing_and_finishes() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_missing_changelog_fails_after_the_stall_timeout() {
+    let broker = ks_broker::Broker::start(None).unwrap();
+    let store = InMemoryKeyValueStore::new("s");
+    let config = RestoreConfig {
+        stall_timeout: std::time::Duration::from_secs(2),
+        ..RestoreConfig::new(broker.bootstrap_servers())
+    };
+    let result = restore(&store, &config, &unique("missing"), 0, None);
+    assert!(
+        matches!(result, Err(Error::RestoreStalled { offset: 0, .. })),
+        "{result:?}"
+    );
+}
