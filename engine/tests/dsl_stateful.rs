@@ -476,3 +476,20 @@ fn process_without_its_store_connected_fails_with_store_not_connected() -> Resul
     assert!(matches!(err, Err(Error::StoreNotConnected { store, .. }) if store == "seen"));
     Ok(())
 }
+
+#[test]
+fn undecodable_table_value_is_a_deserialization_error_and_is_not_stored() -> Result<()> {
+    let b = StreamsBuilder::new();
+    b.table::<String, i64>(
+        "balances",
+        Materialized::as_("balances", StoreKind::InMemory),
+    );
+    let mut d = TopologyTestDriver::new(&b.build()?, 0)?;
+    let err = d.pipe_input("balances", Some(b"acct"), Some(b"12"), 1);
+    assert!(matches!(
+        err,
+        Err(Error::Deserialization { topic, offset: 0, .. }) if topic == "balances"
+    ));
+    assert!(d.store("balances")?.get(b"acct")?.is_none());
+    Ok(())
+}

@@ -370,3 +370,17 @@ fn reading_one_topic_twice_fails_at_build() {
     b.stream::<String, String>("in").to("b");
     assert!(matches!(b.build(), Err(Error::InvalidTopology(_))));
 }
+
+#[test]
+fn bytes_and_numeric_types_use_their_default_serdes() -> Result<()> {
+    let b = StreamsBuilder::new();
+    b.stream::<Vec<u8>, f64>("in")
+        .map(|k, v| (k.len() as i32, v.round() as u32))
+        .to("out");
+    let mut d = TopologyTestDriver::new(&b.build()?, 0)?;
+    d.pipe_input("in", Some(&[1, 2, 3]), Some(&2.6f64.to_be_bytes()), 1)?;
+    let out = d.read_output("out").unwrap();
+    assert_eq!(out.key, Some(3i32.to_be_bytes().to_vec()));
+    assert_eq!(out.value, Some(3u32.to_be_bytes().to_vec()));
+    Ok(())
+}

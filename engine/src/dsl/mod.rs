@@ -16,7 +16,7 @@
 //!
 //! Failures while building (a topic read twice, a store name taken) are kept and returned by
 //! [`StreamsBuilder::build`], so chains need no `?` per operator. A record that does not decode
-//! is an [`Error::Deserialization`](crate::Error::Deserialization), never a panic, for the
+//! is an [`crate::Error::Deserialization`], never a panic, for the
 //! runtime's error handler to skip, fail on or dead-letter.
 //!
 //! ```
@@ -168,7 +168,11 @@ impl StreamsBuilder {
         let source = self.shared.new_name("KSTREAM-SOURCE");
         let node = self.shared.new_name("KTABLE-SOURCE");
         let store = spec.name.clone();
-        let supplier = table::table_source(store.clone(), consumed.values.clone());
+        let supplier = table::table_source(
+            store.clone(),
+            consumed.keys.clone(),
+            consumed.values.clone(),
+        );
         self.shared.apply(|t| {
             t.add_source(&source, &[topic])?
                 .add_processor(&node, supplier, &[&source])?
@@ -206,7 +210,11 @@ impl StreamsBuilder {
         let source = self.shared.new_name("KSTREAM-SOURCE");
         let node = self.shared.new_name("KTABLE-SOURCE");
         let store = spec.name.clone();
-        let supplier = table::table_source(store.clone(), consumed.values.clone());
+        let supplier = table::table_source(
+            store.clone(),
+            consumed.keys.clone(),
+            consumed.values.clone(),
+        );
         self.shared.apply(|t| {
             t.add_global_store(spec, &source, topic, &node, supplier)
                 .map(drop)

@@ -170,11 +170,7 @@ impl<K: 'static, V: 'static> KStream<K, V> {
         )
     }
 
-    fn key_selector<K2: 'static>(
-        &self,
-        f: KeyFn<K, V, K2>,
-        keys2: Codec<K2>,
-    ) -> ProcessorSupplier {
+    fn key_selector<K2: 'static>(&self, f: KeyFn<K, V, K2>, keys2: Codec<K2>) -> ProcessorSupplier {
         let (keys, values) = (self.keys.clone(), self.values.clone());
         ops::supplier(move |ctx, r| {
             let k = decode(ctx, &keys, r.key.as_deref(), "key")?;

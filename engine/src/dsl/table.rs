@@ -6,13 +6,18 @@ use crate::processor::ProcessorSupplier;
 use std::sync::Arc;
 
 /// The processor that keeps a table's store: the latest value per key, deleted by a record
-/// without a value. Values are decoded only to reject bad bytes where they enter.
-pub(crate) fn table_source<V: 'static>(store: String, values: Codec<V>) -> ProcessorSupplier {
+/// without a value. Keys and values are decoded only to reject bad bytes where they enter.
+pub(crate) fn table_source<K: 'static, V: 'static>(
+    store: String,
+    keys: Codec<K>,
+    values: Codec<V>,
+) -> ProcessorSupplier {
     ops::supplier(move |ctx, r| {
         // A table row needs a key; Kafka Streams drops keyless records too.
         let Some(key) = r.key.as_deref() else {
             return Ok(());
         };
+        decode(ctx, &keys, Some(key), "key")?;
         let s = ctx.store(&store)?;
         match r.value.as_deref() {
             Some(value) => {
