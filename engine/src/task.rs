@@ -131,7 +131,10 @@ impl Task {
     ) -> Result<(R, Vec<(Option<usize>, Record)>)> {
         let node = &mut self.nodes[idx];
         let RtKind::Processor(processor) = &mut node.kind else {
-            return Err(Error::InvalidTopology(format!("{} is not a processor", node.name)));
+            return Err(Error::InvalidTopology(format!(
+                "{} is not a processor",
+                node.name
+            )));
         };
         let mut ctx = ProcessorContext {
             node: idx,
@@ -172,10 +175,17 @@ impl Task {
         wall_clock: i64,
     ) -> Result<()> {
         let source = *self.sources.get(&metadata.topic).ok_or_else(|| {
-            Error::InvalidTopology(format!("task {} reads no topic {}", self.id, metadata.topic))
+            Error::InvalidTopology(format!(
+                "task {} reads no topic {}",
+                self.id, metadata.topic
+            ))
         })?;
         self.stream_time = self.stream_time.max(record.timestamp);
-        let children: Vec<usize> = self.nodes[source].children.iter().map(|(_, c)| *c).collect();
+        let children: Vec<usize> = self.nodes[source]
+            .children
+            .iter()
+            .map(|(_, c)| *c)
+            .collect();
         self.deliver(&children, record, Some(metadata), collector, wall_clock)?;
         self.punctuate_stream_time(collector, wall_clock)
     }
@@ -211,7 +221,8 @@ impl Task {
                 let partition = match partitioner {
                     Some(p) => {
                         let n = collector.num_partitions(topic)?;
-                        p.partition(topic, &record, n).filter(|p| (0..n).contains(p))
+                        p.partition(topic, &record, n)
+                            .filter(|p| (0..n).contains(p))
                     }
                     None => None,
                 };
@@ -224,13 +235,10 @@ impl Task {
             RtKind::Processor(_) => {
                 let headers = record.headers.clone();
                 let ts = record.timestamp;
-                let ((), forwarded) = self.run_on(
-                    idx,
-                    metadata,
-                    Some((ts, &headers)),
-                    wall_clock,
-                    |p, ctx| p.process(ctx, record),
-                )?;
+                let ((), forwarded) =
+                    self.run_on(idx, metadata, Some((ts, &headers)), wall_clock, |p, ctx| {
+                        p.process(ctx, record)
+                    })?;
                 self.route(idx, forwarded, metadata, collector, wall_clock)
             }
         }
@@ -278,8 +286,9 @@ impl Task {
                 }
                 s.next = Some(next);
                 let node = s.node;
-                let ((), forwarded) =
-                    self.run_on(node, None, None, wall_clock, |p, ctx| p.punctuate(ctx, kind, now))?;
+                let ((), forwarded) = self.run_on(node, None, None, wall_clock, |p, ctx| {
+                    p.punctuate(ctx, kind, now)
+                })?;
                 self.route(node, forwarded, None, collector, wall_clock)?;
             }
             i += 1;
@@ -287,13 +296,21 @@ impl Task {
         Ok(())
     }
 
-    fn punctuate_stream_time(&mut self, collector: &mut dyn RecordCollector, wall_clock: i64) -> Result<()> {
+    fn punctuate_stream_time(
+        &mut self,
+        collector: &mut dyn RecordCollector,
+        wall_clock: i64,
+    ) -> Result<()> {
         let now = self.stream_time;
         self.punctuate_due(PunctuationType::StreamTime, now, collector, wall_clock)
     }
 
     /// Fires the wall-clock punctuations due at `now` (ms).
-    pub fn punctuate_wall_clock(&mut self, collector: &mut dyn RecordCollector, now: i64) -> Result<()> {
+    pub fn punctuate_wall_clock(
+        &mut self,
+        collector: &mut dyn RecordCollector,
+        now: i64,
+    ) -> Result<()> {
         self.punctuate_due(PunctuationType::WallClockTime, now, collector, now)
     }
 
@@ -383,9 +400,18 @@ impl GlobalTask {
         p.init(&mut ctx)
     }
 
-    pub fn process(&mut self, metadata: &RecordMetadata, record: Record, wall_clock: i64) -> Result<()> {
+    pub fn process(
+        &mut self,
+        metadata: &RecordMetadata,
+        record: Record,
+        wall_clock: i64,
+    ) -> Result<()> {
         let headers = record.headers.clone();
-        let (p, mut ctx) = self.ctx(Some(metadata), Some((record.timestamp, &headers)), wall_clock);
+        let (p, mut ctx) = self.ctx(
+            Some(metadata),
+            Some((record.timestamp, &headers)),
+            wall_clock,
+        );
         p.process(&mut ctx, record)
     }
 

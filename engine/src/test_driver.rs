@@ -56,9 +56,18 @@ impl TopologyTestDriver {
         for g in &topology.globals {
             let ctx = StoreContext::new(state_dir.path(), app, "global", 0);
             let opened = g.spec.open(&ctx, None)?;
-            global_views.insert(g.spec.name.clone(), ks_stores::read_only(opened.store.clone()));
+            global_views.insert(
+                g.spec.name.clone(),
+                ks_stores::read_only(opened.store.clone()),
+            );
             stores.insert(g.spec.name.clone(), opened.store.clone());
-            let mut gt = GlobalTask::new(&g.processor_name, (g.supplier)(), opened.store, &g.spec.name, app);
+            let mut gt = GlobalTask::new(
+                &g.processor_name,
+                (g.supplier)(),
+                opened.store,
+                &g.spec.name,
+                app,
+            );
             gt.init(start_ms)?;
             globals.push((g.topic.clone(), gt));
         }
@@ -134,16 +143,25 @@ impl TopologyTestDriver {
     ) -> Result<()> {
         self.pipe(
             topic,
-            Record::new(key.map(<[u8]>::to_vec), value.map(<[u8]>::to_vec), timestamp),
+            Record::new(
+                key.map(<[u8]>::to_vec),
+                value.map(<[u8]>::to_vec),
+                timestamp,
+            ),
         )
     }
 
     fn collect(&mut self, capture: Capture, queue: &mut VecDeque<(String, Record)>) {
         for out in capture.out {
-            if self.source_topics.contains(&out.topic) || self.globals.iter().any(|(t, _)| *t == out.topic) {
+            if self.source_topics.contains(&out.topic)
+                || self.globals.iter().any(|(t, _)| *t == out.topic)
+            {
                 queue.push_back((out.topic.clone(), out.record.clone()));
             }
-            self.outputs.entry(out.topic).or_default().push_back(out.record);
+            self.outputs
+                .entry(out.topic)
+                .or_default()
+                .push_back(out.record);
         }
     }
 

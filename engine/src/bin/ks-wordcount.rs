@@ -80,6 +80,7 @@ fn main() -> ExitCode {
     }
     println!("started {}", streams.instance_id());
     let mut last = u64::MAX;
+    let mut last_committed = Default::default();
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let processed = streams
@@ -92,6 +93,16 @@ fn main() -> ExitCode {
                 streams.assigned_partitions()
             );
             last = processed;
+        }
+        let committed = streams.committed_offsets();
+        if committed != last_committed {
+            // One line per commit that completed: tests compare it with the group's offsets.
+            let list: Vec<String> = committed
+                .iter()
+                .map(|((t, p), o)| format!("{t}:{p}={o}"))
+                .collect();
+            println!("committed {}", list.join(","));
+            last_committed = committed;
         }
         match streams.state() {
             StreamsState::Error(e) => {

@@ -123,7 +123,12 @@ impl<'a> ProcessorContext<'a> {
     }
 
     /// A connected store with typed keys and values.
-    pub fn typed_store<K, V, KS, VS>(&self, name: &str, keys: KS, values: VS) -> Result<TypedStore<KS, VS>>
+    pub fn typed_store<K, V, KS, VS>(
+        &self,
+        name: &str,
+        keys: KS,
+        values: VS,
+    ) -> Result<TypedStore<KS, VS>>
     where
         KS: Serde<Item = K>,
         VS: Serde<Item = V>,

@@ -137,6 +137,13 @@ impl StreamsConfig {
         self
     }
 
+    /// `max.poll.interval.ms`, also the group's rebalance timeout: how long a join may wait
+    /// for members that do not rejoin.
+    pub fn with_max_poll_interval(mut self, d: Duration) -> Self {
+        self.max_poll_interval = d;
+        self
+    }
+
     pub fn with_error_handling(mut self, h: ErrorHandling) -> Self {
         self.error_handling = h;
         self

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub processed: AtomicU64,
     pub errors: AtomicU64,
     pub commits: AtomicU64,
+    /// Rebalances this instance's threads took part in (assignment callbacks, empty ones too).
+    pub rebalances: AtomicU64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +72,7 @@ pub(crate) struct Shared {
     pub peers: RwLock<HashMap<String, StreamsMetadata>>,
     pub metadata_dirty: AtomicBool,
     state: Mutex<StreamsState>,
+    committed: Mutex<BTreeMap<(String, i32), i64>>,
 }
 
 impl Shared {
@@ -92,6 +95,12 @@ impl Shared {
             t.insert(thread.to_string(), entries);
         }
         self.metadata_dirty.store(true, Ordering::SeqCst);
+    }
+
+    pub fn record_commit(&self, offsets: &HashMap<(String, i32), i64>) {
+        if let Ok(mut c) = self.committed.lock() {
+            c.extend(offsets.iter().map(|(k, v)| (k.clone(), *v)));
+        }
     }
 
     pub fn global_stores(&self) -> GlobalStores {
@@ -148,6 +157,7 @@ impl KafkaStreams {
                 peers: RwLock::new(HashMap::new()),
                 metadata_dirty: AtomicBool::new(true),
                 state: Mutex::new(StreamsState::Created),
+                committed: Mutex::new(BTreeMap::new()),
             }),
             threads: Vec::new(),
         })
@@ -266,6 +276,15 @@ impl KafkaStreams {
 
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// The input offsets this instance has committed (next offset to read), by partition.
+    pub fn committed_offsets(&self) -> BTreeMap<(String, i32), i64> {
+        self.shared
+            .committed
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
     }
 
     /// The source partitions this instance's tasks hold now.

@@ -70,6 +70,7 @@ impl ConsumerContext for StreamContext {
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
+        log::info!("{}: partitions revoked: {revoked:?}", core.name);
         if let Err(e) = core.revoke(consumer, &revoked) {
             log::error!("{}: revoking partitions failed: {e}", core.name);
             core.failure.get_or_insert(e);
@@ -88,6 +89,11 @@ impl ConsumerContext for StreamContext {
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
+        log::info!("{}: partitions assigned: {assigned:?}", core.name);
+        core.shared
+            .metrics
+            .rebalances
+            .fetch_add(1, Ordering::Relaxed);
         if let Err(e) = core.assign(&assigned) {
             log::error!("{}: opening tasks failed: {e}", core.name);
             core.failure.get_or_insert(e);
@@ -416,6 +422,7 @@ impl Core {
                 }
             }
         }
+        self.shared.record_commit(&self.consumed);
         self.consumed.clear();
         self.dirty = false;
         self.shared.metrics.commits.fetch_add(1, Ordering::Relaxed);
@@ -423,19 +430,40 @@ impl Core {
     }
 
     /// After a failure: no commit. Under exactly-once the open transaction is aborted and the
-    /// buffered writes dropped, so the input is processed again from the last commit.
+    /// buffered writes dropped, so the input is processed again from the last commit. The local
+    /// stores then hold exactly the committed state, so they are checkpointed past everything
+    /// this producer wrote (committed or aborted): a restart restores nothing it should not,
+    /// even on a broker that shows aborted records to read_committed consumers.
     fn close_dirty(&mut self) {
-        if self.producer.is_transactional() {
-            if let Err(e) = self.producer.abort() {
-                log::warn!("{}: aborting the transaction failed: {e}", self.name);
+        let clean_abort = if self.producer.is_transactional() {
+            match self.producer.abort() {
+                Ok(()) => true,
+                Err(e) => {
+                    log::warn!("{}: aborting the transaction failed: {e}", self.name);
+                    false
+                }
             }
-        }
+        } else {
+            false
+        };
         let tasks = std::mem::take(&mut self.tasks);
-        for (id, t) in tasks {
-            for (_, store, txn) in &t.stores {
+        for (id, mut t) in tasks {
+            for (_, _, txn) in &t.stores {
                 if let Some(txn) = txn {
                     let _ = txn.discard_pending();
                 }
+            }
+            if clean_abort {
+                self.update_checkpoint(&mut t);
+                if let Err(e) = t
+                    .store_ctx
+                    .checkpoint_path()
+                    .and_then(|p| Ok(t.checkpoint.write(p)?))
+                {
+                    log::warn!("{}: checkpoint of {id} after abort failed: {e}", self.name);
+                }
+            }
+            for (_, store, _) in &t.stores {
                 let _ = store.close();
             }
             self.shared.unregister_task(&id);

@@ -26,14 +26,20 @@ impl TopologyDescription {
                         n.name,
                         n.stores.join(", ")
                     ),
-                    NodeKind::Sink { topic, .. } => format!("    Sink: {} (topic: {})\n", n.name, topic),
+                    NodeKind::Sink { topic, .. } => {
+                        format!("    Sink: {} (topic: {})\n", n.name, topic)
+                    }
                 };
                 out.push_str(&line);
                 if !matches!(n.kind, NodeKind::Sink { .. }) {
                     let children: Vec<String> = n.children.iter().map(|&c| name(c)).collect();
                     out.push_str(&format!(
                         "      --> {}\n",
-                        if children.is_empty() { "none".to_string() } else { children.join(", ") }
+                        if children.is_empty() {
+                            "none".to_string()
+                        } else {
+                            children.join(", ")
+                        }
                     ));
                 }
                 if !n.parents.is_empty() {
@@ -48,7 +54,10 @@ impl TopologyDescription {
                 "  Sub-topology: {} for global store (will not generate tasks)\n",
                 subs.len() + k
             ));
-            out.push_str(&format!("    Source: {} (topics: [{}])\n", g.source_name, g.topic));
+            out.push_str(&format!(
+                "    Source: {} (topics: [{}])\n",
+                g.source_name, g.topic
+            ));
             out.push_str(&format!("      --> {}\n", g.processor_name));
             out.push_str(&format!(
                 "    Processor: {} (stores: [{}])\n      --> none\n      <-- {}\n\n",

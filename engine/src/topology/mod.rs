@@ -121,7 +121,9 @@ impl Topology {
     /// A source reading `topics` (records go to the processors that name it as a parent).
     pub fn add_source(&mut self, name: &str, topics: &[&str]) -> Result<&mut Self> {
         if topics.is_empty() {
-            return Err(Error::InvalidTopology(format!("{name}: a source needs a topic")));
+            return Err(Error::InvalidTopology(format!(
+                "{name}: a source needs a topic"
+            )));
         }
         for t in topics {
             if self.source_of(t).is_some() {
@@ -147,7 +149,9 @@ impl Topology {
         parents: &[&str],
     ) -> Result<&mut Self> {
         if parents.is_empty() {
-            return Err(Error::InvalidTopology(format!("{name}: a processor needs a parent")));
+            return Err(Error::InvalidTopology(format!(
+                "{name}: a processor needs a parent"
+            )));
         }
         self.add_node(name, NodeKind::Processor { supplier }, parents)?;
         Ok(self)
@@ -165,7 +169,9 @@ impl Topology {
         parents: &[&str],
     ) -> Result<&mut Self> {
         if parents.is_empty() {
-            return Err(Error::InvalidTopology(format!("{name}: a sink needs a parent")));
+            return Err(Error::InvalidTopology(format!(
+                "{name}: a sink needs a parent"
+            )));
         }
         self.add_node(
             name,
@@ -206,7 +212,11 @@ impl Topology {
         Ok(self)
     }
 
-    fn connect_processor_and_state_stores_inner(&mut self, processors: &[&str], store: &str) -> Result<()> {
+    fn connect_processor_and_state_stores_inner(
+        &mut self,
+        processors: &[&str],
+        store: &str,
+    ) -> Result<()> {
         for p in processors {
             let i = self.index(p).ok_or_else(|| {
                 Error::InvalidTopology(format!("store {store}: processor {p:?} does not exist"))
@@ -236,10 +246,17 @@ impl Topology {
         self.name_is_free(source_name)?;
         self.name_is_free(processor_name)?;
         if source_name == processor_name {
-            return Err(Error::InvalidTopology("global source and processor need two names".into()));
+            return Err(Error::InvalidTopology(
+                "global source and processor need two names".into(),
+            ));
         }
-        if self.stores.iter().any(|s| s.name == spec.name) || self.globals.iter().any(|g| g.spec.name == spec.name) {
-            return Err(Error::InvalidTopology(format!("store {:?} already exists", spec.name)));
+        if self.stores.iter().any(|s| s.name == spec.name)
+            || self.globals.iter().any(|g| g.spec.name == spec.name)
+        {
+            return Err(Error::InvalidTopology(format!(
+                "store {:?} already exists",
+                spec.name
+            )));
         }
         spec.logging = false;
         self.globals.push(GlobalStoreDef {
@@ -254,9 +271,9 @@ impl Topology {
 
     /// The source node reading `topic`.
     pub(crate) fn source_of(&self, topic: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| {
-            matches!(&n.kind, NodeKind::Source { topics } if topics.iter().any(|t| t == topic))
-        })
+        self.nodes.iter().position(
+            |n| matches!(&n.kind, NodeKind::Source { topics } if topics.iter().any(|t| t == topic)),
+        )
     }
 
     /// Every topic read by a (non-global) source.

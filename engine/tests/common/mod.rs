@@ -15,6 +15,8 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
+    // RUST_LOG=info shows what the runtime does when a test fails.
+    let _ = env_logger::builder().is_test(true).try_init();
     let cfg = StreamsConfig::new("admin", bootstrap);
     let specs: Vec<TopicSpec> = topics
         .iter()
@@ -155,4 +157,5 @@ pub fn test_config(app: &str, bootstrap: &str, state_dir: &std::path::Path) -> S
         .with_state_dir(state_dir)
         .with_commit_interval(Duration::from_millis(200))
         .with_session_timeout(Duration::from_secs(6))
+        .with_max_poll_interval(Duration::from_secs(20))
 }
