@@ -1,5 +1,8 @@
 //! Records as they flow between nodes: bytes, so one topology serves every serde.
 
+/// A record header: name and value bytes.
+pub type Header = (String, Vec<u8>);
+
 /// A record inside a topology. `None` key or value as in Kafka (a `None` value is a tombstone
 /// for tables).
 #[derive(Debug, Clone, PartialEq, Default)]

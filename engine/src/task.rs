@@ -3,7 +3,10 @@
 //! runtime and by the test driver, so topology logic tested in-process is the logic that runs.
 
 use crate::processor::{Processor, ProcessorContext, PunctuationType, Schedule, StreamPartitioner};
-use crate::record::{OutputRecord, Record, RecordMetadata};
+use crate::record::{Header, OutputRecord, Record, RecordMetadata};
+
+/// Records a processor forwarded: to one child (`Some`) or to all of them.
+type Forwarded = Vec<(Option<usize>, Record)>;
 use crate::topology::{NodeKind, Subtopology, Topology};
 use crate::{Error, Result};
 use ks_stores::{KeyValueStore, ReadOnlyKeyValueStore};
@@ -125,10 +128,10 @@ impl Task {
         &mut self,
         idx: usize,
         metadata: Option<&RecordMetadata>,
-        current: Option<(i64, &[(String, Vec<u8>)])>,
+        current: Option<(i64, &[Header])>,
         wall_clock: i64,
         f: impl FnOnce(&mut dyn Processor, &mut ProcessorContext<'_>) -> Result<R>,
-    ) -> Result<(R, Vec<(Option<usize>, Record)>)> {
+    ) -> Result<(R, Forwarded)> {
         let node = &mut self.nodes[idx];
         let RtKind::Processor(processor) = &mut node.kind else {
             return Err(Error::InvalidTopology(format!(
@@ -371,7 +374,7 @@ impl GlobalTask {
     fn ctx<'a>(
         &'a mut self,
         metadata: Option<&'a RecordMetadata>,
-        current: Option<(i64, &'a [(String, Vec<u8>)])>,
+        current: Option<(i64, &'a [Header])>,
         wall_clock: i64,
     ) -> (&'a mut Box<dyn Processor>, ProcessorContext<'a>) {
         (

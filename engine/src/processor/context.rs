@@ -1,5 +1,5 @@
 use super::{PunctuationType, Schedule};
-use crate::record::{Record, RecordMetadata};
+use crate::record::{Header, Record, RecordMetadata};
 use crate::{Error, Result};
 use ks_stores::{KeyValueStore, ReadOnlyKeyValueStore, Serde, TypedStore};
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ pub struct ProcessorContext<'a> {
     pub(crate) stores: &'a HashMap<String, Arc<dyn KeyValueStore>>,
     pub(crate) global_stores: &'a HashMap<String, Arc<dyn ReadOnlyKeyValueStore>>,
     pub(crate) metadata: Option<&'a RecordMetadata>,
-    pub(crate) current: Option<(i64, &'a [(String, Vec<u8>)])>,
+    pub(crate) current: Option<(i64, &'a [Header])>,
     pub(crate) task_id: &'a str,
     pub(crate) application_id: &'a str,
     pub(crate) stream_time: i64,

@@ -58,6 +58,9 @@ pub(crate) struct TaskEntry {
     pub partitions: Vec<(String, i32)>,
 }
 
+/// The stores of every local task, by task id then store name.
+type StoreRegistry = BTreeMap<String, HashMap<String, Arc<dyn KeyValueStore>>>;
+
 pub(crate) struct Shared {
     pub config: StreamsConfig,
     pub topology: Topology,
@@ -67,7 +70,7 @@ pub(crate) struct Shared {
     pub shutdown: AtomicBool,
     pub metrics: Metrics,
     globals: RwLock<GlobalStores>,
-    stores: RwLock<BTreeMap<String, HashMap<String, Arc<dyn KeyValueStore>>>>,
+    stores: RwLock<StoreRegistry>,
     pub thread_tasks: RwLock<HashMap<String, Vec<TaskEntry>>>,
     pub peers: RwLock<HashMap<String, StreamsMetadata>>,
     pub metadata_dirty: AtomicBool,

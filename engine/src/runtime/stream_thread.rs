@@ -24,15 +24,18 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A task's store: its changelog topic, the store as processors write it, and under
+/// exactly-once the transaction buffer in front of it.
+type TaskStore = (
+    Option<String>,
+    Arc<dyn KeyValueStore>,
+    Option<Arc<TxnBufferStore>>,
+);
+
 struct TaskState {
     task: Task,
     store_ctx: StoreContext,
-    /// (changelog topic, store as written, exactly-once buffer)
-    stores: Vec<(
-        Option<String>,
-        Arc<dyn KeyValueStore>,
-        Option<Arc<TxnBufferStore>>,
-    )>,
+    stores: Vec<TaskStore>,
     checkpoint: Checkpoint,
     partitions: Vec<(String, i32)>,
 }
@@ -416,7 +419,7 @@ impl Core {
                     let written = t
                         .store_ctx
                         .checkpoint_path()
-                        .and_then(|p| Ok(t.checkpoint.write(p)?));
+                        .and_then(|p| t.checkpoint.write(p));
                     self.tasks.insert(id, t);
                     written?;
                 }
@@ -458,7 +461,7 @@ impl Core {
                 if let Err(e) = t
                     .store_ctx
                     .checkpoint_path()
-                    .and_then(|p| Ok(t.checkpoint.write(p)?))
+                    .and_then(|p| t.checkpoint.write(p))
                 {
                     log::warn!("{}: checkpoint of {id} after abort failed: {e}", self.name);
                 }

@@ -331,7 +331,7 @@ impl Topology {
     pub fn subtopologies(&self) -> Vec<Subtopology> {
         let n = self.nodes.len();
         let mut parent: Vec<usize> = (0..n).collect();
-        fn find(p: &mut Vec<usize>, x: usize) -> usize {
+        fn find(p: &mut [usize], x: usize) -> usize {
             let mut r = x;
             while p[r] != r {
                 r = p[r];
