@@ -52,7 +52,7 @@ pub use runtime::{
     ErrorHandling, KafkaStreams, ProcessingGuarantee, StreamsConfig, StreamsMetadata, StreamsState,
 };
 pub use test_driver::TopologyTestDriver;
-pub use topology::{Subtopology, Topology, TopologyDescription};
+pub use topology::{GlobalReset, Subtopology, Topology, TopologyDescription};
 
 /// The store crate, re-exported so topologies need one dependency.
 pub use ks_stores as stores;

@@ -6,6 +6,7 @@
 use crate::record::RecordMetadata;
 use crate::runtime::{now_ms, Shared};
 use crate::task::GlobalTask;
+use crate::topology::GlobalReset;
 use crate::{Error, Result};
 use ks_stores::{KeyValueStore, StoreContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub(crate) struct OpenedGlobals {
     pub tasks: Vec<(String, GlobalTask)>,
+    pub resets: Vec<(String, GlobalReset)>,
     pub stores: Vec<(String, Arc<dyn KeyValueStore>)>,
 }
 
@@ -29,7 +31,9 @@ pub(crate) fn open(shared: &Shared) -> Result<OpenedGlobals> {
     let ctx = StoreContext::new(&cfg.state_dir, &cfg.application_id, "global", 0);
     let mut tasks = Vec::new();
     let mut stores = Vec::new();
+    let mut resets = Vec::new();
     for g in &shared.topology.globals {
+        resets.push((g.topic.clone(), g.reset));
         g.spec.wipe(&ctx)?;
         let opened = g.spec.open(&ctx, None)?;
         let mut task = GlobalTask::new(
@@ -43,7 +47,11 @@ pub(crate) fn open(shared: &Shared) -> Result<OpenedGlobals> {
         stores.push((g.spec.name.clone(), opened.store));
         tasks.push((g.topic.clone(), task));
     }
-    Ok(OpenedGlobals { tasks, stores })
+    Ok(OpenedGlobals {
+        tasks,
+        resets,
+        stores,
+    })
 }
 
 pub(crate) fn run(
@@ -54,7 +62,7 @@ pub(crate) fn run(
     let cfg = &shared.config;
     // One consumer per global topic: librdkafka's EOF event names only the partition.
     let mut consumers: Vec<(BaseConsumer, HashSet<i32>)> = Vec::new();
-    for (topic, _) in &globals.tasks {
+    for (topic, reset) in &globals.resets {
         let consumer: BaseConsumer = cfg
             .base_client()
             .set("group.id", format!("{}-global", cfg.application_id))
@@ -69,7 +77,14 @@ pub(crate) fn run(
         })?;
         let mut tpl = TopicPartitionList::new();
         for p in 0..n {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)
+            let start = match reset {
+                GlobalReset::Earliest => Offset::Beginning,
+                // On the local broker `End` resolves through its watermark query, which points
+                // at the last batch's base offset + 1: a model topic's batches are single
+                // messages, so that is its end.
+                GlobalReset::Latest => Offset::End,
+            };
+            tpl.add_partition_offset(topic, p, start)
                 .map_err(Error::kafka("assigning global partitions"))?;
         }
         consumer

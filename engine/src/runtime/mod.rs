@@ -334,6 +334,23 @@ impl KafkaStreams {
         }))
     }
 
+    /// Store `name` of each local task, by task id: for stores whose keys are not partitioned
+    /// (every task holds the same key), where a caller combines the tasks' values itself.
+    pub fn task_stores(&self, name: &str) -> Vec<(String, Arc<dyn ReadOnlyKeyValueStore>)> {
+        self.shared
+            .stores
+            .read()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|(task, m)| {
+                        m.get(name)
+                            .map(|st| (task.clone(), ks_stores::read_only(st.clone())))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// This instance's metadata.
     pub fn local_metadata(&self) -> StreamsMetadata {
         metadata::local(&self.shared)

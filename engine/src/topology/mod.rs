@@ -45,6 +45,17 @@ pub(crate) struct GlobalStoreDef {
     pub topic: String,
     pub processor_name: String,
     pub supplier: ProcessorSupplier,
+    pub reset: GlobalReset,
+}
+
+/// Where a global store starts reading its topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GlobalReset {
+    /// From the beginning: the store holds everything the topic holds (the usual global table).
+    #[default]
+    Earliest,
+    /// From the end: only what arrives after the instance starts (nothing is replayed).
+    Latest,
 }
 
 /// A group of nodes connected by edges or shared stores: one task per input partition.
@@ -237,11 +248,31 @@ impl Topology {
     /// Global stores are not changelogged: the topic is their changelog.
     pub fn add_global_store(
         &mut self,
+        spec: StoreSpec,
+        source_name: &str,
+        topic: &str,
+        processor_name: &str,
+        supplier: ProcessorSupplier,
+    ) -> Result<&mut Self> {
+        self.add_global_store_with_reset(
+            spec,
+            source_name,
+            topic,
+            processor_name,
+            supplier,
+            GlobalReset::Earliest,
+        )
+    }
+
+    /// [`Topology::add_global_store`], starting at `reset`.
+    pub fn add_global_store_with_reset(
+        &mut self,
         mut spec: StoreSpec,
         source_name: &str,
         topic: &str,
         processor_name: &str,
         supplier: ProcessorSupplier,
+        reset: GlobalReset,
     ) -> Result<&mut Self> {
         self.name_is_free(source_name)?;
         self.name_is_free(processor_name)?;
@@ -265,6 +296,7 @@ impl Topology {
             topic: topic.to_string(),
             processor_name: processor_name.to_string(),
             supplier,
+            reset,
         });
         Ok(self)
     }

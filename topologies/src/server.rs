@@ -1,0 +1,349 @@
+//! A running model server: the engine with the chosen topology, the model builder, the errors
+//! publisher and the HTTP API.
+
+use crate::queries::{Health, InstanceInfo, MetricsSnapshot, ModelInfo, ServingQueries};
+use crate::registry::{start_builder, BuildFailures, BuildJob, ModelRegistry};
+use crate::serving::{ServerMetrics, SERVING_STORE};
+use crate::stats::ServingStats;
+use crate::topology::{self, StoreVariant, Topics, Wiring};
+use crate::{Error, Result};
+use ks_engine::runtime::admin::{ensure_topics, TopicSpec};
+use ks_engine::{ErrorHandling, KafkaStreams, ProcessingGuarantee, StreamsConfig, StreamsState};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Everything `ks-server` can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub store: StoreVariant,
+    pub brokers: String,
+    pub application_id: String,
+    pub host: String,
+    /// HTTP port; 0 picks a free one (tests).
+    pub port: u16,
+    pub state_dir: PathBuf,
+    pub topics: Topics,
+    pub processing_guarantee: ProcessingGuarantee,
+    pub threads: usize,
+    pub commit_interval: Option<Duration>,
+    pub session_timeout: Duration,
+    /// Partitions of the topics the server creates when they are missing.
+    pub data_partitions: i32,
+}
+
+impl ServerConfig {
+    pub fn new(store: StoreVariant, brokers: &str) -> ServerConfig {
+        ServerConfig {
+            store,
+            brokers: brokers.to_string(),
+            application_id: format!("ks-model-server-{}", store.as_str()),
+            host: "127.0.0.1".into(),
+            port: 8888,
+            state_dir: std::env::temp_dir().join("ks-server"),
+            topics: Topics::default(),
+            processing_guarantee: ProcessingGuarantee::AtLeastOnce,
+            threads: 1,
+            commit_interval: None,
+            session_timeout: Duration::from_secs(10),
+            data_partitions: 4,
+        }
+    }
+}
+
+/// Sends rejected models (and the reason) to the errors topic.
+struct ErrorsPublisher {
+    producer: ThreadedProducer<DefaultProducerContext>,
+    topic: String,
+    count: AtomicU64,
+}
+
+impl BuildFailures for ErrorsPublisher {
+    fn failed(&self, job: &BuildJob, reason: &str) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let (topic, partition, offset) = &job.origin;
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "ks.error",
+                value: Some(reason),
+            })
+            .insert(Header {
+                key: "ks.source.topic",
+                value: Some(topic.as_str()),
+            })
+            .insert(Header {
+                key: "ks.source.partition",
+                value: Some(&partition.to_string()),
+            })
+            .insert(Header {
+                key: "ks.source.offset",
+                value: Some(&offset.to_string()),
+            });
+        let payload = serde_json::json!({
+            "kind": "model",
+            "dataType": job.data_type,
+            "name": job.name,
+            "error": reason,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+        })
+        .to_string();
+        let record = BaseRecord::<str, str>::to(&self.topic)
+            .key(job.data_type.as_str())
+            .payload(&payload)
+            .headers(headers);
+        if let Err((e, _)) = self.producer.send(record) {
+            log::error!("cannot report the rejected model {}: {e}", job.name);
+        }
+    }
+}
+
+struct Core {
+    streams: RwLock<Option<KafkaStreams>>,
+    registry: Arc<ModelRegistry>,
+    metrics: Arc<ServerMetrics>,
+    errors: Arc<ErrorsPublisher>,
+}
+
+impl ServingQueries for Core {
+    fn local_stats(&self, data_type: &str) -> Option<ServingStats> {
+        let guard = self.streams.read().ok()?;
+        let streams = guard.as_ref()?;
+        let mut merged: Option<ServingStats> = None;
+        for (_, store) in streams.task_stores(SERVING_STORE) {
+            let Ok(Some(bytes)) = store.get(data_type.as_bytes()) else {
+                continue;
+            };
+            let Ok(stats) = serde_json::from_slice::<ServingStats>(&bytes) else {
+                continue;
+            };
+            merged = Some(match merged {
+                Some(m) => m.merge(&stats),
+                None => stats,
+            });
+        }
+        merged
+    }
+
+    fn instances(&self) -> Vec<InstanceInfo> {
+        let Ok(guard) = self.streams.read() else {
+            return Vec::new();
+        };
+        let Some(streams) = guard.as_ref() else {
+            return Vec::new();
+        };
+        let me = streams.instance_id().to_string();
+        streams
+            .all_metadata()
+            .into_iter()
+            .map(|m| InstanceInfo {
+                local: m.instance_id == me,
+                instance_id: m.instance_id,
+                host: m.host,
+                port: m.port,
+                stores: m.state_stores,
+                partitions: m.topic_partitions,
+            })
+            .collect()
+    }
+
+    fn models(&self) -> Vec<ModelInfo> {
+        self.registry.all().iter().map(|m| m.info()).collect()
+    }
+
+    fn health(&self) -> Health {
+        let state = self
+            .streams
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().map(|s| s.state()))
+            .unwrap_or(StreamsState::NotRunning);
+        Health {
+            healthy: state == StreamsState::Running,
+            state: format!("{state:?}"),
+        }
+    }
+
+    fn metrics(&self) -> MetricsSnapshot {
+        let (latency_buckets, latency_sum_seconds, latency_count) = self.metrics.histogram();
+        let engine_errors = self
+            .streams
+            .read()
+            .ok()
+            .and_then(|g| {
+                g.as_ref()
+                    .map(|s| s.metrics().errors.load(Ordering::Relaxed))
+            })
+            .unwrap_or(0);
+        MetricsSnapshot {
+            records: self.metrics.records.load(Ordering::Relaxed),
+            scores: self.metrics.scores.load(Ordering::Relaxed),
+            no_model: self.metrics.no_model.load(Ordering::Relaxed),
+            errors: engine_errors + self.errors.count.load(Ordering::Relaxed),
+            models_loaded: self.registry.loaded(),
+            latency_buckets,
+            latency_sum_seconds,
+            latency_count,
+            lag: None,
+        }
+    }
+}
+
+/// A running server. Dropping it shuts it down.
+pub struct Server {
+    core: Arc<Core>,
+    http_addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop_http: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    /// Creates missing topics, binds the HTTP port, starts the engine (reading the models first).
+    pub fn start(config: ServerConfig) -> Result<Server> {
+        let streams_config = |port: u16| {
+            let mut c = StreamsConfig::new(&config.application_id, &config.brokers)
+                .with_state_dir(&config.state_dir)
+                .with_processing_guarantee(config.processing_guarantee)
+                .with_threads(config.threads)
+                .with_session_timeout(config.session_timeout)
+                .with_application_server(format!("{}:{port}", config.host))
+                .with_error_handling(ErrorHandling::DeadLetter {
+                    topic: config.topics.errors.clone(),
+                });
+            if let Some(ci) = config.commit_interval {
+                c = c.with_commit_interval(ci);
+            }
+            c
+        };
+        let probe = streams_config(0);
+        let t = &config.topics;
+        ensure_topics(
+            &probe,
+            &[
+                TopicSpec {
+                    name: t.data.clone(),
+                    partitions: config.data_partitions,
+                    compacted: false,
+                },
+                TopicSpec {
+                    name: t.models.clone(),
+                    partitions: 1,
+                    compacted: false,
+                },
+                TopicSpec {
+                    name: t.results.clone(),
+                    partitions: config.data_partitions,
+                    compacted: false,
+                },
+                TopicSpec {
+                    name: t.errors.clone(),
+                    partitions: 1,
+                    compacted: false,
+                },
+            ],
+        )?;
+        let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("log_level", "3")
+            .create()
+            .map_err(|source| Error::Kafka {
+                what: "creating the errors producer".into(),
+                source,
+            })?;
+        let errors = Arc::new(ErrorsPublisher {
+            producer,
+            topic: t.errors.clone(),
+            count: AtomicU64::new(0),
+        });
+        let registry = Arc::new(ModelRegistry::default());
+        let metrics = Arc::new(ServerMetrics::default());
+        let (builder, _builder_thread) = start_builder(registry.clone(), errors.clone(), 64)?;
+        let wiring = Wiring {
+            registry: registry.clone(),
+            metrics: metrics.clone(),
+            builder,
+            failures: errors.clone(),
+        };
+        let topology = topology::build(config.store, &config.topics, &wiring)?;
+        let core = Arc::new(Core {
+            streams: RwLock::new(None),
+            registry,
+            metrics,
+            errors,
+        });
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ks-http")
+            .enable_all()
+            .build()?;
+        let addr: SocketAddr = format!("{}:{}", config.host, config.port)
+            .parse()
+            .map_err(|e| Error::InvalidConfig(format!("--host/--port: {e}")))?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let queries: Arc<dyn ServingQueries> = core.clone();
+        let (http_addr, _) = runtime.block_on(crate::http::serve(queries, addr, async {
+            let _ = stop_rx.await;
+        }))?;
+
+        let mut streams = KafkaStreams::new(topology, streams_config(http_addr.port()))?;
+        streams.start()?;
+        if let Ok(mut s) = core.streams.write() {
+            *s = Some(streams);
+        }
+        log::info!(
+            "ks-server ({}) serving HTTP on {http_addr}",
+            config.store.as_str()
+        );
+        Ok(Server {
+            core,
+            http_addr,
+            runtime: Some(runtime),
+            stop_http: Some(stop_tx),
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Runs `f` with the engine (for tests and the binary's status line).
+    pub fn with_streams<R>(&self, f: impl FnOnce(&KafkaStreams) -> R) -> Option<R> {
+        self.core.streams.read().ok()?.as_ref().map(f)
+    }
+
+    pub fn queries(&self) -> Arc<dyn ServingQueries> {
+        self.core.clone()
+    }
+
+    /// Stops HTTP, then the engine (which commits and closes its tasks).
+    pub fn shutdown(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        if let Some(tx) = self.stop_http.take() {
+            let _ = tx.send(());
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+        let streams = self.core.streams.write().ok().and_then(|mut s| s.take());
+        let _ = self.core.errors.producer.flush(Duration::from_secs(5));
+        match streams {
+            Some(mut s) => Ok(s.close()?),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}

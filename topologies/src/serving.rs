@@ -1,0 +1,275 @@
+//! The data processor: decode a WineRecord, swap in its data type's newest model if the task
+//! is not serving it yet, score, keep the serving statistics, and emit a result.
+//!
+//! Statistics live in the task's `serving` store (changelogged for standard and custom). They
+//! are updated in memory per record and written to the store on a one-second wall-clock
+//! punctuation, on a model swap and on close: one store write (and changelog record) per second
+//! per data type instead of one per scored record.
+
+use crate::registry::{now_ms, ModelRegistry};
+use crate::stats::ServingStats;
+use ks_engine::{Error, Processor, ProcessorContext, PunctuationType, Record, Result};
+use ks_models::Value;
+use ks_proto::{Message, WineRecord};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const SERVING_STORE: &str = "serving";
+
+/// Upper bounds (seconds) of the scoring-latency histogram.
+pub const LATENCY_BOUNDS: [f64; 12] = [
+    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 1e-2, 1e-1,
+];
+
+/// Process-wide serving counters.
+#[derive(Default)]
+pub struct ServerMetrics {
+    pub records: AtomicU64,
+    pub scores: AtomicU64,
+    pub no_model: AtomicU64,
+    pub model_errors: AtomicU64,
+    /// Per bound in [`LATENCY_BOUNDS`], then +Inf (not cumulative).
+    buckets: [AtomicU64; 13],
+    /// Total scoring time in nanoseconds.
+    latency_nanos: AtomicU64,
+}
+
+impl ServerMetrics {
+    pub fn observe(&self, seconds: f64) {
+        let i = LATENCY_BOUNDS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.latency_nanos
+            .fetch_add((seconds * 1e9) as u64, Ordering::Relaxed);
+    }
+
+    /// Cumulative (bound, count) pairs ending with +Inf, the sum in seconds, and the count.
+    pub fn histogram(&self) -> (Vec<(f64, u64)>, f64, u64) {
+        let mut out = Vec::with_capacity(13);
+        let mut total = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            total += b.load(Ordering::Relaxed);
+            out.push((
+                LATENCY_BOUNDS.get(i).copied().unwrap_or(f64::INFINITY),
+                total,
+            ));
+        }
+        (
+            out,
+            self.latency_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            total,
+        )
+    }
+}
+
+/// One result on the results topic (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreResult {
+    #[serde(rename = "dataType")]
+    pub data_type: String,
+    /// The model's name; `None` when no model serves this data type yet.
+    pub model: Option<String>,
+    pub model_version: Option<String>,
+    /// A number for regression, the class label for classification, `null` without a model.
+    pub prediction: serde_json::Value,
+    /// Class probabilities, when the model gives them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub probabilities: BTreeMap<String, f64>,
+    /// Scoring time, µs.
+    pub duration_us: Option<f64>,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub fn value_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Missing => serde_json::Value::Null,
+        Value::Number(f) => serde_json::Number::from_f64(*f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Value::Text(s) => serde_json::Value::String(s.to_string()),
+    }
+}
+
+struct Serving {
+    stats: Option<ServingStats>,
+    dirty: bool,
+}
+
+/// The model-serving processor (one per task).
+pub struct ModelServing {
+    registry: Arc<ModelRegistry>,
+    metrics: Arc<ServerMetrics>,
+    states: HashMap<String, Serving>,
+}
+
+impl ModelServing {
+    pub fn new(registry: Arc<ModelRegistry>, metrics: Arc<ServerMetrics>) -> ModelServing {
+        ModelServing {
+            registry,
+            metrics,
+            states: HashMap::new(),
+        }
+    }
+
+    fn serving(&mut self, ctx: &ProcessorContext<'_>, data_type: &str) -> Result<&mut Serving> {
+        if !self.states.contains_key(data_type) {
+            let stats = match ctx.store(SERVING_STORE)?.get(data_type.as_bytes())? {
+                Some(bytes) => match serde_json::from_slice::<ServingStats>(&bytes) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        log::warn!("discarding unreadable serving statistics of {data_type}: {e}");
+                        None
+                    }
+                },
+                None => None,
+            };
+            self.states.insert(
+                data_type.to_string(),
+                Serving {
+                    stats,
+                    dirty: false,
+                },
+            );
+        }
+        self.states
+            .get_mut(data_type)
+            .ok_or_else(|| Error::processing("serving", "state vanished"))
+    }
+
+    fn flush(&mut self, ctx: &ProcessorContext<'_>) -> Result<()> {
+        let store = ctx.store(SERVING_STORE)?;
+        for (data_type, s) in self.states.iter_mut().filter(|(_, s)| s.dirty) {
+            if let Some(stats) = &s.stats {
+                let json =
+                    serde_json::to_vec(stats).map_err(|e| Error::processing("serving", e))?;
+                store.put(data_type.as_bytes(), &json)?;
+            }
+            s.dirty = false;
+        }
+        Ok(())
+    }
+}
+
+fn bad_record(ctx: &ProcessorContext<'_>, reason: String) -> Error {
+    let m = ctx.record_metadata().cloned().unwrap_or_default();
+    Error::Deserialization {
+        topic: m.topic,
+        partition: m.partition,
+        offset: m.offset,
+        reason,
+    }
+}
+
+impl Processor for ModelServing {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        ctx.schedule(Duration::from_secs(1), PunctuationType::WallClockTime)
+    }
+
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, record: Record) -> Result<()> {
+        self.metrics.records.fetch_add(1, Ordering::Relaxed);
+        let Some(bytes) = record.value.as_deref() else {
+            return Err(bad_record(ctx, "an empty data record".into()));
+        };
+        let wine = WineRecord::decode(bytes)
+            .map_err(|e| bad_record(ctx, format!("not a WineRecord: {e}")))?;
+        if wine.data_type.is_empty() {
+            return Err(bad_record(ctx, "the record has no dataType".into()));
+        }
+        let meta = ctx.record_metadata().cloned().unwrap_or_default();
+        let mut result = ScoreResult {
+            data_type: wine.data_type.clone(),
+            model: None,
+            model_version: None,
+            prediction: serde_json::Value::Null,
+            probabilities: BTreeMap::new(),
+            duration_us: None,
+            topic: meta.topic,
+            partition: meta.partition,
+            offset: meta.offset,
+            error: None,
+        };
+        match self.registry.get(&wine.data_type) {
+            None => {
+                self.metrics.no_model.fetch_add(1, Ordering::Relaxed);
+                result.error = Some("no model".into());
+            }
+            Some(m) => {
+                let serving = self.serving(ctx, &wine.data_type)?;
+                let swapped = serving
+                    .stats
+                    .as_ref()
+                    .is_none_or(|s| s.version != m.version);
+                if swapped {
+                    serving.stats = Some(ServingStats::new(
+                        &m.name,
+                        &m.description,
+                        m.model_type.as_str_name(),
+                        &m.version,
+                        now_ms(),
+                    ));
+                }
+                let started = Instant::now();
+                let scored = if m.wine_row {
+                    m.model.score_row(&wine.features())
+                } else {
+                    m.model.score(&ks_models::Record::from_wine(&wine))
+                };
+                let elapsed = started.elapsed();
+                let prediction = scored.map_err(|e| {
+                    Error::processing(
+                        "serving",
+                        format!("model {} cannot score this record: {e}", m.name),
+                    )
+                })?;
+                let micros = elapsed.as_nanos() as f64 / 1000.0;
+                if let Some(stats) = serving.stats.as_mut() {
+                    stats.record(micros);
+                }
+                serving.dirty = true;
+                self.metrics.scores.fetch_add(1, Ordering::Relaxed);
+                self.metrics.observe(elapsed.as_secs_f64());
+                result.model = Some(m.name.clone());
+                result.model_version = Some(m.version.clone());
+                result.prediction = value_json(prediction.value());
+                result.probabilities = prediction
+                    .probabilities()
+                    .map(|(l, p)| (l.to_string(), p))
+                    .collect();
+                result.duration_us = Some(micros);
+                if swapped {
+                    // Queries see the new model at once, not at the next punctuation.
+                    self.flush(ctx)?;
+                }
+            }
+        }
+        let json = serde_json::to_vec(&result).map_err(|e| Error::processing("serving", e))?;
+        ctx.forward(Record {
+            key: Some(wine.data_type.into_bytes()),
+            value: Some(json),
+            timestamp: record.timestamp,
+            headers: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        _kind: PunctuationType,
+        _ts: i64,
+    ) -> Result<()> {
+        self.flush(ctx)
+    }
+
+    fn close(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        self.flush(ctx)
+    }
+}

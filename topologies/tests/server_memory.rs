@@ -1,0 +1,27 @@
+//! ks-server --store memory against the real broker.
+
+mod common;
+
+use common::*;
+use ks_topologies::topology::StoreVariant;
+use std::time::Duration;
+
+#[test]
+fn scores_every_record_and_answers_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, server, scored) = serve_and_check(StoreVariant::Memory, dir.path());
+    server.shutdown().unwrap();
+    restart_check(&env, dir.path(), scored);
+}
+
+/// The memory variant keeps nothing: after a restart no model and no statistics, until a new
+/// model arrives.
+fn restart_check(env: &Env, dir: &std::path::Path, _scored: u64) {
+    let server = env.start(StoreVariant::Memory, dir);
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, models) = http_get(&server, "/models");
+    assert_eq!(status, 200);
+    assert_eq!(models.as_array().map(Vec::len), Some(0));
+    assert_eq!(http_get(&server, "/state/value").0, 404);
+    server.shutdown().unwrap();
+}
