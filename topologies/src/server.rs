@@ -171,15 +171,19 @@ impl ServingQueries for Core {
 
     fn metrics(&self) -> MetricsSnapshot {
         let (latency_buckets, latency_sum_seconds, latency_count) = self.metrics.histogram();
-        let engine_errors = self
+        let (engine_errors, lag) = self
             .streams
             .read()
             .ok()
             .and_then(|g| {
-                g.as_ref()
-                    .map(|s| s.metrics().errors.load(Ordering::Relaxed))
+                g.as_ref().map(|s| {
+                    (
+                        s.metrics().errors.load(Ordering::Relaxed),
+                        s.metrics().lag(),
+                    )
+                })
             })
-            .unwrap_or(0);
+            .unwrap_or((0, None));
         MetricsSnapshot {
             records: self.metrics.records.load(Ordering::Relaxed),
             scores: self.metrics.scores.load(Ordering::Relaxed),
@@ -189,7 +193,7 @@ impl ServingQueries for Core {
             latency_buckets,
             latency_sum_seconds,
             latency_count,
-            lag: None,
+            lag,
         }
     }
 }

@@ -50,6 +50,23 @@ pub struct Metrics {
     pub commits: AtomicU64,
     /// Rebalances this instance's threads took part in (assignment callbacks, empty ones too).
     pub rebalances: AtomicU64,
+    /// Records waiting in each stream thread's assigned partitions, from librdkafka's
+    /// statistics (fetch-response high watermarks, not the local broker's wrong ListOffsets).
+    lag_by_thread: Mutex<HashMap<String, u64>>,
+}
+
+impl Metrics {
+    /// Total consumer lag over the stream threads, once statistics have arrived.
+    pub fn lag(&self) -> Option<u64> {
+        let lags = self.lag_by_thread.lock().ok()?;
+        (!lags.is_empty()).then(|| lags.values().sum())
+    }
+
+    pub(crate) fn set_lag(&self, thread: &str, lag: u64) {
+        if let Ok(mut l) = self.lag_by_thread.lock() {
+            l.insert(thread.to_string(), lag);
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

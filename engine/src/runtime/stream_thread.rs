@@ -58,7 +58,20 @@ struct StreamContext {
     core: Arc<Mutex<Core>>,
 }
 
-impl ClientContext for StreamContext {}
+impl ClientContext for StreamContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| p.consumer_lag)
+            .sum();
+        if let Ok(core) = self.core.try_lock() {
+            core.shared.metrics.set_lag(&core.name, lag.max(0) as u64);
+        }
+    }
+}
 
 impl ConsumerContext for StreamContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -545,7 +558,8 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
         .set(
             "partition.assignment.strategy",
             shared.assignment_strategy(),
-        );
+        )
+        .set("statistics.interval.ms", "1000");
     if eos(&shared) {
         client.set("isolation.level", "read_committed");
     }
