@@ -19,6 +19,22 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::store::{ChangelogRecord, StateStore};
 use crate::{Error, Result};
 
+/// A consumer context for readers that stop at partition EOF: librdkafka also reports each EOF
+/// through the client's error callback, which the default context logs at ERROR level. Here
+/// EOF is the expected end of a read, so it is logged at debug level; other errors as before.
+pub struct EofAwareContext;
+
+impl rdkafka::ClientContext for EofAwareContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error.rdkafka_error_code() {
+            Some(rdkafka::error::RDKafkaErrorCode::PartitionEOF) => log::debug!("{reason}"),
+            _ => log::error!("librdkafka: {error}: {reason}"),
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EofAwareContext {}
+
 #[derive(Debug, Clone)]
 pub struct RestoreConfig {
     pub bootstrap_servers: String,
@@ -99,9 +115,9 @@ pub fn restore(
     checkpoint: Option<i64>,
 ) -> Result<RestoreStats> {
     let started = Instant::now();
-    let consumer: BaseConsumer = config
+    let consumer: BaseConsumer<EofAwareContext> = config
         .consumer_config()
-        .create()
+        .create_with_context(EofAwareContext)
         .map_err(|e| Error::kafka("creating the restore consumer", e))?;
     let start = match checkpoint {
         Some(c) => Offset::Offset(c + 1),
@@ -173,7 +189,7 @@ pub fn restore(
     })
 }
 
-fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+fn position(consumer: &BaseConsumer<EofAwareContext>, topic: &str, partition: i32) -> Option<i64> {
     let tpl = consumer.position().ok()?;
     match tpl.find_partition(topic, partition)?.offset() {
         Offset::Offset(o) => Some(o),

@@ -8,6 +8,7 @@ use crate::runtime::{now_ms, Shared};
 use crate::task::GlobalTask;
 use crate::topology::GlobalReset;
 use crate::{Error, Result};
+use ks_stores::restore::EofAwareContext;
 use ks_stores::{KeyValueStore, StoreContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -61,16 +62,16 @@ pub(crate) fn run(
 ) -> Result<()> {
     let cfg = &shared.config;
     // One consumer per global topic: librdkafka's EOF event names only the partition.
-    let mut consumers: Vec<(BaseConsumer, HashSet<i32>)> = Vec::new();
+    let mut consumers: Vec<(BaseConsumer<EofAwareContext>, HashSet<i32>)> = Vec::new();
     for (topic, reset) in &globals.resets {
-        let consumer: BaseConsumer = cfg
+        let consumer: BaseConsumer<EofAwareContext> = cfg
             .base_client()
             .set("group.id", format!("{}-global", cfg.application_id))
             .set("client.id", format!("{}-GlobalThread", cfg.application_id))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest")
-            .create()
+            .create_with_context(EofAwareContext)
             .map_err(Error::kafka("creating the global consumer"))?;
         let n = *shared.partition_counts.get(topic).ok_or_else(|| {
             Error::InvalidTopology(format!("global topic {topic} does not exist"))
