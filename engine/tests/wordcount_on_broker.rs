@@ -192,3 +192,22 @@ fn two_instances_split_the_partitions_and_a_killed_one_hands_over() {
         assert_eq!(seen[&k], (1..=n).collect(), "counts of {k}");
     }
 }
+
+#[test]
+fn two_stream_threads_share_the_partitions() {
+    let broker = ks_broker::Broker::start(None).unwrap();
+    let bs = broker.bootstrap_servers();
+    let (input, output, app) = (unique("in"), unique("out"), unique("wc"));
+    create_topics(bs, &[(&input, 4), (&output, 4)]);
+    produce(bs, &input, &keyed(200, 8, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let topology = dedup_count_topology(&input, &output, StoreKind::File).unwrap();
+    let mut streams =
+        KafkaStreams::new(topology, test_config(&app, bs, dir.path()).with_threads(2)).unwrap();
+    streams.start().unwrap();
+    assert!(wait_until(Duration::from_secs(60), || counts_in(&streams)
+        == expected(200, 8)));
+    assert!(streams.wait_for_assignment(Duration::from_secs(30), |p| p.len() == 4));
+    assert_eq!(streams.local_metadata().tasks.len(), 4);
+    streams.close().unwrap();
+}

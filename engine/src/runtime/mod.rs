@@ -196,10 +196,42 @@ impl KafkaStreams {
             partitions: 1,
             compacted: true,
         }];
+        // Repartition topics: written by one sub-topology's sink and read by another's
+        // source. They are the application's own, created like changelogs, with as many
+        // partitions as its largest input topic.
+        let sinks = self.shared.topology.sink_topics();
+        let repartition: Vec<String> = self
+            .shared
+            .topology
+            .source_topics()
+            .into_iter()
+            .filter(|t| sinks.contains(t) && !counts.contains_key(t))
+            .collect();
+        let widest = self
+            .shared
+            .topology
+            .source_topics()
+            .iter()
+            .filter_map(|t| counts.get(t).copied())
+            .max()
+            .unwrap_or(1);
+        let counts_with = |t: &str| -> Option<i32> {
+            counts
+                .get(t)
+                .copied()
+                .or_else(|| repartition.iter().any(|r| r == t).then_some(widest))
+        };
+        for t in &repartition {
+            internal.push(admin::TopicSpec {
+                name: t.clone(),
+                partitions: widest,
+                compacted: false,
+            });
+        }
         for sub in &self.shared.subtopologies {
             let mut n = 0;
             for t in &sub.source_topics {
-                n = n.max(*counts.get(t).ok_or_else(|| {
+                n = n.max(counts_with(t).ok_or_else(|| {
                     Error::InvalidTopology(format!("source topic {t} does not exist"))
                 })?);
             }
