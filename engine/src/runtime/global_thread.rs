@@ -3,7 +3,6 @@
 //! only after every global partition has been read to its end once (librdkafka's EOF event;
 //! the local broker's watermark query is not trusted).
 
-use crate::record::RecordMetadata;
 use crate::runtime::{now_ms, Shared};
 use crate::task::GlobalTask;
 use crate::topology::GlobalReset;
@@ -12,7 +11,6 @@ use ks_stores::restore::EofAwareContext;
 use ks_stores::{KeyValueStore, StoreContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -108,29 +106,7 @@ pub(crate) fn run(
         for (i, (consumer, pending)) in consumers.iter_mut().enumerate() {
             match consumer.poll(timeout) {
                 Some(Ok(m)) => {
-                    let metadata = RecordMetadata {
-                        topic: m.topic().to_string(),
-                        partition: m.partition(),
-                        offset: m.offset(),
-                    };
-                    let record = crate::record::Record {
-                        key: m.key().map(<[u8]>::to_vec),
-                        value: m.payload().map(<[u8]>::to_vec),
-                        timestamp: m.timestamp().to_millis().unwrap_or(0),
-                        headers: m
-                            .headers()
-                            .map(|hs| {
-                                hs.iter()
-                                    .map(|h| {
-                                        (
-                                            h.key.to_string(),
-                                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                                        )
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    };
+                    let (metadata, record) = crate::runtime::stream_thread::to_record(&m);
                     drop(m);
                     // A bad global record must not take the instance down: every instance
                     // would fail alike on it.

@@ -7,7 +7,7 @@ pub mod config;
 mod global_thread;
 pub mod metadata;
 mod producer;
-mod stream_thread;
+pub(crate) mod stream_thread;
 mod txn_store;
 
 pub use config::{ErrorHandling, ProcessingGuarantee, StreamsConfig};

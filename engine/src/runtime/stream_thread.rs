@@ -489,7 +489,8 @@ impl Core {
     }
 }
 
-fn to_record(m: &BorrowedMessage<'_>) -> (RecordMetadata, Record) {
+/// A consumed message as the topology sees it.
+pub(crate) fn to_record(m: &BorrowedMessage<'_>) -> (RecordMetadata, Record) {
     let headers = m
         .headers()
         .map(|hs| {

@@ -318,3 +318,28 @@ pub fn serve_and_check(store: StoreVariant, state_dir: &Path) -> (Env, Server, u
     );
     (env, server, 110)
 }
+
+/// A persistent variant comes back with the model and its statistics without the model being
+/// sent again, and goes on counting.
+pub fn restart_keeps_model_and_stats(env: &Env, store: StoreVariant, dir: &Path, scored: u64) {
+    let server = env.start(store, dir);
+    let back = wait_until(Duration::from_secs(30), || {
+        let (status, v) = http_get(&server, "/state/value");
+        status == 200 && v["usage"] == scored && v["name"] == "winequalityDesisionTreeRegression"
+    });
+    assert!(back, "{:?}", http_get(&server, "/state/value"));
+    assert!(wait_until(Duration::from_secs(30), || {
+        http_get(&server, "/models")
+            .1
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    }));
+    env.publish_records(200, 10);
+    assert!(wait_until(Duration::from_secs(30), || http_get(
+        &server,
+        "/state/value"
+    )
+    .1["usage"]
+        == scored + 10));
+    server.shutdown().unwrap();
+}
