@@ -1,0 +1,146 @@
+//! The HTTP API (warp).
+//!
+//! | path                 | stage mode                          | actor mode                      |
+//! | -------------------- | ----------------------------------- | ------------------------------- |
+//! | `/state`             | statistics of `wine`'s current model | the same, asked of its actor    |
+//! | `/state/{dataType}`  | statistics of that data type         | the same, asked of its actor    |
+//! | `/models`            | data types with a current model      | data types with an actor        |
+//! | `/health`            | `{"status":"ok"}`                    | the same                        |
+//!
+//! Statistics are ks-topologies' `ServingStats` JSON, as ks-server's `/state/value`; in actor
+//! mode a `restore_error` field is added (to the statistics or the 404) when the actor's state
+//! file was rejected at start. Errors are
+//! `{"error": "...", "path": "..."}`: 404 for no statistics, 504 when an actor does not answer within the ask timeout.
+
+use crate::actor::Actors;
+use crate::stage::StageState;
+use crate::{Error, Result};
+use ks_topologies::http::DEFAULT_DATA_TYPE;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use warp::http::StatusCode;
+use warp::Filter;
+
+/// What the API reads.
+#[derive(Clone)]
+pub enum Queries {
+    Stage(Arc<StageState>),
+    Actor {
+        actors: Actors,
+        ask_timeout: Duration,
+    },
+}
+
+fn reply(status: StatusCode, body: Value) -> warp::reply::WithStatus<warp::reply::Json> {
+    warp::reply::with_status(warp::reply::json(&body), status)
+}
+
+async fn state(q: Queries, data_type: String) -> warp::reply::WithStatus<warp::reply::Json> {
+    let path = format!("/state/{data_type}");
+    let not_found = |extra: Option<String>| {
+        let mut body = json!({
+            "error": format!("no statistics for {data_type}"),
+            "path": path,
+        });
+        if let Some(e) = extra {
+            body["restore_error"] = Value::String(e);
+        }
+        reply(StatusCode::NOT_FOUND, body)
+    };
+    match q {
+        Queries::Stage(s) => match s.stats(&data_type) {
+            Some(stats) => reply(StatusCode::OK, json!(stats)),
+            None => not_found(None),
+        },
+        Queries::Actor {
+            actors,
+            ask_timeout,
+        } => {
+            let actor = actors.lock().ok().and_then(|a| a.get(&data_type).cloned());
+            let Some(actor) = actor else {
+                return not_found(None);
+            };
+            match actor.ask(ask_timeout).await {
+                Ok(st) => match st.stats {
+                    Some(stats) => {
+                        let mut body = json!(stats);
+                        // Statistics started over because their file was rejected: say so.
+                        if let Some(e) = st.restore_error {
+                            body["restore_error"] = Value::String(e);
+                        }
+                        reply(StatusCode::OK, body)
+                    }
+                    None => not_found(st.restore_error),
+                },
+                Err(e @ Error::AskTimeout { .. }) => reply(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    json!({"error": e.to_string(), "path": path}),
+                ),
+                Err(e) => reply(
+                    StatusCode::NOT_FOUND,
+                    json!({"error": e.to_string(), "path": path}),
+                ),
+            }
+        }
+    }
+}
+
+fn models(q: &Queries) -> Vec<String> {
+    match q {
+        Queries::Stage(s) => s.data_types(),
+        Queries::Actor { actors, .. } => actors
+            .lock()
+            .map(|a| a.keys().cloned().collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Binds `addr` and serves until `shutdown` completes.
+pub async fn serve(
+    queries: Queries,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, JoinHandle<()>)> {
+    // Bound here rather than by warp, which panics when it cannot bind.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Http(format!("cannot bind {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Http(format!("cannot read the bound address: {e}")))?;
+    let q = warp::any().map(move || queries.clone());
+    let state_default = warp::path!("state")
+        .and(q.clone())
+        .then(|q| state(q, DEFAULT_DATA_TYPE.to_string()));
+    let state_of = warp::path!("state" / String)
+        .and(q.clone())
+        .then(|dt: String, q| state(q, dt));
+    let models = warp::path!("models")
+        .and(q)
+        .map(|q: Queries| reply(StatusCode::OK, json!(models(&q))));
+    let health = warp::path!("health").map(|| reply(StatusCode::OK, json!({"status": "ok"})));
+    let api = warp::get()
+        .and(
+            state_default
+                .or(state_of)
+                .unify()
+                .or(models)
+                .unify()
+                .or(health)
+                .unify(),
+        )
+        .recover(|r: warp::Rejection| async move {
+            let status = if r.is_not_found() {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::METHOD_NOT_ALLOWED
+            };
+            Ok::<_, std::convert::Infallible>(reply(status, json!({"error": "no such route"})))
+        });
+    let server = warp::serve(api).incoming(listener).graceful(shutdown);
+    Ok((bound, tokio::spawn(server.run())))
+}

@@ -1,0 +1,382 @@
+//! The Kafka ends of the pipeline.
+//!
+//! - [`read_data`]: the data topic, consumed with a group, into a bounded channel: when the
+//!   channel is full the reader waits, stops polling, and librdkafka's own prefetch queue is
+//!   capped small (see [`data_consumer`]), so a backlog stays in the broker, not in memory.
+//! - [`read_models`]: the model topic into a bounded channel; each model is acknowledged by the
+//!   stage or actor that took it before its offset is stored.
+//! - [`run_sink`]: writes outputs in the order their records were read, at most
+//!   [`MAX_IN_FLIGHT`] awaiting delivery, and stores a record's offset only once its output is
+//!   delivered. Auto-commit (`enable.auto.offset.store=false`) commits stored offsets only, so a
+//!   crash re-reads every record whose result was not written: at-least-once.
+
+use crate::model::{self, Built, Origin};
+use crate::scoring::{Output, Sink};
+use crate::{Error, Result};
+use ks_topologies::topology::Topics;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Outputs awaiting delivery at once: enough to hide a broker round trip, few enough to bound
+/// memory.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// One data record as read.
+pub struct DataIn {
+    pub payload: Option<Vec<u8>>,
+    pub origin: Origin,
+}
+
+/// A built model and the sender to acknowledge it with once it is taken (and, in actor mode,
+/// persisted).
+pub struct ModelIn {
+    pub built: Built,
+    pub ack: oneshot::Sender<()>,
+}
+
+fn base(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("socket.timeout.ms", "10000")
+        .set("log_level", "3");
+    c
+}
+
+/// The data consumer: group `group`, offsets stored by the sink and auto-committed.
+pub fn data_consumer(
+    brokers: &str,
+    group: &str,
+    session_timeout: Duration,
+    commit_interval: Duration,
+) -> Result<StreamConsumer> {
+    base(brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.commit.interval.ms",
+            commit_interval.as_millis().to_string(),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set(
+            "session.timeout.ms",
+            session_timeout.as_millis().to_string(),
+        )
+        // librdkafka prefetches up to 64 MiB per partition by default; a backlog must stay in
+        // the broker, so the prefetch queue is kept to about 1 MiB.
+        .set("queued.max.messages.kbytes", "1024")
+        .set("queued.min.messages", "1000")
+        .set("fetch.max.bytes", "1048576")
+        .set("max.partition.fetch.bytes", "262144")
+        .create()
+        .map_err(Error::kafka("cannot create the data consumer"))
+}
+
+/// The model consumer. `group`: `Some` subscribes with that group (actor mode: committed
+/// offsets, old models are not replayed — actors restore from their files); `None` assigns
+/// every partition from the beginning (stage mode: a restart gets its models back).
+pub async fn model_consumer(
+    brokers: &str,
+    topic: &str,
+    group: Option<&str>,
+    session_timeout: Duration,
+    commit_interval: Duration,
+) -> Result<StreamConsumer> {
+    let mut c = base(brokers);
+    c.set("auto.offset.reset", "earliest").set(
+        "session.timeout.ms",
+        session_timeout.as_millis().to_string(),
+    );
+    match group {
+        Some(g) => c
+            .set("group.id", g)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.commit.interval.ms",
+                commit_interval.as_millis().to_string(),
+            ),
+        // librdkafka wants a group id even for a plain assignment; nothing is committed.
+        None => c
+            .set("group.id", "as-server-models-unused")
+            .set("enable.auto.commit", "false"),
+    };
+    let consumer: StreamConsumer = c
+        .create()
+        .map_err(Error::kafka("cannot create the model consumer"))?;
+    match group {
+        Some(_) => consumer
+            .subscribe(&[topic])
+            .map_err(Error::kafka(format!("cannot subscribe to {topic}")))?,
+        None => {
+            let partitions = partitions_of(&consumer, topic).await?;
+            let mut tpl = TopicPartitionList::new();
+            for p in partitions {
+                tpl.add_partition_offset(topic, p, Offset::Beginning)
+                    .map_err(Error::kafka("cannot assign"))?;
+            }
+            consumer
+                .assign(&tpl)
+                .map_err(Error::kafka(format!("cannot assign {topic}")))?;
+        }
+    }
+    Ok(consumer)
+}
+
+/// The partitions of `topic`, waiting (up to 30 s) for it to exist.
+async fn partitions_of(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32>> {
+    let mut last = None;
+    for _ in 0..60 {
+        match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(md) => {
+                let ps: Vec<i32> = md
+                    .topics()
+                    .iter()
+                    .filter(|t| t.name() == topic && t.error().is_none())
+                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                    .collect();
+                if !ps.is_empty() {
+                    return Ok(ps);
+                }
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(Error::Kafka {
+        what: format!("topic {topic} has no partitions"),
+        source: last.unwrap_or(rdkafka::error::KafkaError::MetadataFetch(
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+        )),
+    })
+}
+
+pub fn producer(brokers: &str) -> Result<FutureProducer> {
+    base(brokers)
+        .set("linger.ms", "5")
+        .create()
+        .map_err(Error::kafka("cannot create the producer"))
+}
+
+/// Reads the data topic into `tx` until shutdown or until `tx`'s receiver is gone.
+pub async fn read_data(
+    consumer: Arc<StreamConsumer>,
+    tx: mpsc::Sender<DataIn>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            m = consumer.recv() => m,
+        };
+        let item = match msg {
+            Ok(m) => DataIn {
+                payload: m.payload().map(<[u8]>::to_vec),
+                origin: Origin {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                },
+            },
+            Err(e) => {
+                log::warn!("data consumer: {e}");
+                continue;
+            }
+        };
+        // Waiting here is the back pressure: a full pipeline stops the polling.
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            sent = tx.send(item) => if sent.is_err() { return Ok(()) },
+        }
+    }
+}
+
+/// Reads the model topic: decodes and builds each model off the async workers, hands it on,
+/// waits for its acknowledgement, then (with a group) stores its offset. Bad model messages go
+/// to the errors topic.
+pub async fn read_models(
+    consumer: Arc<StreamConsumer>,
+    grouped: bool,
+    tx: mpsc::Sender<ModelIn>,
+    producer: FutureProducer,
+    errors_topic: String,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            m = consumer.recv() => m,
+        };
+        let (payload, origin) = match msg {
+            Ok(m) => (
+                m.payload().map(<[u8]>::to_vec),
+                Origin {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                },
+            ),
+            Err(e) => {
+                log::warn!("model consumer: {e}");
+                continue;
+            }
+        };
+        let Some(payload) = payload else {
+            continue; // a tombstone: nothing to build
+        };
+        let o = origin.clone();
+        let built = tokio::task::spawn_blocking(move || model::build(model::decode(&payload, &o)?))
+            .await
+            .map_err(|e| Error::Stopped(format!("model builder: {e}")))?;
+        match built {
+            Ok(built) => {
+                log::info!(
+                    "model {} for {} ({}) built",
+                    built.update.meta.name,
+                    built.update.meta.data_type,
+                    built.update.meta.version
+                );
+                let (ack, acked) = oneshot::channel();
+                if tx.send(ModelIn { built, ack }).await.is_err() {
+                    return Ok(());
+                }
+                if acked.await.is_err() {
+                    // Not taken (shutting down): the offset stays, the model comes again.
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                log::warn!(
+                    "model message {}:{} rejected: {e}",
+                    origin.partition,
+                    origin.offset
+                );
+                let out = Output::error("model", "", &e.to_string(), origin.clone());
+                let delivery = send(&producer, &errors_topic, &out).await?;
+                wait_delivery(delivery, &errors_topic).await?;
+            }
+        }
+        if grouped {
+            if let Err(e) = consumer.store_offset(&origin.topic, origin.partition, origin.offset) {
+                log::warn!(
+                    "cannot store model offset {}:{}: {e}",
+                    origin.partition,
+                    origin.offset
+                );
+            }
+        }
+    }
+}
+
+/// Enqueues `out` with the producer, waiting while its queue is full.
+async fn send(producer: &FutureProducer, topic: &str, out: &Output) -> Result<DeliveryFuture> {
+    loop {
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&out.payload);
+        if let Some(k) = &out.key {
+            record = record.key(k);
+        }
+        match producer.send_result(record) {
+            Ok(f) => return Ok(f),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                _,
+            )) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => {
+                return Err(Error::Delivery {
+                    topic: topic.to_string(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+async fn wait_delivery(f: DeliveryFuture, topic: &str) -> Result<()> {
+    match f.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(Error::Delivery {
+            topic: topic.to_string(),
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(Error::Delivery {
+            topic: topic.to_string(),
+            reason: "the producer dropped the message".into(),
+        }),
+    }
+}
+
+/// Writes outputs in read order and stores each record's offset once its output is delivered.
+/// `rx` carries one receiver per record in the order the records were read, so a record scored
+/// late by one actor holds back the offsets after it: no offset is ever stored past a record
+/// whose result is not written. Returns when `rx` closes and everything in flight is written.
+pub async fn run_sink(
+    mut rx: mpsc::Receiver<oneshot::Receiver<Output>>,
+    producer: FutureProducer,
+    consumer: Arc<StreamConsumer>,
+    topics: Topics,
+) -> Result<()> {
+    let mut in_flight: VecDeque<(DeliveryFuture, &str, Origin)> = VecDeque::new();
+    loop {
+        let next = if in_flight.len() >= MAX_IN_FLIGHT {
+            None
+        } else if in_flight.is_empty() {
+            match rx.recv().await {
+                Some(r) => Some(r),
+                None => break,
+            }
+        } else {
+            match rx.try_recv() {
+                Ok(r) => Some(r),
+                Err(mpsc::error::TryRecvError::Empty) => None,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        };
+        match next {
+            Some(pending) => {
+                let Ok(out) = pending.await else {
+                    // The scorer went away (shutdown): stop storing offsets from here on so
+                    // this record is read again.
+                    break;
+                };
+                let topic = match out.sink {
+                    Sink::Results => topics.results.as_str(),
+                    Sink::Errors => topics.errors.as_str(),
+                };
+                let delivery = send(&producer, topic, &out).await?;
+                in_flight.push_back((delivery, topic, out.origin));
+            }
+            None => {
+                if let Some((f, topic, origin)) = in_flight.pop_front() {
+                    wait_delivery(f, topic).await?;
+                    store(&consumer, &origin);
+                }
+            }
+        }
+    }
+    while let Some((f, topic, origin)) = in_flight.pop_front() {
+        wait_delivery(f, topic).await?;
+        store(&consumer, &origin);
+    }
+    Ok(())
+}
+
+fn store(consumer: &StreamConsumer, origin: &Origin) {
+    // librdkafka commits stored offset + 1, the next record to read.
+    if let Err(e) = consumer.store_offset(&origin.topic, origin.partition, origin.offset) {
+        // After a rebalance took the partition away: its new owner reads the record again.
+        log::debug!(
+            "cannot store offset {}:{}: {e}",
+            origin.partition,
+            origin.offset
+        );
+    }
+}
