@@ -99,6 +99,18 @@ impl Model {
         }
     }
 
+    /// Like [`Model::score_row`], but refills `out`, reusing its storage: a caller that
+    /// scores many rows with one `Prediction` allocates nothing per row (PMML).
+    pub fn score_row_into(&self, row: &[f64], out: &mut Prediction) -> Result<()> {
+        match &self.engine {
+            Engine::Pmml(m) => m.score_row_into(row, out),
+            Engine::Tensorflow(_) => {
+                *out = self.score_row(row)?;
+                Ok(())
+            }
+        }
+    }
+
     /// Fast batch path: `rows` is row-major, `input_fields().len()` numbers per row.
     pub fn score_rows(&self, rows: &[f64]) -> Result<Vec<Prediction>> {
         let width = self.input_fields().len();
@@ -119,21 +131,126 @@ impl Model {
 
 /// The result of scoring one record: the primary prediction (a number for regression,
 /// a class label for classification) and all named output columns.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Prediction {
+    /// Output column names, shared by every prediction of a model.
     names: Arc<[String]>,
-    /// `values[0]` is the primary prediction; aligned with `names`.
-    values: Vec<Value>,
+    /// `values()[0]` is the primary prediction; aligned with `names`.
+    values: Values,
+}
+
+/// Output values of a prediction: up to [`INLINE`] without a heap allocation (every
+/// seed model has at most 7 output columns), more in a `Vec`.
+#[derive(Debug, Clone)]
+enum Values {
+    Inline { len: u8, buf: [Value; INLINE] },
+    Heap(Vec<Value>),
+}
+
+const INLINE: usize = 8;
+
+impl Values {
+    fn new() -> Values {
+        Values::Inline {
+            len: 0,
+            buf: Default::default(),
+        }
+    }
+
+    fn as_slice(&self) -> &[Value] {
+        match self {
+            Values::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or(&[]),
+            Values::Heap(v) => v,
+        }
+    }
+
+    fn push(&mut self, v: Value) {
+        match self {
+            Values::Inline { len, buf } => {
+                if let Some(slot) = buf.get_mut(usize::from(*len)) {
+                    *slot = v;
+                    *len += 1;
+                } else {
+                    let mut heap = Vec::with_capacity(INLINE * 2);
+                    heap.extend(buf.iter_mut().map(std::mem::take));
+                    heap.push(v);
+                    *self = Values::Heap(heap);
+                }
+            }
+            Values::Heap(h) => h.push(v),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Values::Inline { len, buf } => {
+                for v in buf.iter_mut().take(usize::from(*len)) {
+                    *v = Value::Missing;
+                }
+                *len = 0;
+            }
+            Values::Heap(h) => h.clear(),
+        }
+    }
+}
+
+impl PartialEq for Prediction {
+    fn eq(&self, other: &Prediction) -> bool {
+        self.names == other.names && self.values() == other.values()
+    }
+}
+
+impl Default for Prediction {
+    /// An empty prediction (no columns, the primary value missing); a buffer for
+    /// [`Model::score_row_into`].
+    fn default() -> Prediction {
+        Prediction {
+            names: Arc::from(Vec::new()),
+            values: Values::new(),
+        }
+    }
 }
 
 impl Prediction {
     pub(crate) fn new(names: Arc<[String]>, values: Vec<Value>) -> Prediction {
-        Prediction { names, values }
+        let mut p = Prediction {
+            names,
+            values: Values::new(),
+        };
+        if values.len() > INLINE {
+            p.values = Values::Heap(values);
+        } else {
+            for v in values {
+                p.values.push(v);
+            }
+        }
+        p
+    }
+
+    /// Starts refilling this prediction for a model with the given output names: keeps
+    /// the names when they are already the same `Arc`, drops the old values.
+    pub(crate) fn reset(&mut self, names: &Arc<[String]>) {
+        if !Arc::ptr_eq(&self.names, names) {
+            self.names = Arc::clone(names);
+        }
+        self.values.clear();
+    }
+
+    /// An empty prediction for a model with the given output names.
+    pub(crate) fn with_names(names: &Arc<[String]>) -> Prediction {
+        Prediction {
+            names: Arc::clone(names),
+            values: Values::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, v: Value) {
+        self.values.push(v);
     }
 
     /// The primary prediction.
     pub fn value(&self) -> &Value {
-        self.values.first().unwrap_or(&Value::Missing)
+        self.values().first().unwrap_or(&Value::Missing)
     }
 
     /// The primary prediction as a number (class labels that are numbers included).
@@ -143,18 +260,18 @@ impl Prediction {
 
     /// All output columns, primary first, in `Model::output_fields()` order.
     pub fn outputs(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.names.iter().map(String::as_str).zip(&self.values)
+        self.names.iter().map(String::as_str).zip(self.values())
     }
 
     pub fn values(&self) -> &[Value] {
-        &self.values
+        self.values.as_slice()
     }
 
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.names
             .iter()
             .position(|n| n == name)
-            .and_then(|i| self.values.get(i))
+            .and_then(|i| self.values().get(i))
     }
 
     /// Class probabilities as (label, probability), read from `probability(<label>)` columns.

@@ -130,6 +130,9 @@ fn check_file(golden: &Path) -> Result<usize, String> {
     let predictions = model
         .score_batch(&records)
         .map_err(|e| format!("{stem}: scoring failed: {e}"))?;
+    if model_type == ModelType::Pmml {
+        check_fast_path(&stem, &model, &records, &predictions)?;
+    }
     let mut failures = Vec::new();
     for (r, (row, p)) in g.rows.iter().zip(&predictions).enumerate() {
         for (c, name) in g.expected_cols.iter().zip(&g.expected) {
@@ -157,6 +160,53 @@ fn check_file(golden: &Path) -> Result<usize, String> {
             failures.join("\n  ")
         ))
     }
+}
+
+/// Output columns as text: equal strings mean identical numbers (NaN and -0.0 included).
+fn cells(p: &Prediction) -> Vec<(String, String)> {
+    p.outputs()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The numeric fast path (`score_row`, and `score_row_into` reusing one `Prediction`)
+/// gives exactly the generic path's predictions on every record whose inputs are all
+/// numbers or missing (other models are skipped).
+fn check_fast_path(
+    stem: &str,
+    model: &Model,
+    records: &[Record],
+    predictions: &[Prediction],
+) -> Result<(), String> {
+    let mut reused = Prediction::default();
+    for (i, (r, p)) in records.iter().zip(predictions).enumerate() {
+        let mut row = Vec::with_capacity(model.input_fields().len());
+        for f in model.input_fields() {
+            match r.get(f) {
+                None | Some(Value::Missing) => row.push(f64::NAN),
+                Some(v) => match v.as_f64() {
+                    Some(n) => row.push(n),
+                    None => return Ok(()),
+                },
+            }
+        }
+        let fast = model
+            .score_row(&row)
+            .map_err(|e| format!("{stem} row {}: score_row failed: {e}", i + 1))?;
+        model
+            .score_row_into(&row, &mut reused)
+            .map_err(|e| format!("{stem} row {}: score_row_into failed: {e}", i + 1))?;
+        let expected = cells(p);
+        if cells(&fast) != expected || cells(&reused) != expected {
+            return Err(format!(
+                "{stem} row {}: score_row gave {:?} / {:?}, score gave {expected:?}",
+                i + 1,
+                cells(&fast),
+                cells(&reused)
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[test]

@@ -160,7 +160,7 @@ fn density(d: Dist, x: f64) -> f64 {
     }
 }
 
-pub fn eval(p: &BayesPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome> {
+pub fn eval(p: &BayesPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome<'static>> {
     let n = m.classes.len();
     let mut like: Vec<f64> = (0..n)
         .map(|c| p.priors.get(c).copied().unwrap_or(0.0))

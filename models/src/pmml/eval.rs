@@ -1,5 +1,6 @@
 //! Per-record evaluation: slot values, input preparation, model dispatch and outputs.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::plan::{
@@ -24,9 +25,19 @@ pub struct Ctx<'p> {
 
 impl<'p> Ctx<'p> {
     /// A context over `buf`, a buffer reused across records to save an allocation.
-    pub fn with_buffer(plan: &'p Plan, mut buf: Vec<Option<Value>>) -> Ctx<'p> {
-        buf.clear();
-        buf.resize(plan.slots.len(), None);
+    /// `same_plan`: the buffer was last used by this plan, so only the slots that are
+    /// not overwritten by the inputs (derived and written ones) need a reset.
+    pub fn with_buffer(plan: &'p Plan, mut buf: Vec<Option<Value>>, same_plan: bool) -> Ctx<'p> {
+        if same_plan && buf.len() == plan.slots.len() {
+            for &s in &plan.volatile_slots {
+                if let Some(v) = buf.get_mut(s) {
+                    *v = None;
+                }
+            }
+        } else {
+            buf.clear();
+            buf.resize(plan.slots.len(), None);
+        }
         Ctx {
             slots: &plan.slots,
             vals: buf,
@@ -94,27 +105,38 @@ impl<'p> Ctx<'p> {
     }
 
     /// Numeric fast path for tree predicates and regression terms.
-    #[inline]
+    #[inline(always)]
     pub fn num(&mut self, slot: usize) -> Result<Option<f64>> {
         match self.vals.get(slot) {
             Some(Some(Value::Number(n))) => Ok(Some(*n)),
             Some(Some(Value::Missing)) => Ok(None),
-            _ => Ok(self.value(slot)?.as_f64()),
+            _ => self.num_slow(slot),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn num_slow(&mut self, slot: usize) -> Result<Option<f64>> {
+        Ok(self.value(slot)?.as_f64())
     }
 }
 
 /// What a model produced before outputs are derived from it.
+/// Class probabilities are borrowed from the plan where a model has them ready (tree
+/// leaves), so a tree classification allocates nothing per record.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub enum Outcome<'p> {
     Missing,
     Value(f64),
-    Class { winner: usize, probs: Vec<f64> },
+    Class {
+        winner: usize,
+        probs: Cow<'p, [f64]>,
+    },
 }
 
-impl Outcome {
+impl Outcome<'static> {
     /// The winner of a probability vector (first on ties, i.e. declaration order).
-    pub fn from_probs(probs: Vec<f64>) -> Outcome {
+    pub fn from_probs(probs: Vec<f64>) -> Outcome<'static> {
         let mut best: Option<(usize, f64)> = None;
         for (i, p) in probs.iter().enumerate() {
             if p.is_nan() {
@@ -125,7 +147,10 @@ impl Outcome {
             }
         }
         match best {
-            Some((winner, _)) => Outcome::Class { winner, probs },
+            Some((winner, _)) => Outcome::Class {
+                winner,
+                probs: Cow::Owned(probs),
+            },
             None => Outcome::Missing,
         }
     }
@@ -201,7 +226,7 @@ impl InputPlan {
 }
 
 /// Evaluates a model and writes its output fields into their slots.
-pub fn eval_model(m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome> {
+pub fn eval_model<'p>(m: &'p ModelPlan, ctx: &mut Ctx) -> Result<Outcome<'p>> {
     let mut outcome = match &m.kind {
         ModelKind::Tree(t) => tree::eval(t, m, ctx)?,
         ModelKind::Regression(r) => regression::eval(r, m, ctx)?,
@@ -211,37 +236,54 @@ pub fn eval_model(m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome> {
         ModelKind::Svm(s) => svm::eval(s, m, ctx)?,
         ModelKind::Bayes(bm) => bayes::eval(bm, m, ctx)?,
     };
-    if let Some(t) = &m.targets {
-        outcome = match outcome {
-            Outcome::Value(v) => Outcome::Value(t.apply(v)),
-            Outcome::Missing if m.function == Function::Regression => match t.default {
-                Some(d) => Outcome::Value(d),
-                None => Outcome::Missing,
-            },
-            o => o,
-        };
-    }
+    outcome = apply_targets(m, outcome);
     for o in &m.outputs {
         let v = match &o.feature {
-            Feature::PredictedValue | Feature::PredictedDisplayValue => primary(m, &outcome),
-            Feature::Probability(class) => match &outcome {
-                Outcome::Class { winner, probs } => {
-                    let i = class.unwrap_or(*winner);
-                    Value::Number(probs.get(i).copied().unwrap_or(0.0))
-                }
-                _ => Value::Missing,
-            },
             Feature::Transformed(e) => e.eval(ctx)?,
+            f => feature_value(m, f, &outcome),
         };
-        let dtype = ctx_dtype(ctx, o.slot);
-        let v = dtype.and_then(|d| d.convert(&v)).unwrap_or(v);
+        let v = convert_output(ctx.slots, o.slot, v);
         ctx.set(o.slot, v);
     }
     Ok(outcome)
 }
 
-fn ctx_dtype(ctx: &Ctx, slot: usize) -> Option<super::types::DataType> {
-    ctx.slots.get(slot).map(|s| s.dtype)
+/// `Targets` post-processing of a model's outcome.
+pub fn apply_targets<'p>(m: &ModelPlan, outcome: Outcome<'p>) -> Outcome<'p> {
+    let Some(t) = &m.targets else {
+        return outcome;
+    };
+    match outcome {
+        Outcome::Value(v) => Outcome::Value(t.apply(v)),
+        Outcome::Missing if m.function == Function::Regression => match t.default {
+            Some(d) => Outcome::Value(d),
+            None => Outcome::Missing,
+        },
+        o => o,
+    }
+}
+
+/// The value of an output feature that needs no expression (`Transformed` gives missing).
+pub fn feature_value(m: &ModelPlan, feature: &Feature, outcome: &Outcome) -> Value {
+    match feature {
+        Feature::PredictedValue | Feature::PredictedDisplayValue => primary(m, outcome),
+        Feature::Probability(class) => match outcome {
+            Outcome::Class { winner, probs } => {
+                let i = class.unwrap_or(*winner);
+                Value::Number(probs.get(i).copied().unwrap_or(0.0))
+            }
+            _ => Value::Missing,
+        },
+        Feature::Transformed(_) => Value::Missing,
+    }
+}
+
+/// An output value converted to its field's declared type (kept as is when it does not fit).
+pub fn convert_output(slots: &[SlotDef], slot: usize, v: Value) -> Value {
+    match slots.get(slot).and_then(|s| s.dtype.convert(&v)) {
+        Some(c) => c,
+        None => v,
+    }
 }
 
 /// The predicted value of an outcome: a number for regression, the label for classes.

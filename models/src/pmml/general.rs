@@ -216,9 +216,28 @@ pub fn inverse_link(link: Link, eta: f64, a: f64, dist: f64) -> f64 {
     }
 }
 
-pub fn eval(g: &GeneralPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome> {
+thread_local! {
+    /// Per-thread regressor buffer, so a record does not allocate one.
+    static REGRESSORS: std::cell::RefCell<Vec<f64>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+pub fn eval(g: &GeneralPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome<'static>> {
+    let mut x = REGRESSORS.with(|b| b.take());
+    x.clear();
+    let r = eval_with(g, m, ctx, &mut x);
+    REGRESSORS.with(|b| b.replace(x));
+    r
+}
+
+/// Evaluates with `x` (empty) as the buffer of regressors.
+fn eval_with(
+    g: &GeneralPlan,
+    m: &ModelPlan,
+    ctx: &mut Ctx,
+    x: &mut Vec<f64>,
+) -> Result<Outcome<'static>> {
     // Regressors once, shared by all target categories.
-    let mut x = Vec::with_capacity(g.params.len());
     for cells in &g.params {
         let mut v = 1.0;
         for c in cells {
@@ -253,7 +272,7 @@ pub fn eval(g: &GeneralPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome> {
         };
         offset += o;
     }
-    let eta = |betas: &[f64]| betas.iter().zip(&x).map(|(b, x)| b * x).sum::<f64>() + offset;
+    let eta = |betas: &[f64]| betas.iter().zip(x.iter()).map(|(b, x)| b * x).sum::<f64>() + offset;
     if m.function == Function::Regression {
         let e = eta(&g.predictors[0].1);
         let mut mu = match g.kind {

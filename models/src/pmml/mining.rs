@@ -106,10 +106,12 @@ pub fn build<'a, 'i>(
 }
 
 /// Translates a segment's outcome into the mining model's class indices.
-fn remap(seg: &Segment, o: Outcome, n: usize) -> Outcome {
+fn remap<'p>(seg: &Segment, o: Outcome<'p>, n: usize) -> Outcome<'p> {
     match o {
         Outcome::Class { winner, mut probs } if seg.identity => {
-            probs.resize(n, 0.0);
+            if probs.len() != n {
+                probs.to_mut().resize(n, 0.0);
+            }
             Outcome::Class { winner, probs }
         }
         Outcome::Class { winner, probs } => {
@@ -123,14 +125,14 @@ fn remap(seg: &Segment, o: Outcome, n: usize) -> Outcome {
             }
             Outcome::Class {
                 winner: seg.class_map.get(winner).copied().unwrap_or(0),
-                probs: out,
+                probs: out.into(),
             }
         }
         other => other,
     }
 }
 
-pub fn eval(mp: &MiningPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome> {
+pub fn eval<'p>(mp: &'p MiningPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome<'p>> {
     let n = m.classes.len();
     match mp.method {
         Method::SelectFirst => {
@@ -175,7 +177,7 @@ pub fn eval(mp: &MiningPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome> {
     }
 }
 
-fn combine_values(method: Method, results: &[(f64, Outcome)]) -> Result<Outcome> {
+fn combine_values(method: Method, results: &[(f64, Outcome)]) -> Result<Outcome<'static>> {
     let vals: Vec<(f64, f64)> = results
         .iter()
         .filter_map(|(w, o)| match o {
@@ -231,7 +233,11 @@ fn combine_values(method: Method, results: &[(f64, Outcome)]) -> Result<Outcome>
     Ok(Outcome::Value(v))
 }
 
-fn combine_classes(method: Method, results: &[(f64, Outcome)], n: usize) -> Result<Outcome> {
+fn combine_classes(
+    method: Method,
+    results: &[(f64, Outcome)],
+    n: usize,
+) -> Result<Outcome<'static>> {
     let mut acc = vec![0.0; n];
     match method {
         Method::MajorityVote | Method::WeightedMajorityVote => {
@@ -264,7 +270,7 @@ fn combine_classes(method: Method, results: &[(f64, Outcome)], n: usize) -> Resu
                     } else {
                         1.0
                     };
-                    for (a, p) in acc.iter_mut().zip(probs) {
+                    for (a, p) in acc.iter_mut().zip(probs.iter()) {
                         *a += w * p;
                     }
                     total += w;
@@ -298,7 +304,7 @@ fn combine_classes(method: Method, results: &[(f64, Outcome)], n: usize) -> Resu
         }
         Method::Max => {
             // The member with the single most confident class decides.
-            let mut best: Option<(f64, &Vec<f64>)> = None;
+            let mut best: Option<(f64, &[f64])> = None;
             for (_, o) in results {
                 if let Outcome::Class { probs, .. } = o {
                     let top = probs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -308,7 +314,7 @@ fn combine_classes(method: Method, results: &[(f64, Outcome)], n: usize) -> Resu
                 }
             }
             if let Some((_, p)) = best {
-                acc.clone_from(p);
+                acc = p.to_vec();
             }
         }
         other => return Err(Error::Unsupported(format!("{other:?} for classification"))),

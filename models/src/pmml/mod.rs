@@ -2,6 +2,7 @@
 //! with resolved field slots, and evaluated per record (`eval`). One file per model type.
 
 mod bayes;
+mod direct;
 mod eval;
 mod expr;
 mod general;
@@ -22,8 +23,10 @@ use crate::Prediction;
 pub use plan::Function;
 
 thread_local! {
-    /// Per-thread slot buffer, so scoring a record does not allocate one.
-    static SLOTS: std::cell::RefCell<Vec<Option<Value>>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per-thread slot buffer, so scoring a record does not allocate one, with the id
+    /// of the plan that last filled it.
+    static SLOTS: std::cell::RefCell<(u64, Vec<Option<Value>>)> =
+        const { std::cell::RefCell::new((0, Vec::new())) };
 }
 
 /// A compiled PMML model.
@@ -31,6 +34,8 @@ thread_local! {
 pub struct PmmlModel {
     plan: plan::Plan,
     output_names: std::sync::Arc<[String]>,
+    /// The numeric fast path of `score_row`, for models that have one.
+    direct: Option<direct::DirectModel>,
 }
 
 impl PmmlModel {
@@ -39,7 +44,12 @@ impl PmmlModel {
         let doc = xml::parse(text)?;
         let plan = plan::Plan::build(&doc)?;
         let output_names = plan.output_names.clone().into();
-        Ok(PmmlModel { plan, output_names })
+        let direct = direct::DirectModel::build(&plan);
+        Ok(PmmlModel {
+            plan,
+            output_names,
+            direct,
+        })
     }
 
     pub fn input_fields(&self) -> &[String] {
@@ -56,29 +66,59 @@ impl PmmlModel {
 
     /// Scores a record, reading each input field by name.
     pub fn score(&self, record: &Record) -> Result<Prediction> {
-        self.score_with(|i| {
-            record
-                .get(&self.plan.inputs[i].name)
-                .cloned()
-                .unwrap_or(Value::Missing)
-        })
+        let mut out = Prediction::with_names(&self.output_names);
+        self.score_with(&mut out, |ctx| {
+            for input in &self.plan.inputs {
+                let raw = record.get(&input.name).unwrap_or(&Value::Missing);
+                ctx.set(input.slot, input.prepare(raw)?);
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Scores values given in `input_fields()` order.
     pub fn score_values(&self, values: &[Value]) -> Result<Prediction> {
         self.check_len(values.len())?;
-        self.score_with(|i| values[i].clone())
+        let mut out = Prediction::with_names(&self.output_names);
+        self.score_with(&mut out, |ctx| {
+            for (input, raw) in self.plan.inputs.iter().zip(values) {
+                ctx.set(input.slot, input.prepare(raw)?);
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Scores numbers given in `input_fields()` order; NaN is missing.
     pub fn score_row(&self, row: &[f64]) -> Result<Prediction> {
+        let mut out = Prediction::with_names(&self.output_names);
+        self.score_row_into(row, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`PmmlModel::score_row`] into `out`, reusing its storage.
+    pub fn score_row_into(&self, row: &[f64], out: &mut Prediction) -> Result<()> {
         self.check_len(row.len())?;
-        self.score_with(|i| {
-            if row[i].is_nan() {
-                Value::Missing
-            } else {
-                Value::Number(row[i])
+        out.reset(&self.output_names);
+        if let Some(d) = &self.direct {
+            if d.score(&self.plan, row, out) {
+                return Ok(());
             }
+        }
+        self.score_with(out, |ctx| {
+            for (input, &x) in self.plan.inputs.iter().zip(row) {
+                let v = if x.is_nan() {
+                    input.prepare(&Value::Missing)?
+                } else if input.plain {
+                    // What `prepare` returns for a present number of a plain field.
+                    Value::Number(x)
+                } else {
+                    input.prepare(&Value::Number(x))?
+                };
+                ctx.set(input.slot, v);
+            }
+            Ok(())
         })
     }
 
@@ -92,29 +132,29 @@ impl PmmlModel {
         Ok(())
     }
 
-    fn score_with(&self, get: impl Fn(usize) -> Value) -> Result<Prediction> {
-        let buf = SLOTS.with(|b| b.take());
-        let mut ctx = eval::Ctx::with_buffer(&self.plan, buf);
-        let r = self.score_in(&mut ctx, get);
-        let mut buf = ctx.into_buffer();
-        // Drop the record's values now rather than holding them until the next call.
-        buf.clear();
-        SLOTS.with(|b| b.replace(buf));
+    /// Scores with the slot buffer of this thread; `fill` sets the input slots.
+    fn score_with(
+        &self,
+        out: &mut Prediction,
+        fill: impl FnOnce(&mut eval::Ctx) -> Result<()>,
+    ) -> Result<()> {
+        let id = self.plan.id;
+        let (last, buf) = SLOTS.with(|b| b.take());
+        let mut ctx = eval::Ctx::with_buffer(&self.plan, buf, last == id);
+        let r = fill(&mut ctx).and_then(|()| self.score_in(&mut ctx, out));
+        // The values stay until the next record of this plan overwrites them (or another
+        // plan's record clears them): a reset per record costs more than keeping them.
+        SLOTS.with(|b| b.replace((id, ctx.into_buffer())));
         r
     }
 
-    fn score_in(&self, ctx: &mut eval::Ctx, get: impl Fn(usize) -> Value) -> Result<Prediction> {
+    fn score_in(&self, ctx: &mut eval::Ctx, out: &mut Prediction) -> Result<()> {
         let plan = &self.plan;
-        for (i, input) in plan.inputs.iter().enumerate() {
-            let v = input.prepare(&get(i))?;
-            ctx.set(input.slot, v);
-        }
         let outcome = eval::eval_model(&plan.model, ctx)?;
-        let mut values = Vec::with_capacity(plan.output_names.len());
-        values.push(eval::primary(&plan.model, &outcome));
+        out.push(eval::primary(&plan.model, &outcome));
         for &slot in &plan.output_slots {
-            values.push(ctx.value(slot)?);
+            out.push(ctx.value(slot)?);
         }
-        Ok(Prediction::new(self.output_names.clone(), values))
+        Ok(())
     }
 }

@@ -256,8 +256,26 @@ fn activate(act: Activation, z: f64, threshold: f64) -> f64 {
     }
 }
 
-pub fn eval(n: &NeuralPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome> {
-    let mut units = vec![0.0f64; n.units];
+thread_local! {
+    /// Per-thread unit buffer, so a record does not allocate one.
+    static UNITS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+pub fn eval(n: &NeuralPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome<'static>> {
+    let mut units = UNITS.with(|u| u.take());
+    units.clear();
+    units.resize(n.units, 0.0);
+    let r = eval_units(n, m, ctx, &mut units);
+    UNITS.with(|u| u.replace(units));
+    r
+}
+
+fn eval_units(
+    n: &NeuralPlan,
+    m: &ModelPlan,
+    ctx: &mut Ctx,
+    units: &mut [f64],
+) -> Result<Outcome<'static>> {
     for (i, e) in n.inputs.iter().enumerate() {
         match e.eval(ctx)?.as_f64() {
             Some(v) => units[i] = v,

@@ -20,7 +20,13 @@ use crate::record::Value;
 /// The compiled document.
 #[derive(Debug)]
 pub struct Plan {
+    /// Unique per built plan (never reused), so a per-thread slot buffer knows whether
+    /// it was last filled by this plan.
+    pub id: u64,
     pub slots: Vec<SlotDef>,
+    /// Slots not set from the record (derived and written): reset before each record.
+    /// Input slots need no reset, every record overwrites them.
+    pub volatile_slots: Vec<usize>,
     pub inputs: Vec<InputPlan>,
     pub input_names: Vec<String>,
     pub model: ModelPlan,
@@ -669,7 +675,20 @@ impl Plan {
         for slot in &output_slots {
             output_names.push(b.slots[*slot].name.clone());
         }
+        // Slots of DataFields that are not inputs stay unset (missing) and are never
+        // written, so they are as stable as the inputs.
+        let input_slots: std::collections::HashSet<usize> = inputs.iter().map(|i| i.slot).collect();
+        let volatile_slots = b
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| !matches!(s.kind, SlotKind::Input) && !input_slots.contains(i))
+            .map(|(i, _)| i)
+            .collect();
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Plan {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            volatile_slots,
             input_names: inputs.iter().map(|i| i.name.clone()).collect(),
             inputs,
             slots: b.slots,

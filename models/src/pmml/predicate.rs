@@ -51,6 +51,21 @@ pub enum CmpOp {
     Ge,
 }
 
+impl CmpOp {
+    /// `x op value` for numbers.
+    #[inline]
+    pub fn holds(self, x: f64, value: f64) -> bool {
+        match self {
+            CmpOp::Eq => x == value,
+            CmpOp::Ne => x != value,
+            CmpOp::Lt => x < value,
+            CmpOp::Le => x <= value,
+            CmpOp::Gt => x > value,
+            CmpOp::Ge => x >= value,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BoolOp {
     And,
@@ -188,14 +203,7 @@ impl Predicate {
         Ok(match self {
             Predicate::True => Some(true),
             Predicate::False => Some(false),
-            Predicate::Num { slot, op, value } => ctx.num(*slot)?.map(|x| match op {
-                CmpOp::Eq => x == *value,
-                CmpOp::Ne => x != *value,
-                CmpOp::Lt => x < *value,
-                CmpOp::Le => x <= *value,
-                CmpOp::Gt => x > *value,
-                CmpOp::Ge => x >= *value,
-            }),
+            Predicate::Num { slot, op, value } => ctx.num(*slot)?.map(|x| op.holds(x, *value)),
             Predicate::Text { slot, op, value } => {
                 let v = ctx.value(*slot)?;
                 if v.is_missing() {

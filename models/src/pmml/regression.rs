@@ -117,13 +117,9 @@ pub fn build(
 
 /// y = intercept + sum of terms; `None` when an input it needs is missing.
 fn table_value(t: &Table, ctx: &mut Ctx) -> Result<Option<f64>> {
-    let mut y = t.intercept;
-    for &(slot, exp, coef) in &t.numeric {
-        let Some(x) = ctx.num(slot)? else {
-            return Ok(None);
-        };
-        y += coef * if exp == 1.0 { x } else { x.powf(exp) };
-    }
+    let Some(mut y) = numeric_part(t, |s| ctx.num(s))? else {
+        return Ok(None);
+    };
     for (slot, value, coef) in &t.categorical {
         let v = ctx.value(*slot)?;
         if v.is_missing() {
@@ -146,6 +142,23 @@ fn table_value(t: &Table, ctx: &mut Ctx) -> Result<Option<f64>> {
     Ok(Some(y))
 }
 
+/// intercept + the numeric predictors, reading numbers through `num`; the whole value of
+/// a table without categorical predictors and terms (the numeric fast path shares it).
+#[inline]
+pub fn numeric_part(
+    t: &Table,
+    mut num: impl FnMut(usize) -> Result<Option<f64>>,
+) -> Result<Option<f64>> {
+    let mut y = t.intercept;
+    for &(slot, exp, coef) in &t.numeric {
+        let Some(x) = num(slot)? else {
+            return Ok(None);
+        };
+        y += coef * if exp == 1.0 { x } else { x.powf(exp) };
+    }
+    Ok(Some(y))
+}
+
 /// The inverse link of a single value.
 pub fn link(norm: Normalization, y: f64) -> f64 {
     match norm {
@@ -159,7 +172,7 @@ pub fn link(norm: Normalization, y: f64) -> f64 {
     }
 }
 
-pub fn eval(r: &RegressionPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome> {
+pub fn eval(r: &RegressionPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome<'static>> {
     if m.function == Function::Regression {
         let Some(y) = table_value(&r.tables[0], ctx)? else {
             return Ok(Outcome::Missing);

@@ -206,7 +206,7 @@ fn machine_value(k: Kernel, m: &Machine, x: &[f64]) -> f64 {
         + m.intercept
 }
 
-pub fn eval(s: &SvmPlan, mp: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome> {
+pub fn eval(s: &SvmPlan, mp: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome<'static>> {
     let mut x = Vec::with_capacity(s.fields.len());
     for f in &s.fields {
         match ctx.num(*f)? {

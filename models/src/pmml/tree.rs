@@ -1,12 +1,13 @@
 //! TreeModel: nodes flattened into a vector, walked iteratively (no recursion per record).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use roxmltree::Node;
 
 use super::eval::{Ctx, Outcome};
 use super::plan::{Builder, Function, ModelPlan};
-use super::predicate::Predicate;
+use super::predicate::{CmpOp, Predicate};
 use super::xml::{self, attr, children, num_attr};
 use crate::error::{Error, Result};
 
@@ -35,6 +36,54 @@ pub struct TreeNode {
     /// Classification: winning class and the class probabilities.
     pub winner: Option<usize>,
     pub probs: Vec<f64>,
+    /// Set when the node has two children whose predicates are one numeric comparison
+    /// and its complement (`x <= v` / `x > v`, the usual binary split): one comparison
+    /// then picks the child.
+    pub split: Option<Split>,
+}
+
+/// A binary split: `slot op value` true selects `children[0]`, false `children[1]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Split {
+    pub slot: usize,
+    pub op: CmpOp,
+    pub value: f64,
+}
+
+/// The split of a node whose two children test `x op v` and its exact complement.
+fn binary_split(nodes: &[TreeNode], children: &[u32]) -> Option<Split> {
+    let [a, b] = children else {
+        return None;
+    };
+    let (
+        Predicate::Num { slot, op, value },
+        Predicate::Num {
+            slot: slot_b,
+            op: op_b,
+            value: value_b,
+        },
+    ) = (
+        &nodes.get(*a as usize)?.predicate,
+        &nodes.get(*b as usize)?.predicate,
+    )
+    else {
+        return None;
+    };
+    let complement = match op {
+        CmpOp::Le => CmpOp::Gt,
+        CmpOp::Lt => CmpOp::Ge,
+        CmpOp::Gt => CmpOp::Le,
+        CmpOp::Ge => CmpOp::Lt,
+        // x == v / x != v are complements only for non-NaN x, which holds below, but
+        // they do not occur in binary splits worth the extra case.
+        CmpOp::Eq | CmpOp::Ne => return None,
+    };
+    // The same constant bit for bit (a NaN constant never qualifies).
+    (slot == slot_b && *op_b == complement && value == value_b).then_some(Split {
+        slot: *slot,
+        op: *op,
+        value: *value,
+    })
 }
 
 pub fn build(
@@ -97,6 +146,10 @@ pub fn build(
             n.probs.resize(classes.len(), 0.0);
         }
     }
+    for i in 0..plan.nodes.len() {
+        let split = binary_split(&plan.nodes, &plan.nodes[i].children);
+        plan.nodes[i].split = split;
+    }
     Ok(plan)
 }
 
@@ -145,6 +198,7 @@ fn build_node(
         value: None,
         winner: None,
         probs: Vec::new(),
+        split: None,
     };
     match function {
         Function::Regression => {
@@ -217,6 +271,20 @@ pub fn select(t: &TreePlan, ctx: &mut Ctx) -> Result<Option<usize>> {
         if node.children.is_empty() {
             return Ok(Some(cur));
         }
+        if let Some(s) = &node.split {
+            // A present, non-NaN value satisfies exactly one of the two predicates, so
+            // the generic loop below would pick the same child; otherwise it decides.
+            if let Some(x) = ctx.num(s.slot)? {
+                if !x.is_nan() {
+                    let first = s.op.holds(x, s.value);
+                    let pick = if first { 0 } else { 1 };
+                    if let Some(&c) = node.children.get(pick) {
+                        cur = c as usize;
+                        continue;
+                    }
+                }
+            }
+        }
         let mut next = None;
         for &c in &node.children {
             match t.nodes[c as usize].predicate.eval(ctx)? {
@@ -247,19 +315,23 @@ pub fn select(t: &TreePlan, ctx: &mut Ctx) -> Result<Option<usize>> {
     }
 }
 
-pub fn eval(t: &TreePlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome> {
-    let Some(i) = select(t, ctx)? else {
-        return Ok(Outcome::Missing);
+pub fn eval<'p>(t: &'p TreePlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome<'p>> {
+    Ok(outcome(t, m, select(t, ctx)?))
+}
+
+/// The outcome of the selected node (`None`: a null prediction).
+pub fn outcome<'p>(t: &'p TreePlan, m: &ModelPlan, selected: Option<usize>) -> Outcome<'p> {
+    let Some(n) = selected.and_then(|i| t.nodes.get(i)) else {
+        return Outcome::Missing;
     };
-    let n = &t.nodes[i];
-    Ok(match m.function {
+    match m.function {
         Function::Regression => n.value.map(Outcome::Value).unwrap_or(Outcome::Missing),
         Function::Classification => match n.winner {
             Some(w) => Outcome::Class {
                 winner: w,
-                probs: n.probs.clone(),
+                probs: Cow::Borrowed(&n.probs),
             },
             None => Outcome::Missing,
         },
-    })
+    }
 }
