@@ -4,15 +4,20 @@
 //! - a top-level TreeModel whose every inner node is a binary numeric split (`x <= v` /
 //!   `x > v`) on an input: walked on the row itself;
 //! - a top-level regression RegressionModel with numeric predictors on inputs only: the
-//!   table is summed straight from the row (by the same code as the generic path).
+//!   table is summed straight from the row (by the same code as the generic path);
+//! - a top-level GeneralRegressionModel reading inputs only: the generic code, reading
+//!   the row instead of slots.
 //!
 //! No slot buffer, no `Value`s, no three-valued logic. Everything after the core (targets,
 //! outputs, the `Prediction`) is the generic code, so results are identical.
 
-use super::eval::{self, Outcome};
+use super::eval::{self, Outcome, Source};
+use super::general::{self, Cell};
 use super::plan::{Feature, Function, ModelKind, Plan};
 use super::predicate::{CmpOp, Predicate};
 use super::{regression, tree};
+use crate::error::Result;
+use crate::record::Value;
 use crate::Prediction;
 
 /// Marks a leaf in [`Node::left`].
@@ -24,6 +29,29 @@ pub enum DirectModel {
     Tree(Vec<Node>),
     /// Row index of each slot (`LEAF` = not an input).
     Regression(Vec<u32>),
+    /// GeneralRegressionModel reading inputs only; row index of each slot.
+    General(Vec<u32>),
+}
+
+/// A row read as slots: the fast path's [`Source`] (every slot read is an input).
+struct RowSource<'a> {
+    row: &'a [f64],
+    slot_input: &'a [u32],
+}
+
+impl Source for RowSource<'_> {
+    #[inline(always)]
+    fn num(&mut self, slot: usize) -> Result<Option<f64>> {
+        Ok(self
+            .slot_input
+            .get(slot)
+            .and_then(|&i| self.row.get(i as usize))
+            .copied())
+    }
+
+    fn value(&mut self, slot: usize) -> Result<Value> {
+        Ok(self.num(slot)?.map_or(Value::Missing, Value::Number))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +140,18 @@ impl DirectModel {
                         .all(|(slot, _, _)| input_of(*slot).is_some());
                 simple.then_some(DirectModel::Regression(slot_input))
             }
+            ModelKind::General(g) => {
+                let cells = g.params.iter().flatten().all(|c| match c {
+                    Cell::Covariate { slot, .. } | Cell::Factor { slot, .. } => {
+                        input_of(*slot).is_some()
+                    }
+                });
+                let extra = [g.offset_slot, g.trials_slot]
+                    .iter()
+                    .flatten()
+                    .all(|s| input_of(*s).is_some());
+                (cells && extra).then_some(DirectModel::General(slot_input))
+            }
             _ => None,
         }
     }
@@ -141,6 +181,13 @@ impl DirectModel {
                 match regression::numeric_part(t, num) {
                     Ok(Some(y)) => Outcome::Value(regression::link(r.norm, y)),
                     _ => return false,
+                }
+            }
+            (DirectModel::General(slot_input), ModelKind::General(g)) => {
+                let mut src = RowSource { row, slot_input };
+                match general::eval_source(g, m, &mut src) {
+                    Ok(o) => o,
+                    Err(_) => return false,
                 }
             }
             _ => return false,
@@ -203,6 +250,9 @@ mod tests {
             assert_eq!(direct.values().len(), generic.values().len());
         }
         assert!(seed("winequalityLinearRegression.pmml").direct.is_some());
+        assert!(seed("winequalityGeneralizedLinearRegressionGamma.pmml")
+            .direct
+            .is_some());
         assert!(seed("winequalityMultilayerPerceptron.pmml")
             .direct
             .is_none());

@@ -121,6 +121,24 @@ impl<'p> Ctx<'p> {
     }
 }
 
+/// Where a model core reads its fields: the slots of a [`Ctx`], or (numeric fast path)
+/// a row of plain numbers.
+pub trait Source {
+    fn num(&mut self, slot: usize) -> Result<Option<f64>>;
+    fn value(&mut self, slot: usize) -> Result<Value>;
+}
+
+impl Source for Ctx<'_> {
+    #[inline(always)]
+    fn num(&mut self, slot: usize) -> Result<Option<f64>> {
+        Ctx::num(self, slot)
+    }
+
+    fn value(&mut self, slot: usize) -> Result<Value> {
+        Ctx::value(self, slot)
+    }
+}
+
 /// What a model produced before outputs are derived from it.
 /// Class probabilities are borrowed from the plan where a model has them ready (tree
 /// leaves), so a tree classification allocates nothing per record.

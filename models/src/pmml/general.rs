@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use roxmltree::Node;
 
-use super::eval::{Ctx, Outcome};
+use super::eval::{Ctx, Outcome, Source};
 use super::plan::{Builder, Function, ModelPlan};
 use super::regression::softmax;
 use super::types::{normal_cdf, values_equal};
@@ -223,6 +223,15 @@ thread_local! {
 }
 
 pub fn eval(g: &GeneralPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome<'static>> {
+    eval_source(g, m, ctx)
+}
+
+/// [`eval`] reading fields from any [`Source`] (the numeric fast path reads the row).
+pub fn eval_source<S: Source>(
+    g: &GeneralPlan,
+    m: &ModelPlan,
+    ctx: &mut S,
+) -> Result<Outcome<'static>> {
     let mut x = REGRESSORS.with(|b| b.take());
     x.clear();
     let r = eval_with(g, m, ctx, &mut x);
@@ -231,10 +240,10 @@ pub fn eval(g: &GeneralPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outcome<'st
 }
 
 /// Evaluates with `x` (empty) as the buffer of regressors.
-fn eval_with(
+fn eval_with<S: Source>(
     g: &GeneralPlan,
     m: &ModelPlan,
-    ctx: &mut Ctx,
+    ctx: &mut S,
     x: &mut Vec<f64>,
 ) -> Result<Outcome<'static>> {
     // Regressors once, shared by all target categories.
