@@ -257,4 +257,22 @@ mod tests {
             .direct
             .is_none());
     }
+
+    #[test]
+    fn a_reused_prediction_follows_the_model() {
+        let reg = seed("winequalityDesisionTreeRegression.pmml");
+        let cls = seed("winequalityDecisionTreeClassification.pmml");
+        let mut p = crate::Prediction::default();
+        for (m, nan) in [(&cls, false), (&reg, false), (&cls, true), (&reg, true)] {
+            let mut row = vec![5.0; m.input_fields().len()];
+            if nan {
+                row[1] = f64::NAN;
+            }
+            m.score_row_into(&row, &mut p).expect("scores");
+            assert_eq!(p.values().len(), m.output_fields().len());
+            let names: Vec<&str> = p.outputs().map(|(n, _)| n).collect();
+            assert_eq!(names, m.output_fields());
+            assert_eq!(p, m.score_row(&row).expect("scores"));
+        }
+    }
 }
