@@ -131,7 +131,7 @@ impl Model {
 
 /// The result of scoring one record: the primary prediction (a number for regression,
 /// a class label for classification) and all named output columns.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Prediction {
     /// Output column names, shared by every prediction of a model.
     names: Arc<[String]>,
@@ -191,6 +191,15 @@ impl Values {
             }
             Values::Heap(h) => h.clear(),
         }
+    }
+}
+
+impl fmt::Debug for Prediction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prediction")
+            .field("names", &self.names)
+            .field("values", &self.values())
+            .finish()
     }
 }
 
