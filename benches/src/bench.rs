@@ -1,0 +1,547 @@
+//! The benchmark run: preload once, then each mode against the same data topic.
+
+use crate::cli::Options;
+use crate::http::Load;
+use crate::kafka::{self, ReadOutcome, ResultsReader, Sender};
+use crate::report::{p50_p99, ModeResult};
+use crate::server::{self, Profiler, ServerProcess, ServerSpec};
+use anyhow::{bail, Context, Result};
+use ks_client::catalog::{self, ModelFile};
+use ks_proto::Message;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const DATA_PARTITIONS: i32 = 4;
+
+/// What every mode shares.
+struct Ctx {
+    opts: Options,
+    brokers: String,
+    /// Prefix of every topic, application id and directory of this run, so runs never collide.
+    run_id: String,
+    work_dir: PathBuf,
+    server_bin: PathBuf,
+    data_topic: String,
+    model_name: String,
+    /// The encoded `ModelDescriptor`, published to each server's own models topic.
+    descriptor: Vec<u8>,
+}
+
+fn progress(msg: &str) {
+    eprintln!("ks-bench: {msg}");
+}
+
+/// Runs the modes `opts` asks for, printing one JSON line per mode as it completes.
+pub fn run(opts: Options) -> Result<()> {
+    let modes = opts.modes()?;
+    let server_bin = server::locate(opts.server_bin.as_deref())?;
+    let data_dir = opts
+        .data_dir
+        .clone()
+        .unwrap_or_else(catalog::default_data_dir);
+    let model_path = opts
+        .model
+        .clone()
+        .unwrap_or_else(|| data_dir.join("winequalityDesisionTreeRegression.pmml"));
+    let model = ModelFile {
+        model_type: catalog::model_type_of(&model_path)?,
+        path: model_path,
+    };
+    let descriptor = ks_client::provide::descriptor_for(&model, &opts.data_type)?.encode_to_vec();
+    let payloads: Vec<Vec<u8>> =
+        catalog::wine_records(&data_dir.join("winequality_red.csv"), &opts.data_type)?
+            .iter()
+            .map(|r| r.encode_to_vec())
+            .collect();
+
+    // Our own broker lives as long as this guard; a given one is used as it is.
+    let (_broker, brokers) = match &opts.brokers {
+        Some(b) => (None, b.clone()),
+        None => {
+            let b = ks_broker::Broker::start(None).context("cannot start a local broker")?;
+            let addr = b.bootstrap_servers().to_string();
+            progress(&format!("started a local broker at {addr}"));
+            (Some(b), addr)
+        }
+    };
+    ks_client::kafka::require_broker(&brokers, Duration::from_secs(5))?;
+    let run_id = format!("ksb-{}", kafka::now_ms());
+    let work_dir = std::env::temp_dir().join(&run_id);
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("cannot create {}", work_dir.display()))?;
+    let ctx = Ctx {
+        data_topic: format!("{run_id}-data"),
+        model_name: model.name(),
+        brokers,
+        run_id,
+        work_dir,
+        server_bin,
+        descriptor,
+        opts,
+    };
+    progress(&format!(
+        "run {} (logs in {}), model {}, modes {}",
+        ctx.run_id,
+        ctx.work_dir.display(),
+        ctx.model_name,
+        modes.join(",")
+    ));
+
+    if modes.iter().any(|m| !m.starts_with("steady")) {
+        kafka::create_topics(&ctx.brokers, &[(&ctx.data_topic, DATA_PARTITIONS)])?;
+        let t = Instant::now();
+        kafka::preload(
+            &ctx.brokers,
+            &ctx.data_topic,
+            DATA_PARTITIONS,
+            &payloads,
+            ctx.opts.records,
+        )?;
+        progress(&format!(
+            "preloaded {} records into {} in {:.1} s",
+            ctx.opts.records,
+            ctx.data_topic,
+            t.elapsed().as_secs_f64()
+        ));
+    }
+
+    let broker_pid = server::find_broker_pid(&ctx.brokers);
+    let cpu_of = |pid: Option<&str>| pid.and_then(server::process_cpu_seconds);
+    let mut passthrough_rate = None;
+    for mode in modes {
+        // The broker and the harness share the machine with the server: their CPU per mode
+        // shows who was busy.
+        let broker_before = cpu_of(broker_pid.as_deref());
+        let harness_before = cpu_of(Some("self"));
+        let mut result = match mode {
+            "passthrough" => run_passthrough(&ctx)?,
+            "memory" | "standard" | "custom" => run_store(&ctx, mode)?,
+            "state_value" => run_state_value(&ctx)?,
+            "steady_passthrough" => run_steady_passthrough(&ctx, &payloads)?,
+            "steady" => run_steady(&ctx, &payloads)?,
+            other => bail!("unknown mode {other}"),
+        };
+        for (key, before, pid) in [
+            ("broker_cpu_s", broker_before, broker_pid.as_deref()),
+            ("harness_cpu_s", harness_before, Some("self")),
+        ] {
+            if let (Some(b), Some(a)) = (before, cpu_of(pid)) {
+                result
+                    .extra
+                    .insert(key.into(), Value::from(((a - b) * 100.0).round() / 100.0));
+            }
+        }
+        if mode == "passthrough" {
+            passthrough_rate = Some(result.records_per_s());
+        }
+        if !mode.starts_with("steady") {
+            result.relative_to(passthrough_rate);
+        }
+        println!("{}", result.json_line());
+    }
+    if !ctx.opts.keep {
+        let _ = std::fs::remove_dir_all(&ctx.work_dir);
+    }
+    Ok(())
+}
+
+fn latency_fields(result: &mut ModeResult, outcome: &ReadOutcome, skip: usize) {
+    let samples = outcome.latencies_ms.get(skip..).unwrap_or_default();
+    (result.p50_ms, result.p99_ms) = p50_p99(samples);
+}
+
+fn run_passthrough(ctx: &Ctx) -> Result<ModeResult> {
+    let out_topic = format!("{}-passthrough-results", ctx.run_id);
+    kafka::create_topics(&ctx.brokers, &[(&out_topic, DATA_PARTITIONS)])?;
+    let reader = ResultsReader::start(&ctx.brokers, &out_topic, ctx.opts.records)?;
+    progress("passthrough: copying");
+    let copied = kafka::passthrough(&ctx.brokers, &ctx.data_topic, &out_topic, ctx.opts.records)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reader.done() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let outcome = reader.finish()?;
+    if outcome.count < copied {
+        bail!(
+            "passthrough: copied {copied} records but read back only {}",
+            outcome.count
+        );
+    }
+    let mut r = ModeResult {
+        mode: "passthrough".into(),
+        records: outcome.count,
+        seconds: outcome.span_s(),
+        ..ModeResult::default()
+    };
+    latency_fields(&mut r, &outcome, 0);
+    Ok(r)
+}
+
+/// A server with its own models, results and errors topics, and the reader of its results.
+struct Session {
+    server: ServerProcess,
+    profiler: Option<Profiler>,
+    reader: ResultsReader,
+    spawned: Instant,
+    label: String,
+}
+
+impl Session {
+    /// Starts a server for `label` on `data_topic` and publishes the model once it runs.
+    fn open(ctx: &Ctx, label: &str, store: &str, data_topic: &str, expected: u64) -> Result<Self> {
+        let prefix = format!("{}-{label}", ctx.run_id);
+        let (models, results, errors) = (
+            format!("{prefix}-models"),
+            format!("{prefix}-results"),
+            format!("{prefix}-errors"),
+        );
+        kafka::create_topics(
+            &ctx.brokers,
+            &[(&models, 1), (&results, DATA_PARTITIONS), (&errors, 1)],
+        )?;
+        // Reading from before the server starts: arrival times are real time.
+        let reader = ResultsReader::start(&ctx.brokers, &results, expected)?;
+        let spec = ServerSpec {
+            binary: ctx.server_bin.clone(),
+            store: store.to_string(),
+            brokers: ctx.brokers.clone(),
+            application_id: prefix.clone(),
+            port: ks_broker::free_port()?,
+            state_dir: ctx.work_dir.join(format!("{label}-state")),
+            data_topic: data_topic.to_string(),
+            models_topic: models.clone(),
+            results_topic: results,
+            errors_topic: errors,
+            threads: ctx.opts.threads,
+            log: ctx.work_dir.join(format!("{label}.log")),
+        };
+        let spawned = Instant::now();
+        let server = ServerProcess::start(&spec)?;
+        // Published only now because the memory variant reads models from the topic's end. The
+        // stream thread is still joining its group (about 3 s), so the model, built in
+        // milliseconds, is in place before the first record; `unscored` would show otherwise.
+        let sender = Sender::connect(&ctx.brokers, 0)?;
+        sender.send(
+            &models,
+            0,
+            Some(ctx.opts.data_type.as_bytes()),
+            &ctx.descriptor,
+            None,
+        )?;
+        sender.flush()?;
+        progress(&format!(
+            "{label}: ks-server --store {store} up (pid {}, http {})",
+            server.pid(),
+            server.http_addr
+        ));
+        let profiler = match &ctx.opts.perf {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                Some(Profiler::attach(
+                    server.pid(),
+                    &dir.join(format!("{label}.perf.data")),
+                )?)
+            }
+            None => None,
+        };
+        Ok(Session {
+            server,
+            profiler,
+            reader,
+            spawned,
+            label: label.to_string(),
+        })
+    }
+
+    /// Waits until the reader has every expected result, checking the server stays up.
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut next_report = Instant::now() + Duration::from_secs(10);
+        while !self.reader.done() {
+            if let Some(status) = self.server.exit_status() {
+                bail!(
+                    "{}: ks-server exited ({status}); log: {}",
+                    self.label,
+                    self.server.log.display()
+                );
+            }
+            let now = Instant::now();
+            if now > deadline {
+                bail!(
+                    "{}: only {} results within {} s; log: {}",
+                    self.label,
+                    self.reader.count.load(Ordering::Relaxed),
+                    timeout.as_secs(),
+                    self.server.log.display()
+                );
+            }
+            if now > next_report {
+                progress(&format!(
+                    "{}: {} results",
+                    self.label,
+                    self.reader.count.load(Ordering::Relaxed)
+                ));
+                next_report = now + Duration::from_secs(10);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Stops the server; returns what it used and what the reader saw.
+    fn close(self) -> Result<Closed> {
+        if let Some(p) = self.profiler {
+            p.stop();
+        }
+        let rss_mb = self.server.peak_rss_mb();
+        let cpu_s = self.server.cpu_seconds();
+        self.server.stop();
+        Ok(Closed {
+            rss_mb,
+            cpu_s,
+            outcome: self.reader.finish()?,
+            spawned: self.spawned,
+        })
+    }
+}
+
+struct Closed {
+    rss_mb: Option<f64>,
+    /// The server's CPU time over its whole life (startup included).
+    cpu_s: Option<f64>,
+    outcome: ReadOutcome,
+    spawned: Instant,
+}
+
+impl Closed {
+    /// The server's CPU per record, µs: what bounds its rate on a machine the broker shares.
+    fn insert_cpu(&self, r: &mut ModeResult) {
+        if let Some(cpu) = self.cpu_s {
+            r.extra
+                .insert("cpu_s".into(), Value::from((cpu * 100.0).round() / 100.0));
+            if r.records > 0 {
+                let us = cpu * 1e6 / r.records as f64;
+                r.extra.insert(
+                    "cpu_us_per_record".into(),
+                    Value::from((us * 10.0).round() / 10.0),
+                );
+            }
+        }
+    }
+}
+
+fn run_store(ctx: &Ctx, store: &str) -> Result<ModeResult> {
+    let mut session = Session::open(ctx, store, store, &ctx.data_topic, ctx.opts.records)?;
+    session.wait(Duration::from_secs(ctx.opts.timeout_s))?;
+    let closed = session.close()?;
+    let (outcome, spawned) = (&closed.outcome, closed.spawned);
+    let mut r = ModeResult {
+        mode: store.into(),
+        records: outcome.count,
+        seconds: outcome.span_s(),
+        rss_mb: closed.rss_mb,
+        ..ModeResult::default()
+    };
+    closed.insert_cpu(&mut r);
+    latency_fields(&mut r, outcome, 0);
+    r.extra
+        .insert("model".into(), Value::from(ctx.model_name.clone()));
+    r.extra
+        .insert("unscored".into(), Value::from(outcome.unscored));
+    if let Some(first) = outcome.first {
+        let startup = first.duration_since(spawned).as_secs_f64();
+        r.extra.insert(
+            "startup_s".into(),
+            Value::from((startup * 10.0).round() / 10.0),
+        );
+    }
+    Ok(r)
+}
+
+fn run_state_value(ctx: &Ctx) -> Result<ModeResult> {
+    let store = ctx.opts.http_store.as_str();
+    let mut session = Session::open(ctx, "state_value", store, &ctx.data_topic, ctx.opts.records)?;
+    // Load starts with the first result: the server is then scoring at full rate.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while session.reader.count.load(Ordering::Relaxed) == 0 {
+        if Instant::now() > deadline || session.reader.done() {
+            bail!("state_value: no result within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let path = format!("/state/value/{}", ctx.opts.data_type);
+    let load = Load::start(
+        &session.server.http_addr,
+        &path,
+        ctx.opts.http_clients,
+        ctx.opts.http_rate,
+    )?;
+    let waited = session.wait(Duration::from_secs(ctx.opts.timeout_s));
+    let http = load.finish();
+    waited?;
+    let closed = session.close()?;
+    let outcome = &closed.outcome;
+    let mut r = ModeResult {
+        mode: "state_value".into(),
+        records: outcome.count,
+        seconds: outcome.span_s(),
+        rss_mb: closed.rss_mb,
+        ..ModeResult::default()
+    };
+    closed.insert_cpu(&mut r);
+    (r.p50_ms, r.p99_ms) = p50_p99(&http.latencies_ms);
+    let requests = http.latencies_ms.len() as u64;
+    r.extra.insert("store".into(), Value::from(store));
+    r.extra.insert("requests".into(), Value::from(requests));
+    r.extra.insert(
+        "requests_per_s".into(),
+        Value::from((requests as f64 / http.seconds.max(1e-9)).round()),
+    );
+    r.extra
+        .insert("http_errors".into(), Value::from(http.errors));
+    r.extra
+        .insert("http_clients".into(), Value::from(ctx.opts.http_clients));
+    r.extra
+        .insert("unscored".into(), Value::from(outcome.unscored));
+    Ok(r)
+}
+
+/// Warm-up, then `--steady-rate` records/s for `--steady-seconds` into `data_topic`, whose
+/// results `count` tracks. Returns how long the paced publishing took.
+fn paced_input(
+    ctx: &Ctx,
+    label: &str,
+    data_topic: &str,
+    payloads: &[Vec<u8>],
+    count: &AtomicU64,
+    gone: &dyn Fn() -> bool,
+) -> Result<f64> {
+    // linger 5 ms, as the engine's producer: with linger 0 every record is a batch of its own,
+    // and the local broker serves single-record batches so slowly that even the bare copy falls
+    // seconds behind at 2000 records/s (measured: p50 5 s with linger 0, 22 ms with 5).
+    let sender = Sender::connect(&ctx.brokers, 5)?;
+    // One record per partition, answered once the processor owns every partition and is caught
+    // up; their latency holds the group join and is left out.
+    for p in 0..DATA_PARTITIONS {
+        sender.send(data_topic, p, None, &payloads[0], None)?;
+    }
+    sender.flush()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count.load(Ordering::Relaxed) < STEADY_WARM_UP {
+        if Instant::now() > deadline || gone() {
+            bail!("{label}: the warm-up records were not answered within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    progress(&format!(
+        "{label}: {} records/s for {} s",
+        ctx.opts.steady_rate, ctx.opts.steady_seconds
+    ));
+    let total = ctx.opts.steady_rate * ctx.opts.steady_seconds;
+    let interval = Duration::from_secs_f64(1.0 / ctx.opts.steady_rate as f64);
+    let started = Instant::now();
+    for i in 0..total {
+        // A fixed schedule: a late send goes at once, so the offered rate stays the asked one.
+        let at = started + interval.mul_f64(i as f64);
+        let now = Instant::now();
+        if at > now {
+            std::thread::sleep(at - now);
+        }
+        let payload = &payloads[(i % payloads.len() as u64) as usize];
+        sender.send(
+            data_topic,
+            (i % DATA_PARTITIONS as u64) as i32,
+            None,
+            payload,
+            None,
+        )?;
+    }
+    let publish_s = started.elapsed().as_secs_f64();
+    sender.flush()?;
+    Ok(publish_s)
+}
+
+const STEADY_WARM_UP: u64 = DATA_PARTITIONS as u64;
+
+fn steady_result(mode: &str, ctx: &Ctx, publish_s: f64, outcome: &ReadOutcome) -> ModeResult {
+    let mut r = ModeResult {
+        mode: mode.into(),
+        records: ctx.opts.steady_rate * ctx.opts.steady_seconds,
+        seconds: publish_s,
+        ..ModeResult::default()
+    };
+    latency_fields(&mut r, outcome, STEADY_WARM_UP as usize);
+    r
+}
+
+/// The broker's own latency floor at the steady rate: the passthrough copy of a paced input.
+fn run_steady_passthrough(ctx: &Ctx, payloads: &[Vec<u8>]) -> Result<ModeResult> {
+    let prefix = format!("{}-steady_passthrough", ctx.run_id);
+    let (data_topic, out_topic) = (format!("{prefix}-data"), format!("{prefix}-results"));
+    kafka::create_topics(
+        &ctx.brokers,
+        &[
+            (&data_topic, DATA_PARTITIONS),
+            (&out_topic, DATA_PARTITIONS),
+        ],
+    )?;
+    let expected = STEADY_WARM_UP + ctx.opts.steady_rate * ctx.opts.steady_seconds;
+    let reader = ResultsReader::start(&ctx.brokers, &out_topic, expected)?;
+    let copier = {
+        let (b, d, o) = (ctx.brokers.clone(), data_topic.clone(), out_topic.clone());
+        std::thread::spawn(move || kafka::passthrough(&b, &d, &o, expected))
+    };
+    let publish_s = paced_input(
+        ctx,
+        "steady_passthrough",
+        &data_topic,
+        payloads,
+        &reader.count,
+        &|| copier.is_finished(),
+    );
+    let copied = copier
+        .join()
+        .map_err(|_| anyhow::anyhow!("the passthrough copier panicked"))?;
+    let publish_s = publish_s?;
+    copied?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reader.done() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let outcome = reader.finish()?;
+    Ok(steady_result(
+        "steady_passthrough",
+        ctx,
+        publish_s,
+        &outcome,
+    ))
+}
+
+fn run_steady(ctx: &Ctx, payloads: &[Vec<u8>]) -> Result<ModeResult> {
+    let store = ctx.opts.steady_store.as_str();
+    let data_topic = format!("{}-steady-data", ctx.run_id);
+    kafka::create_topics(&ctx.brokers, &[(&data_topic, DATA_PARTITIONS)])?;
+    let expected = STEADY_WARM_UP + ctx.opts.steady_rate * ctx.opts.steady_seconds;
+    let mut session = Session::open(ctx, "steady", store, &data_topic, expected)?;
+    let publish_s = {
+        let gone = || session.reader.done();
+        paced_input(
+            ctx,
+            "steady",
+            &data_topic,
+            payloads,
+            &session.reader.count,
+            &gone,
+        )?
+    };
+    session.wait(Duration::from_secs(ctx.opts.timeout_s))?;
+    let closed = session.close()?;
+    let mut r = steady_result("steady", ctx, publish_s, &closed.outcome);
+    r.rss_mb = closed.rss_mb;
+    r.extra.insert("store".into(), Value::from(store));
+    r.extra
+        .insert("unscored".into(), Value::from(closed.outcome.unscored));
+    Ok(r)
+}

@@ -1,0 +1,148 @@
+//! Command line of `ks-bench`.
+
+use anyhow::{bail, Result};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// The modes, in the order they run (passthrough first: the others are relative to it).
+pub const ALL_MODES: [&str; 7] = [
+    "passthrough",
+    "memory",
+    "standard",
+    "custom",
+    "state_value",
+    "steady_passthrough",
+    "steady",
+];
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "ks-bench",
+    version,
+    about = "End-to-end throughput, latency and memory of ks-server against the broker's own limit",
+    long_about = "Preloads --records wine records into a 4-partition data topic, then measures, one \
+                  JSON line per mode on stdout: passthrough (a bare consumer->producer copy: the \
+                  broker's practical limit), memory/standard/custom (ks-server scoring the same \
+                  records from offset 0), state_value (/state/value latency under HTTP load while \
+                  the server scores at full rate) and steady_passthrough/steady (end-to-end latency \
+                  of a copy and of the server at a fixed input rate). Needs the release ks-server next to this binary (or --server-bin)."
+)]
+pub struct Options {
+    /// Kafka bootstrap servers; without it a local broker is started for the run.
+    #[arg(long, env = "KS_BROKERS")]
+    pub brokers: Option<String>,
+    /// Records to preload into the data topic.
+    #[arg(long, default_value_t = 500_000)]
+    pub records: u64,
+    /// The model to serve: a PMML file or the TensorFlow graph (.pb).
+    /// Default: the decision-tree regression in the checkout's data/.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Comma-separated modes to run (of passthrough, memory, standard, custom, state_value,
+    /// steady_passthrough, steady).
+    #[arg(long, value_delimiter = ',', default_values_t = ALL_MODES.map(String::from))]
+    pub modes: Vec<String>,
+    /// The ks-server binary (default: next to this executable).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// The directory with winequality_red.csv (default: the checkout's data/).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The records' dataType.
+    #[arg(long, default_value = "wine")]
+    pub data_type: String,
+    /// Stream threads of each server (ks-server --threads).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Store of the server under HTTP load (state_value).
+    #[arg(long, default_value = "standard")]
+    pub http_store: String,
+    /// Concurrent HTTP clients (keep-alive connections) in state_value.
+    #[arg(long, default_value_t = 4)]
+    pub http_clients: usize,
+    /// Total /state/value requests per second in state_value (0: each client back to back).
+    #[arg(long, default_value_t = 1000.0)]
+    pub http_rate: f64,
+    /// Store of the server in steady.
+    #[arg(long, default_value = "standard")]
+    pub steady_store: String,
+    /// Input rate (records/s) in steady.
+    #[arg(long, default_value_t = 2000)]
+    pub steady_rate: u64,
+    /// Duration of the steady input, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub steady_seconds: u64,
+    /// Give up on a mode after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    pub timeout_s: u64,
+    /// Profile each server with `perf record` into this directory (<mode>.perf.data).
+    #[arg(long)]
+    pub perf: Option<PathBuf>,
+    /// Keep the servers' logs and state directories (always kept when a mode fails).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl Options {
+    /// Validates the options and returns the modes to run, in run order.
+    pub fn modes(&self) -> Result<Vec<&'static str>> {
+        for m in &self.modes {
+            if !ALL_MODES.contains(&m.as_str()) {
+                bail!("unknown mode {m:?} (modes: {})", ALL_MODES.join(", "));
+            }
+        }
+        if self.records == 0 {
+            bail!("--records must be at least 1");
+        }
+        for store in [&self.http_store, &self.steady_store] {
+            if !["memory", "standard", "custom"].contains(&store.as_str()) {
+                bail!("unknown store {store:?} (memory, standard or custom)");
+            }
+        }
+        if self.threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        if !self.http_rate.is_finite() || self.http_rate < 0.0 {
+            bail!("--http-rate must be a rate >= 0");
+        }
+        if self.steady_rate == 0 || self.steady_seconds == 0 {
+            bail!("--steady-rate and --steady-seconds must be at least 1");
+        }
+        Ok(ALL_MODES
+            .into_iter()
+            .filter(|m| self.modes.iter().any(|x| x == m))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Options {
+        Options::try_parse_from(std::iter::once("ks-bench").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_run_every_mode_on_500k_records() {
+        let o = parse(&[]);
+        assert_eq!(o.records, 500_000);
+        assert_eq!(o.modes().unwrap(), ALL_MODES.to_vec());
+        assert!(o.brokers.is_none() || std::env::var("KS_BROKERS").is_ok());
+    }
+
+    #[test]
+    fn modes_run_in_canonical_order() {
+        let o = parse(&["--records", "20000", "--modes", "custom,passthrough"]);
+        assert_eq!(o.records, 20_000);
+        assert_eq!(o.modes().unwrap(), vec!["passthrough", "custom"]);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(parse(&["--modes", "turbo"]).modes().is_err());
+        assert!(parse(&["--records", "0"]).modes().is_err());
+        assert!(parse(&["--http-store", "redis"]).modes().is_err());
+        assert!(Options::try_parse_from(["ks-bench", "--records", "-5"]).is_err());
+    }
+}

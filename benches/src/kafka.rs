@@ -1,0 +1,358 @@
+//! The harness's own Kafka clients: topic creation, the preload producer, the paced producer of
+//! the steady-state run, the passthrough copier and the results reader.
+//!
+//! Every consumer here uses `assign()` (no group rebalance: a first group join costs about half of
+//! `session.timeout.ms` on the local broker) and finds a topic's end by librdkafka's partition-EOF
+//! event, because the local broker's watermark query reports the last batch's base offset + 1.
+
+use anyhow::{anyhow, bail, Context, Result};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Wall-clock milliseconds since the epoch: the unit of Kafka record timestamps.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn base(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("socket.timeout.ms", "10000")
+        .set("log_level", "3");
+    c
+}
+
+/// Creates each `(topic, partitions)` that is missing.
+pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(ks_client::kafka::ensure_topics(brokers, topics))
+        .context("cannot create the benchmark topics")
+}
+
+fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("cannot fetch metadata of {topic}"))?;
+    let parts: Vec<i32> = md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if parts.is_empty() {
+        bail!("topic {topic} has no partitions");
+    }
+    Ok(parts)
+}
+
+/// A consumer assigned to every partition of `topic` from the beginning, reporting EOF.
+fn assigned_consumer(brokers: &str, topic: &str) -> Result<(BaseConsumer, Vec<i32>)> {
+    let consumer: BaseConsumer = base(brokers)
+        // A group id is required by librdkafka even with assign(); nothing is ever committed.
+        .set("group.id", format!("ks-bench-{topic}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        // The reader is measuring equipment: a fetch must not sit at the broker for the default
+        // 500 ms when a result is already there to be timed.
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .context("cannot create a consumer")?;
+    let parts = partitions_of(&consumer, topic)?;
+    let mut tpl = TopicPartitionList::new();
+    for p in &parts {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl).context("cannot assign partitions")?;
+    Ok((consumer, parts))
+}
+
+/// Counts failed deliveries, keeping the first reason.
+#[derive(Default)]
+pub struct Deliveries {
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut first) = self.first_error.lock() {
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+/// A producer that waits for room instead of dropping, and fails loudly on any lost message.
+pub struct Sender {
+    producer: BaseProducer<Deliveries>,
+}
+
+impl Sender {
+    /// `linger_ms` trades latency for batching: the preload batches hard, the paced run does not.
+    pub fn connect(brokers: &str, linger_ms: u32) -> Result<Sender> {
+        let producer = base(brokers)
+            .set("linger.ms", linger_ms.to_string())
+            .set("message.timeout.ms", "60000")
+            .set("queue.buffering.max.messages", "200000")
+            .set("compression.type", "none")
+            .create_with_context(Deliveries::default())
+            .context("cannot create a producer")?;
+        Ok(Sender { producer })
+    }
+
+    /// Queues one message to `partition` (explicit, so every partition gets the same share).
+    pub fn send(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        timestamp: Option<i64>,
+    ) -> Result<()> {
+        loop {
+            let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+                .partition(partition)
+                .payload(payload);
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            if let Some(ts) = timestamp {
+                record = record.timestamp(ts);
+            }
+            match self.producer.send(record) {
+                Ok(()) => {
+                    self.producer.poll(Duration::ZERO);
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // Back-pressure: serve delivery reports until the broker has acked some.
+                    self.producer.poll(Duration::from_millis(5));
+                }
+                Err((e, _)) => return Err(anyhow!("cannot send to {topic}: {e}")),
+            }
+        }
+    }
+
+    /// Waits for every queued message; an error if any was not delivered.
+    pub fn flush(&self) -> Result<()> {
+        self.producer
+            .flush(Duration::from_secs(120))
+            .context("messages still unacknowledged at flush")?;
+        let ctx = self.producer.context();
+        let failed = ctx.failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            let first = ctx
+                .first_error
+                .lock()
+                .ok()
+                .and_then(|f| f.clone())
+                .unwrap_or_default();
+            bail!("{failed} messages were not delivered (first: {first})");
+        }
+        Ok(())
+    }
+}
+
+/// Publishes `count` records to `partitions` partitions round-robin, cycling through `payloads`.
+pub fn preload(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    payloads: &[Vec<u8>],
+    count: u64,
+) -> Result<()> {
+    if payloads.is_empty() || partitions < 1 {
+        bail!("nothing to preload");
+    }
+    let sender = Sender::connect(brokers, 20)?;
+    for i in 0..count {
+        let payload = &payloads[(i % payloads.len() as u64) as usize];
+        sender.send(topic, (i % partitions as u64) as i32, None, payload, None)?;
+    }
+    sender.flush()
+}
+
+/// Copies every record of `from` to the same partition of `to` (key, payload and timestamp as
+/// they are) until every partition reports EOF and `expected` records are copied: the cheapest
+/// consume-produce loop the broker serves, i.e. its practical limit for a stream processor.
+pub fn passthrough(brokers: &str, from: &str, to: &str, expected: u64) -> Result<u64> {
+    let (consumer, parts) = assigned_consumer(brokers, from)?;
+    // The engine's producer settings (linger 5 ms), so the comparison is about the processing.
+    let sender = Sender::connect(brokers, 5)?;
+    let mut at_eof: HashSet<i32> = HashSet::new();
+    let mut copied = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while !(copied >= expected && at_eof.len() == parts.len()) {
+        if Instant::now() > deadline {
+            bail!("passthrough: copied {copied} of {expected} records before the deadline");
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(m)) => {
+                at_eof.remove(&m.partition());
+                sender.send(
+                    to,
+                    m.partition(),
+                    m.key(),
+                    m.payload().unwrap_or_default(),
+                    m.timestamp().to_millis(),
+                )?;
+                copied += 1;
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_eof.insert(p);
+            }
+            Some(Err(e)) => bail!("passthrough: cannot read {from}: {e}"),
+        }
+    }
+    sender.flush()?;
+    Ok(copied)
+}
+
+/// What the results reader saw.
+#[derive(Debug, Default, Clone)]
+pub struct ReadOutcome {
+    pub count: u64,
+    /// When the first and the last result arrived here.
+    pub first: Option<Instant>,
+    pub last: Option<Instant>,
+    /// Arrival wall time minus the result's Kafka timestamp (the input's create time, which
+    /// the sink carries over), in arrival order.
+    pub latencies_ms: Vec<f64>,
+    /// Results the server wrote without a model (`"model":null`): these skipped scoring.
+    pub unscored: u64,
+}
+
+impl ReadOutcome {
+    /// First to last arrival, in seconds.
+    pub fn span_s(&self) -> f64 {
+        match (self.first, self.last) {
+            (Some(f), Some(l)) => l.duration_since(f).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+}
+
+/// A thread reading a results topic from the beginning while the system under test writes it.
+pub struct ResultsReader {
+    pub count: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Result<ReadOutcome>>,
+}
+
+impl ResultsReader {
+    /// Starts reading `topic` (which must exist) until `expected` results or [`Self::finish`].
+    pub fn start(brokers: &str, topic: &str, expected: u64) -> Result<ResultsReader> {
+        let (consumer, _) = assigned_consumer(brokers, topic)?;
+        let count = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (count.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name("results-reader".into())
+            .spawn(move || read_results(consumer, expected, &c, &s))?;
+        Ok(ResultsReader {
+            count,
+            stop,
+            handle,
+        })
+    }
+
+    pub fn done(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Stops reading (if still running) and returns what was read.
+    pub fn finish(self) -> Result<ReadOutcome> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle
+            .join()
+            .map_err(|_| anyhow!("the results reader panicked"))?
+    }
+}
+
+fn read_results(
+    consumer: BaseConsumer,
+    expected: u64,
+    count: &AtomicU64,
+    stop: &AtomicBool,
+) -> Result<ReadOutcome> {
+    let mut out = ReadOutcome {
+        latencies_ms: Vec::with_capacity(expected.min(10_000_000) as usize),
+        ..ReadOutcome::default()
+    };
+    while out.count < expected && !stop.load(Ordering::SeqCst) {
+        match consumer.poll(Duration::from_millis(50)) {
+            None | Some(Err(KafkaError::PartitionEOF(_))) => {}
+            Some(Ok(m)) => {
+                let arrived = Instant::now();
+                let wall = now_ms();
+                out.first.get_or_insert(arrived);
+                out.last = Some(arrived);
+                if let Some(ts) = m.timestamp().to_millis() {
+                    out.latencies_ms.push((wall - ts) as f64);
+                }
+                if m.payload().is_some_and(is_unscored) {
+                    out.unscored += 1;
+                }
+                out.count += 1;
+                count.store(out.count, Ordering::Relaxed);
+            }
+            Some(Err(e)) => bail!("cannot read results: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a `ScoreResult` JSON says no model scored it. A byte search, not a parse: the reader
+/// shares two cores with the server and must stay cheap.
+pub fn is_unscored(payload: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"\"model\":null";
+    payload.windows(NEEDLE.len()).any(|w| w == NEEDLE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unscored_results_are_recognised() {
+        assert!(is_unscored(
+            br#"{"dataType":"wine","model":null,"prediction":null,"error":"no model"}"#
+        ));
+        assert!(!is_unscored(
+            br#"{"dataType":"wine","model":"tree","prediction":5.0}"#
+        ));
+        assert!(!is_unscored(b""));
+    }
+
+    #[test]
+    fn span_needs_two_arrivals() {
+        let mut o = ReadOutcome::default();
+        assert_eq!(o.span_s(), 0.0);
+        let t = Instant::now();
+        o.first = Some(t);
+        o.last = Some(t + Duration::from_millis(1500));
+        assert!((o.span_s() - 1.5).abs() < 1e-9);
+    }
+}

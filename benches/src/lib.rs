@@ -1,0 +1,18 @@
+//! `ks-bench`: end-to-end throughput, latency and memory of `ks-server` against the broker's own
+//! limit, all measured in one run over the same preloaded records.
+//!
+//! - `passthrough`: a bare consumer -> producer copy of the data topic (the practical limit);
+//! - `memory`, `standard`, `custom`: `ks-server` (a child process) scoring the same records from
+//!   offset 0;
+//! - `state_value`: `/state/value` latency under concurrent HTTP load while a server scores at
+//!   full rate;
+//! - `steady`: end-to-end latency at a fixed input rate with the server caught up.
+//!
+//! One JSON line per mode on stdout; progress on stderr. See `benches/README.md`.
+
+pub mod bench;
+pub mod cli;
+pub mod http;
+pub mod kafka;
+pub mod report;
+pub mod server;
