@@ -4,7 +4,7 @@ use crate::cli::Options;
 use crate::http::Load;
 use crate::kafka::{self, ReadOutcome, ResultsReader, Sender};
 use crate::report::{p50_p99, ModeResult};
-use crate::server::{self, Profiler, ServerProcess, ServerSpec};
+use crate::server::{self, Profiler, ServerKind, ServerProcess, ServerSpec};
 use anyhow::{bail, Context, Result};
 use ks_client::catalog::{self, ModelFile};
 use ks_proto::Message;
@@ -22,11 +22,37 @@ struct Ctx {
     /// Prefix of every topic, application id and directory of this run, so runs never collide.
     run_id: String,
     work_dir: PathBuf,
-    server_bin: PathBuf,
+    /// ks-server, if a selected mode runs it.
+    ks_server_bin: Option<PathBuf>,
+    /// as-server, if a selected mode runs it.
+    as_server_bin: Option<PathBuf>,
     data_topic: String,
     model_name: String,
     /// The encoded `ModelDescriptor`, published to each server's own models topic.
     descriptor: Vec<u8>,
+}
+
+impl Ctx {
+    /// The binary that runs `kind`, found before the run starts.
+    fn binary(&self, kind: &ServerKind) -> Result<PathBuf> {
+        let bin = match kind {
+            ServerKind::KsServer(_) => &self.ks_server_bin,
+            ServerKind::AsServer(_) => &self.as_server_bin,
+        };
+        bin.clone()
+            .with_context(|| format!("{} was not located for this run", kind.binary_name()))
+    }
+}
+
+/// The server every mode in `modes` runs (state_value and steady run ks-server).
+fn kinds_of(modes: &[&str]) -> Vec<ServerKind> {
+    modes
+        .iter()
+        .filter_map(|m| match *m {
+            "state_value" | "steady" => Some(ServerKind::KsServer("standard".into())),
+            other => ServerKind::for_mode(other),
+        })
+        .collect()
 }
 
 fn progress(msg: &str) {
@@ -36,7 +62,21 @@ fn progress(msg: &str) {
 /// Runs the modes `opts` asks for, printing one JSON line per mode as it completes.
 pub fn run(opts: Options) -> Result<()> {
     let modes = opts.modes()?;
-    let server_bin = server::locate(opts.server_bin.as_deref())?;
+    // Only the binaries the selected modes run must exist; found before any data is loaded.
+    let kinds = kinds_of(&modes);
+    let mut ks_server_bin = None;
+    let mut as_server_bin = None;
+    for kind in &kinds {
+        match kind {
+            ServerKind::KsServer(_) if ks_server_bin.is_none() => {
+                ks_server_bin = Some(server::locate(opts.server_bin.as_deref(), kind)?);
+            }
+            ServerKind::AsServer(_) if as_server_bin.is_none() => {
+                as_server_bin = Some(server::locate(opts.as_server_bin.as_deref(), kind)?);
+            }
+            _ => {}
+        }
+    }
     let data_dir = opts
         .data_dir
         .clone()
@@ -77,7 +117,8 @@ pub fn run(opts: Options) -> Result<()> {
         brokers,
         run_id,
         work_dir,
-        server_bin,
+        ks_server_bin,
+        as_server_bin,
         descriptor,
         opts,
     };
@@ -117,7 +158,11 @@ pub fn run(opts: Options) -> Result<()> {
         let harness_before = cpu_of(Some("self"));
         let mut result = match mode {
             "passthrough" => run_passthrough(&ctx)?,
-            "memory" | "standard" | "custom" => run_store(&ctx, mode)?,
+            "memory" | "standard" | "custom" | "as-stage" | "as-actor" => {
+                let kind = ServerKind::for_mode(mode)
+                    .with_context(|| format!("{mode} is not a server mode"))?;
+                run_server(&ctx, mode, kind)?
+            }
             "state_value" => run_state_value(&ctx)?,
             "steady_passthrough" => run_steady_passthrough(&ctx, &payloads)?,
             "steady" => run_steady(&ctx, &payloads)?,
@@ -189,8 +234,14 @@ struct Session {
 }
 
 impl Session {
-    /// Starts a server for `label` on `data_topic` and publishes the model once it runs.
-    fn open(ctx: &Ctx, label: &str, store: &str, data_topic: &str, expected: u64) -> Result<Self> {
+    /// Starts a server of `kind` for `label` on `data_topic` and publishes the model once it runs.
+    fn open(
+        ctx: &Ctx,
+        label: &str,
+        kind: ServerKind,
+        data_topic: &str,
+        expected: u64,
+    ) -> Result<Self> {
         let prefix = format!("{}-{label}", ctx.run_id);
         let (models, results, errors) = (
             format!("{prefix}-models"),
@@ -204,8 +255,8 @@ impl Session {
         // Reading from before the server starts: arrival times are real time.
         let reader = ResultsReader::start(&ctx.brokers, &results, expected)?;
         let spec = ServerSpec {
-            binary: ctx.server_bin.clone(),
-            store: store.to_string(),
+            binary: ctx.binary(&kind)?,
+            kind: kind.clone(),
             brokers: ctx.brokers.clone(),
             application_id: prefix.clone(),
             port: ks_broker::free_port()?,
@@ -222,6 +273,7 @@ impl Session {
         // Published only now because the memory variant reads models from the topic's end. The
         // stream thread is still joining its group (about 3 s), so the model, built in
         // milliseconds, is in place before the first record; `unscored` would show otherwise.
+        // (as-server reads its models topic from the beginning, so this is merely in time.)
         let sender = Sender::connect(&ctx.brokers, 0)?;
         sender.send(
             &models,
@@ -232,7 +284,8 @@ impl Session {
         )?;
         sender.flush()?;
         progress(&format!(
-            "{label}: ks-server --store {store} up (pid {}, http {})",
+            "{label}: {} up (pid {}, http {})",
+            kind.describe(),
             server.pid(),
             server.http_addr
         ));
@@ -262,7 +315,7 @@ impl Session {
         while !self.reader.done() {
             if let Some(status) = self.server.exit_status() {
                 bail!(
-                    "{}: ks-server exited ({status}); log: {}",
+                    "{}: the server exited ({status}); log: {}",
                     self.label,
                     self.server.log.display()
                 );
@@ -332,13 +385,15 @@ impl Closed {
     }
 }
 
-fn run_store(ctx: &Ctx, store: &str) -> Result<ModeResult> {
-    let mut session = Session::open(ctx, store, store, &ctx.data_topic, ctx.opts.records)?;
+/// One server (`kind`) scoring the preloaded data topic from offset 0: memory, standard, custom,
+/// as-stage, as-actor.
+fn run_server(ctx: &Ctx, mode: &str, kind: ServerKind) -> Result<ModeResult> {
+    let mut session = Session::open(ctx, mode, kind, &ctx.data_topic, ctx.opts.records)?;
     session.wait(Duration::from_secs(ctx.opts.timeout_s))?;
     let closed = session.close()?;
     let (outcome, spawned) = (&closed.outcome, closed.spawned);
     let mut r = ModeResult {
-        mode: store.into(),
+        mode: mode.into(),
         records: outcome.count,
         seconds: outcome.span_s(),
         rss_mb: closed.rss_mb,
@@ -362,7 +417,8 @@ fn run_store(ctx: &Ctx, store: &str) -> Result<ModeResult> {
 
 fn run_state_value(ctx: &Ctx) -> Result<ModeResult> {
     let store = ctx.opts.http_store.as_str();
-    let mut session = Session::open(ctx, "state_value", store, &ctx.data_topic, ctx.opts.records)?;
+    let kind = ServerKind::KsServer(store.to_string());
+    let mut session = Session::open(ctx, "state_value", kind, &ctx.data_topic, ctx.opts.records)?;
     // Load starts with the first result: the server is then scoring at full rate.
     let deadline = Instant::now() + Duration::from_secs(60);
     while session.reader.count.load(Ordering::Relaxed) == 0 {
@@ -524,7 +580,8 @@ fn run_steady(ctx: &Ctx, payloads: &[Vec<u8>]) -> Result<ModeResult> {
     let data_topic = format!("{}-steady-data", ctx.run_id);
     kafka::create_topics(&ctx.brokers, &[(&data_topic, DATA_PARTITIONS)])?;
     let expected = STEADY_WARM_UP + ctx.opts.steady_rate * ctx.opts.steady_seconds;
-    let mut session = Session::open(ctx, "steady", store, &data_topic, expected)?;
+    let kind = ServerKind::KsServer(store.to_string());
+    let mut session = Session::open(ctx, "steady", kind, &data_topic, expected)?;
     let publish_s = {
         let gone = || session.reader.done();
         paced_input(
@@ -544,4 +601,23 @@ fn run_steady(ctx: &Ctx, payloads: &[Vec<u8>]) -> Result<ModeResult> {
     r.extra
         .insert("unscored".into(), Value::from(closed.outcome.unscored));
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_servers_of_the_selected_modes_are_needed() {
+        let ks = ServerKind::KsServer("standard".into());
+        let stage = ServerKind::AsServer("stage".into());
+        let actor = ServerKind::AsServer("actor".into());
+        assert!(kinds_of(&["passthrough", "steady_passthrough"]).is_empty());
+        assert_eq!(
+            kinds_of(&["passthrough", "as-stage", "as-actor"]),
+            vec![stage, actor]
+        );
+        assert_eq!(kinds_of(&["standard"]), vec![ks.clone()]);
+        assert_eq!(kinds_of(&["state_value", "steady"]), vec![ks.clone(), ks]);
+    }
 }

@@ -5,11 +5,13 @@ use clap::Parser;
 use std::path::PathBuf;
 
 /// The modes, in the order they run (passthrough first: the others are relative to it).
-pub const ALL_MODES: [&str; 7] = [
+pub const ALL_MODES: [&str; 9] = [
     "passthrough",
     "memory",
     "standard",
     "custom",
+    "as-stage",
+    "as-actor",
     "state_value",
     "steady_passthrough",
     "steady",
@@ -23,9 +25,11 @@ pub const ALL_MODES: [&str; 7] = [
     long_about = "Preloads --records wine records into a 4-partition data topic, then measures, one \
                   JSON line per mode on stdout: passthrough (a bare consumer->producer copy: the \
                   broker's practical limit), memory/standard/custom (ks-server scoring the same \
-                  records from offset 0), state_value (/state/value latency under HTTP load while \
+                  records from offset 0), as-stage/as-actor (as-server --mode stage|actor scoring the \
+                  same records from offset 0), state_value (/state/value latency under HTTP load while \
                   the server scores at full rate) and steady_passthrough/steady (end-to-end latency \
-                  of a copy and of the server at a fixed input rate). Needs the release ks-server next to this binary (or --server-bin)."
+                  of a copy and of the server at a fixed input rate). Needs the release ks-server \
+                  and as-server next to this binary (or --server-bin, --as-server-bin)."
 )]
 pub struct Options {
     /// Kafka bootstrap servers; without it a local broker is started for the run.
@@ -38,13 +42,16 @@ pub struct Options {
     /// Default: the decision-tree regression in the checkout's data/.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Comma-separated modes to run (of passthrough, memory, standard, custom, state_value,
-    /// steady_passthrough, steady).
+    /// Comma-separated modes to run (of passthrough, memory, standard, custom, as-stage,
+    /// as-actor, state_value, steady_passthrough, steady).
     #[arg(long, value_delimiter = ',', default_values_t = ALL_MODES.map(String::from))]
     pub modes: Vec<String>,
     /// The ks-server binary (default: next to this executable).
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
+    /// The as-server binary of as-stage/as-actor (default: next to this executable).
+    #[arg(long)]
+    pub as_server_bin: Option<PathBuf>,
     /// The directory with winequality_red.csv (default: the checkout's data/).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -144,5 +151,37 @@ mod tests {
         assert!(parse(&["--records", "0"]).modes().is_err());
         assert!(parse(&["--http-store", "redis"]).modes().is_err());
         assert!(Options::try_parse_from(["ks-bench", "--records", "-5"]).is_err());
+        assert!(parse(&["--modes", "as-turbo"]).modes().is_err());
+        assert!(parse(&["--modes", "as_stage"]).modes().is_err());
+    }
+
+    #[test]
+    fn as_server_modes_run_by_default_after_the_stores() {
+        let modes = parse(&[]).modes().unwrap();
+        let at = |m: &str| modes.iter().position(|x| *x == m).unwrap();
+        assert!(at("custom") < at("as-stage"));
+        assert!(at("as-stage") < at("as-actor"));
+        assert!(at("as-actor") < at("state_value"));
+    }
+
+    #[test]
+    fn as_server_modes_can_be_chosen_alone() {
+        let o = parse(&[
+            "--records",
+            "100000",
+            "--modes",
+            "as-actor,standard,as-stage,passthrough",
+            "--as-server-bin",
+            "/opt/as-server",
+        ]);
+        assert_eq!(
+            o.modes().unwrap(),
+            vec!["passthrough", "standard", "as-stage", "as-actor"]
+        );
+        assert_eq!(
+            o.as_server_bin.as_deref(),
+            Some(std::path::Path::new("/opt/as-server"))
+        );
+        assert!(o.server_bin.is_none());
     }
 }

@@ -1,4 +1,5 @@
-//! `ks-server` as a child process, so its peak RSS is its own and not the harness's.
+//! The server under test (`ks-server` or `as-server`) as a child process, so its peak RSS is its
+//! own and not the harness's.
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::File;
@@ -8,21 +9,79 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Where the release `ks-server` is: `--server-bin`, else next to this executable (the README's
-/// command builds both into the same target directory).
-pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
+/// Which server binary a mode runs, and how it is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerKind {
+    /// `ks-server --store <store>` (memory, standard or custom).
+    KsServer(String),
+    /// `as-server --mode <mode>` (stage or actor), crate ks-reactive.
+    AsServer(String),
+}
+
+impl ServerKind {
+    /// The server of a throughput mode (the data topic read from offset 0, results timed), or
+    /// `None` for the modes that are not one server scoring the preloaded topic.
+    pub fn for_mode(mode: &str) -> Option<ServerKind> {
+        match mode {
+            "memory" | "standard" | "custom" => Some(ServerKind::KsServer(mode.to_string())),
+            "as-stage" => Some(ServerKind::AsServer("stage".into())),
+            "as-actor" => Some(ServerKind::AsServer("actor".into())),
+            _ => None,
+        }
+    }
+
+    /// The binary's file name.
+    pub fn binary_name(&self) -> &'static str {
+        match self {
+            ServerKind::KsServer(_) => "ks-server",
+            ServerKind::AsServer(_) => "as-server",
+        }
+    }
+
+    /// The cargo package that builds the binary.
+    fn package(&self) -> &'static str {
+        match self {
+            ServerKind::KsServer(_) => "ks-topologies",
+            ServerKind::AsServer(_) => "ks-reactive",
+        }
+    }
+
+    /// For progress lines: `ks-server --store standard`, `as-server --mode stage`.
+    pub fn describe(&self) -> String {
+        match self {
+            ServerKind::KsServer(store) => format!("ks-server --store {store}"),
+            ServerKind::AsServer(mode) => format!("as-server --mode {mode}"),
+        }
+    }
+
+    /// Whether `line` of the server's stdout says it is up. ks-server prints
+    /// "... running: http://ADDR/state/value ..." once its engine has started; as-server prints
+    /// "as-server (<Mode>) listening on http://ADDR" as its first line (then `/health` is polled).
+    pub fn is_ready_line(&self, line: &str) -> bool {
+        match self {
+            ServerKind::KsServer(_) => line.contains(" running: "),
+            ServerKind::AsServer(_) => line.contains(" listening on http://"),
+        }
+    }
+}
+
+/// Where the release binary of `kind` is: `explicit` (`--server-bin`, `--as-server-bin`), else
+/// next to this executable (the README's command builds them all into the same target directory).
+pub fn locate(explicit: Option<&Path>, kind: &ServerKind) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
     let exe = std::env::current_exe().context("cannot locate the ks-bench executable")?;
-    let candidate = exe.with_file_name("ks-server");
+    let name = kind.binary_name();
+    let candidate = exe.with_file_name(name);
     if candidate.is_file() {
         Ok(candidate)
     } else {
         bail!(
-            "no ks-server next to {} (build both: cargo build --release -p ks-bench -p ks-topologies, \
-             or pass --server-bin)",
-            exe.display()
+            "no {name} next to {} (build it: cargo build --release -p ks-bench -p {}, \
+             or pass its path with --server-bin / --as-server-bin)",
+            exe.display(),
+            kind.package()
         )
     }
 }
@@ -31,8 +90,9 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct ServerSpec {
     pub binary: PathBuf,
-    pub store: String,
+    pub kind: ServerKind,
     pub brokers: String,
+    /// ks-server's `--application-id`, as-server's `--group-id`: fresh for every mode.
     pub application_id: String,
     pub port: u16,
     pub state_dir: PathBuf,
@@ -47,27 +107,35 @@ pub struct ServerSpec {
 
 impl ServerSpec {
     pub fn args(&self) -> Vec<String> {
-        [
-            ("--store", self.store.clone()),
+        let mut args = match &self.kind {
+            ServerKind::KsServer(store) => vec![
+                ("--store", store.clone()),
+                ("--application-id", self.application_id.clone()),
+                ("--threads", self.threads.to_string()),
+            ],
+            ServerKind::AsServer(mode) => vec![
+                ("--mode", mode.clone()),
+                ("--group-id", self.application_id.clone()),
+            ],
+        };
+        args.extend([
             ("--brokers", self.brokers.clone()),
-            ("--application-id", self.application_id.clone()),
             ("--port", self.port.to_string()),
             ("--state-dir", self.state_dir.display().to_string()),
             ("--data-topic", self.data_topic.clone()),
             ("--models-topic", self.models_topic.clone()),
             ("--results-topic", self.results_topic.clone()),
             ("--errors-topic", self.errors_topic.clone()),
-            ("--threads", self.threads.to_string()),
             // The local broker's first group join takes about half the session timeout.
             ("--session-timeout-ms", "6000".to_string()),
-        ]
-        .into_iter()
-        .flat_map(|(k, v)| [k.to_string(), v])
-        .collect()
+        ]);
+        args.into_iter()
+            .flat_map(|(k, v)| [k.to_string(), v])
+            .collect()
     }
 }
 
-/// A running `ks-server`. Killed on drop if not stopped.
+/// A running server (`ks-server` or `as-server`). Killed on drop if not stopped.
 pub struct ServerProcess {
     child: Child,
     pub http_addr: String,
@@ -75,8 +143,10 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts the server and waits for its "running" line, which it prints once the engine has
-    /// started (global stores bootstrapped, so a model published now is seen).
+    /// Starts the server and waits until it is up: ks-server's "running" line, which it prints
+    /// once the engine has started (global stores bootstrapped, so a model published now is
+    /// seen); as-server's "listening" line, then `/health` answering 200 (its models consumer
+    /// reads from the beginning or a fresh group at `earliest`, so a model published now is seen).
     pub fn start(spec: &ServerSpec) -> Result<ServerProcess> {
         let stderr = File::create(&spec.log)
             .with_context(|| format!("cannot create {}", spec.log.display()))?;
@@ -95,13 +165,14 @@ impl ServerProcess {
         let stdout = child
             .stdout
             .take()
-            .ok_or_else(|| anyhow!("no stdout from ks-server"))?;
+            .ok_or_else(|| anyhow!("no stdout from {}", spec.kind.binary_name()))?;
         let (tx, rx) = mpsc::channel::<String>();
+        let kind = spec.kind.clone();
         // Drains stdout for the server's whole life so it never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
                 let _ = writeln!(stdout_log, "{line}");
-                if line.contains(" running: ") {
+                if kind.is_ready_line(&line) {
                     let _ = tx.send(line);
                 }
             }
@@ -111,17 +182,44 @@ impl ServerProcess {
             http_addr: String::new(),
             log: spec.log.clone(),
         };
+        let name = spec.kind.binary_name();
         match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(line) => {
                 server.http_addr =
                     http_addr_of(&line).unwrap_or_else(|| format!("127.0.0.1:{}", spec.port));
-                Ok(server)
             }
             Err(_) => bail!(
-                "ks-server did not report running within 120 s ({}); log: {}",
+                "{name} did not report running within 120 s ({}); log: {}",
                 server.exit_status().unwrap_or_else(|| "still up".into()),
                 spec.log.display()
             ),
+        }
+        if matches!(spec.kind, ServerKind::AsServer(_)) {
+            server.wait_healthy(Duration::from_secs(60))?;
+        }
+        Ok(server)
+    }
+
+    /// Polls `GET /health` until it answers 200.
+    fn wait_healthy(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut client = crate::http::Client::new(&self.http_addr);
+        loop {
+            if matches!(client.get("/health"), Ok(200)) {
+                return Ok(());
+            }
+            if let Some(status) = self.exit_status() {
+                bail!("server exited ({status}); log: {}", self.log.display());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "no 200 from http://{}/health within {} s; log: {}",
+                    self.http_addr,
+                    timeout.as_secs(),
+                    self.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -176,10 +274,14 @@ impl Drop for ServerProcess {
     }
 }
 
-/// The `host:port` in the server's "running: http://HOST:PORT/state/value ..." line.
+/// The `host:port` in ks-server's "running: http://HOST:PORT/state/value ..." line or
+/// as-server's "listening on http://HOST:PORT" line.
 pub fn http_addr_of(line: &str) -> Option<String> {
     let rest = &line[line.find("http://")? + "http://".len()..];
-    let addr = &rest[..rest.find('/')?];
+    let end = rest
+        .find(|c: char| c == '/' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    let addr = &rest[..end];
     (!addr.is_empty()).then(|| addr.to_string())
 }
 
@@ -298,13 +400,89 @@ mod tests {
         let line = "ks-server (memory) running: http://127.0.0.1:4321/state/value  http://127.0.0.1:4321/models";
         assert_eq!(http_addr_of(line).as_deref(), Some("127.0.0.1:4321"));
         assert_eq!(http_addr_of("nothing here"), None);
+        let line = "as-server (Actor) listening on http://127.0.0.1:5501";
+        assert_eq!(http_addr_of(line).as_deref(), Some("127.0.0.1:5501"));
+        assert_eq!(http_addr_of("listening on http://"), None);
+    }
+
+    #[test]
+    fn modes_choose_their_server() {
+        assert_eq!(
+            ServerKind::for_mode("standard"),
+            Some(ServerKind::KsServer("standard".into()))
+        );
+        assert_eq!(
+            ServerKind::for_mode("as-stage"),
+            Some(ServerKind::AsServer("stage".into()))
+        );
+        assert_eq!(
+            ServerKind::for_mode("as-actor"),
+            Some(ServerKind::AsServer("actor".into()))
+        );
+        for mode in ["passthrough", "state_value", "steady", "as-turbo"] {
+            assert_eq!(ServerKind::for_mode(mode), None, "{mode}");
+        }
+        assert_eq!(
+            ServerKind::AsServer("stage".into()).binary_name(),
+            "as-server"
+        );
+        assert_eq!(
+            ServerKind::KsServer("memory".into()).binary_name(),
+            "ks-server"
+        );
+    }
+
+    #[test]
+    fn ready_lines_differ_per_server() {
+        let ks = ServerKind::KsServer("memory".into());
+        let r#as = ServerKind::AsServer("stage".into());
+        let running = "ks-server (memory) running: http://127.0.0.1:1/state/value";
+        let listening = "as-server (Stage) listening on http://127.0.0.1:1";
+        assert!(ks.is_ready_line(running) && !ks.is_ready_line(listening));
+        assert!(r#as.is_ready_line(listening) && !r#as.is_ready_line(running));
+    }
+
+    #[test]
+    fn as_server_args_use_its_flags() {
+        let spec = ServerSpec {
+            binary: "as-server".into(),
+            kind: ServerKind::AsServer("actor".into()),
+            brokers: "127.0.0.1:1".into(),
+            application_id: "grp".into(),
+            port: 0,
+            state_dir: "/tmp/s".into(),
+            data_topic: "d".into(),
+            models_topic: "m".into(),
+            results_topic: "r".into(),
+            errors_topic: "e".into(),
+            threads: 2,
+            log: "/tmp/l".into(),
+        };
+        let args = spec.args();
+        let joined = args.join(" ");
+        assert!(joined.starts_with("--mode actor --group-id grp "));
+        for flag in [
+            "--brokers 127.0.0.1:1",
+            "--port 0",
+            "--state-dir /tmp/s",
+            "--data-topic d",
+            "--models-topic m",
+            "--results-topic r",
+            "--errors-topic e",
+            "--session-timeout-ms 6000",
+        ] {
+            assert!(joined.contains(flag), "{flag} in {joined}");
+        }
+        for absent in ["--store", "--application-id", "--threads"] {
+            assert!(!args.iter().any(|a| a == absent), "{absent} in {joined}");
+        }
     }
 
     #[test]
     fn args_pass_every_topic_and_the_short_session() {
         let spec = ServerSpec {
             binary: "ks-server".into(),
-            store: "custom".into(),
+            kind: ServerKind::KsServer("custom".into()),
             brokers: "127.0.0.1:1".into(),
             application_id: "app".into(),
             port: 7,
