@@ -117,9 +117,9 @@ impl Shared {
         self.metadata_dirty.store(true, Ordering::SeqCst);
     }
 
-    pub fn record_commit(&self, offsets: &HashMap<(String, i32), i64>) {
+    pub fn record_commit(&self, offsets: impl Iterator<Item = ((String, i32), i64)>) {
         if let Ok(mut c) = self.committed.lock() {
-            c.extend(offsets.iter().map(|(k, v)| (k.clone(), *v)));
+            c.extend(offsets);
         }
     }
 

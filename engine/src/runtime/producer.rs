@@ -64,7 +64,10 @@ impl StreamProducer {
         let mut c = config.base_client();
         c.set("partitioner", "murmur2_random")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000");
+            .set("message.timeout.ms", "30000")
+            // Bounded: a full queue makes `send_raw` wait (back-pressure) instead of buffering
+            // up to librdkafka's default 1 GiB.
+            .set("queue.buffering.max.kbytes", "16384");
         if let Some(id) = transactional_id {
             c.set("transactional.id", id)
                 .set("enable.idempotence", "true")

@@ -46,12 +46,21 @@ struct Core {
     producer: Arc<StreamProducer>,
     sink: Arc<dyn ChangelogSink>,
     tasks: BTreeMap<String, TaskState>,
-    routes: HashMap<(String, i32), String>,
-    /// Next offset to commit per input partition, since the last commit.
-    consumed: HashMap<(String, i32), i64>,
+    /// The input partitions this thread holds: their task and the next offset to commit.
+    /// A handful per thread, so a vector searched by `&str` beats hashing a cloned topic
+    /// name per record.
+    partitions: Vec<PartitionState>,
     dirty: bool,
     /// A failure inside a rebalance callback, surfaced by the poll loop.
     failure: Option<Error>,
+}
+
+struct PartitionState {
+    topic: String,
+    partition: i32,
+    task: String,
+    /// Next offset to commit, when records were processed since the last commit.
+    consumed: Option<i64>,
 }
 
 struct StreamContext {
@@ -134,7 +143,18 @@ impl Core {
                 continue;
             };
             let id = task_id(sub.id, *partition);
-            self.routes.insert((topic.clone(), *partition), id.clone());
+            if !self
+                .partitions
+                .iter()
+                .any(|p| p.topic == *topic && p.partition == *partition)
+            {
+                self.partitions.push(PartitionState {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    task: id.clone(),
+                    consumed: None,
+                });
+            }
             if let Some(t) = self.tasks.get_mut(&id) {
                 if !t.partitions.contains(&(topic.clone(), *partition)) {
                     t.partitions.push((topic.clone(), *partition));
@@ -280,9 +300,11 @@ impl Core {
                 self.close_task_clean(id, t)?;
             }
         }
-        for p in revoked {
-            self.routes.remove(p);
-        }
+        self.partitions.retain(|p| {
+            !revoked
+                .iter()
+                .any(|(t, n)| *t == p.topic && *n == p.partition)
+        });
         self.publish_tasks();
         Ok(())
     }
@@ -307,60 +329,56 @@ impl Core {
         }
     }
 
-    fn process(&mut self, metadata: RecordMetadata, record: Record) -> Result<()> {
-        let key = (metadata.topic.clone(), metadata.partition);
-        let Some(id) = self.routes.get(&key).cloned() else {
+    /// Runs one record through its task. `original` is the message it came from, still
+    /// borrowed from the consumer, so a dead letter copies the original bytes only on failure
+    /// instead of every record being cloned up front.
+    fn process(
+        &mut self,
+        metadata: RecordMetadata,
+        record: Record,
+        original: &BorrowedMessage<'_>,
+    ) -> Result<()> {
+        let Some(slot) = self
+            .partitions
+            .iter()
+            .position(|p| p.partition == metadata.partition && p.topic == metadata.topic)
+        else {
             // A record of a partition revoked in this very poll: its new owner processes it.
             return Ok(());
         };
-        let Some(t) = self.tasks.get_mut(&id) else {
+        let Some(t) = self.tasks.get_mut(&self.partitions[slot].task) else {
             return Ok(());
         };
         self.dirty = true;
         let mut collector = ProducerCollector(&self.producer);
-        let result = t
-            .task
-            .process(&metadata, record.clone(), &mut collector, now_ms());
+        let result = t.task.process(&metadata, record, &mut collector, now_ms());
         if let Err(e) = result {
             self.shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
+            let (topic, partition, offset) = (&metadata.topic, metadata.partition, metadata.offset);
             match &self.shared.config.error_handling {
                 ErrorHandling::LogAndContinue => {
-                    log::warn!(
-                        "{}: skipping {}[{}]@{}: {e}",
-                        self.name,
-                        key.0,
-                        key.1,
-                        metadata.offset
-                    );
+                    log::warn!("{}: skipping {topic}[{partition}]@{offset}: {e}", self.name);
                 }
-                ErrorHandling::DeadLetter { topic } => {
+                ErrorHandling::DeadLetter { topic: dlq } => {
                     log::warn!(
-                        "{}: dead-lettering {}[{}]@{}: {e}",
-                        self.name,
-                        key.0,
-                        key.1,
-                        metadata.offset
+                        "{}: dead-lettering {topic}[{partition}]@{offset}: {e}",
+                        self.name
                     );
-                    let mut headers = record.headers.clone();
+                    let (_, original_record) = to_record(original);
+                    let mut headers = original_record.headers;
                     headers.push(("ks.error".into(), e.to_string().into_bytes()));
-                    headers.push((
-                        "ks.source.topic".into(),
-                        metadata.topic.clone().into_bytes(),
-                    ));
+                    headers.push(("ks.source.topic".into(), topic.clone().into_bytes()));
                     headers.push((
                         "ks.source.partition".into(),
-                        metadata.partition.to_string().into_bytes(),
+                        partition.to_string().into_bytes(),
                     ));
-                    headers.push((
-                        "ks.source.offset".into(),
-                        metadata.offset.to_string().into_bytes(),
-                    ));
+                    headers.push(("ks.source.offset".into(), offset.to_string().into_bytes()));
                     self.producer.send_raw(
-                        topic,
+                        dlq,
                         None,
-                        record.key.as_deref(),
-                        record.value.as_deref(),
-                        Some(record.timestamp),
+                        original_record.key.as_deref(),
+                        original_record.value.as_deref(),
+                        Some(original_record.timestamp),
                         &headers,
                     )?;
                 }
@@ -371,7 +389,7 @@ impl Core {
             .metrics
             .processed
             .fetch_add(1, Ordering::Relaxed);
-        self.consumed.insert(key, metadata.offset + 1);
+        self.partitions[slot].consumed = Some(metadata.offset + 1);
         Ok(())
     }
 
@@ -386,8 +404,9 @@ impl Core {
 
     fn offsets(&self) -> Result<TopicPartitionList> {
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in &self.consumed {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+        for p in &self.partitions {
+            let Some(offset) = p.consumed else { continue };
+            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(offset))
                 .map_err(Error::kafka("building the offsets to commit"))?;
         }
         Ok(tpl)
@@ -438,8 +457,12 @@ impl Core {
                 }
             }
         }
-        self.shared.record_commit(&self.consumed);
-        self.consumed.clear();
+        self.shared
+            .record_commit(self.partitions.iter_mut().filter_map(|p| {
+                p.consumed
+                    .take()
+                    .map(|o| ((p.topic.clone(), p.partition), o))
+            }));
         self.dirty = false;
         self.shared.metrics.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -484,7 +507,7 @@ impl Core {
             }
             self.shared.unregister_task(&id);
         }
-        self.routes.clear();
+        self.partitions.clear();
         self.publish_tasks();
     }
 }
@@ -536,8 +559,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
         producer,
         sink,
         tasks: BTreeMap::new(),
-        routes: HashMap::new(),
-        consumed: HashMap::new(),
+        partitions: Vec::new(),
         dirty: false,
         failure: None,
     }));
@@ -560,7 +582,11 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
             "partition.assignment.strategy",
             shared.assignment_strategy(),
         )
-        .set("statistics.interval.ms", "1000");
+        .set("statistics.interval.ms", "1000")
+        // librdkafka prefetches up to 64 MiB / 100 000 messages per partition by default:
+        // memory that grows with the backlog, not the work. A few MB keep fetches full.
+        .set("queued.max.messages.kbytes", "4096")
+        .set("queued.min.messages", "5000");
     if eos(&shared) {
         client.set("isolation.level", "read_committed");
     }
@@ -590,8 +616,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
             match polled {
                 Some(Ok(m)) => {
                     let (metadata, record) = to_record(&m);
-                    drop(m);
-                    core.process(metadata, record)?;
+                    core.process(metadata, record, &m)?;
                 }
                 Some(Err(e)) => log::warn!("{name}: consumer: {e}"),
                 None => {}
@@ -614,7 +639,11 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
     match &result {
         Ok(()) => {
             // Clean shutdown: close processors, commit, checkpoint, close stores.
-            let all: Vec<(String, i32)> = guard.routes.keys().cloned().collect();
+            let all: Vec<(String, i32)> = guard
+                .partitions
+                .iter()
+                .map(|p| (p.topic.clone(), p.partition))
+                .collect();
             if let Err(e) = guard.revoke(&consumer, &all) {
                 log::error!("{name}: closing tasks failed: {e}");
                 guard.close_dirty();
