@@ -583,10 +583,10 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
             shared.assignment_strategy(),
         )
         .set("statistics.interval.ms", "1000")
-        // librdkafka prefetches up to 64 MiB / 100 000 messages per partition by default:
-        // memory that grows with the backlog, not the work. A few MB keep fetches full.
-        .set("queued.max.messages.kbytes", "4096")
-        .set("queued.min.messages", "5000");
+        // librdkafka prefetches up to 64 MiB by default: memory that grows with the backlog,
+        // not the work. 16 MiB bounds it without slowing fetches; 4 MiB starved them on the
+        // local broker (5x fewer records/s, benches/README.md).
+        .set("queued.max.messages.kbytes", "16384");
     if eos(&shared) {
         client.set("isolation.level", "read_committed");
     }
