@@ -6,15 +6,16 @@
 //! event, because the local broker's watermark query reports the last batch's base offset + 1.
 
 use anyhow::{anyhow, bail, Context, Result};
+use ks_client::kafka::DeliveryTracker;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -81,31 +82,9 @@ fn assigned_consumer(brokers: &str, topic: &str) -> Result<(BaseConsumer, Vec<i3
     Ok((consumer, parts))
 }
 
-/// Counts failed deliveries, keeping the first reason.
-#[derive(Default)]
-pub struct Deliveries {
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-}
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut first) = self.first_error.lock() {
-                first.get_or_insert_with(|| e.to_string());
-            }
-        }
-    }
-}
-
 /// A producer that waits for room instead of dropping, and fails loudly on any lost message.
 pub struct Sender {
-    producer: BaseProducer<Deliveries>,
+    producer: BaseProducer<DeliveryTracker>,
 }
 
 impl Sender {
@@ -116,7 +95,7 @@ impl Sender {
             .set("message.timeout.ms", "60000")
             .set("queue.buffering.max.messages", "200000")
             .set("compression.type", "none")
-            .create_with_context(Deliveries::default())
+            .create_with_context(DeliveryTracker::default())
             .context("cannot create a producer")?;
         Ok(Sender { producer })
     }
@@ -160,14 +139,9 @@ impl Sender {
             .flush(Duration::from_secs(120))
             .context("messages still unacknowledged at flush")?;
         let ctx = self.producer.context();
-        let failed = ctx.failed.load(Ordering::Relaxed);
+        let failed = ctx.failed();
         if failed > 0 {
-            let first = ctx
-                .first_error
-                .lock()
-                .ok()
-                .and_then(|f| f.clone())
-                .unwrap_or_default();
+            let first = ctx.first_error().unwrap_or_default();
             bail!("{failed} messages were not delivered (first: {first})");
         }
         Ok(())

@@ -24,6 +24,18 @@ pub struct DeliveryTracker {
     first_error: Mutex<Option<String>>,
 }
 
+impl DeliveryTracker {
+    /// Messages the broker did not acknowledge so far.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// The reason the first unacknowledged message gave.
+    pub fn first_error(&self) -> Option<String> {
+        self.first_error.lock().ok().and_then(|f| f.clone())
+    }
+}
+
 impl ClientContext for DeliveryTracker {}
 
 impl ProducerContext for DeliveryTracker {

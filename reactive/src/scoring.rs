@@ -4,10 +4,9 @@
 use crate::model::Origin;
 use ks_proto::{Message, WineRecord};
 use ks_topologies::registry::ServedModel;
-use ks_topologies::serving::{value_json, ScoreResult};
+use ks_topologies::serving::ScoreResult;
 use ks_topologies::stats::ServingStats;
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 /// Which topic an [`Output`] goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,13 +92,8 @@ pub fn score(
         result.error = Some("no model".into());
         return Output::result(&result, origin);
     };
-    let started = Instant::now();
-    let scored = if m.wine_row {
-        m.model.score_row(&wine.features())
-    } else {
-        m.model.score(&ks_models::Record::from_wine(wine))
-    };
-    let micros = started.elapsed().as_nanos() as f64 / 1000.0;
+    let (scored, elapsed) = m.score_wine(wine);
+    let micros = elapsed.as_nanos() as f64 / 1000.0;
     let prediction = match scored {
         Ok(p) => p,
         Err(e) => {
@@ -110,24 +104,11 @@ pub fn score(
     if let Some(s) = stats {
         s.record(micros);
     }
-    result.model = Some(m.name.clone());
-    result.model_version = Some(m.version.clone());
-    result.prediction = value_json(prediction.value());
-    result.probabilities = prediction
-        .probabilities()
-        .map(|(l, p)| (l.to_string(), p))
-        .collect();
-    result.duration_us = Some(micros);
+    result.scored_by(m, &prediction, micros);
     Output::result(&result, origin)
 }
 
 /// Fresh statistics for a model that starts serving now.
 pub fn fresh_stats(m: &ServedModel) -> ServingStats {
-    ServingStats::new(
-        &m.name,
-        &m.description,
-        m.model_type.as_str_name(),
-        &m.version,
-        crate::model::now_ms(),
-    )
+    m.fresh_stats(crate::model::now_ms())
 }

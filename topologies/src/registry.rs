@@ -51,6 +51,35 @@ impl ServedModel {
         }
     }
 
+    /// Scores one wine record (the numeric fast path when the inputs are the 11 features in
+    /// order) and says how long it took.
+    pub fn score_wine(
+        &self,
+        wine: &ks_proto::WineRecord,
+    ) -> (
+        ks_models::Result<ks_models::Prediction>,
+        std::time::Duration,
+    ) {
+        let started = std::time::Instant::now();
+        let scored = if self.wine_row {
+            self.model.score_row(&wine.features())
+        } else {
+            self.model.score(&ks_models::Record::from_wine(wine))
+        };
+        (scored, started.elapsed())
+    }
+
+    /// Statistics for this model starting to serve at `since` (ms).
+    pub fn fresh_stats(&self, since: i64) -> crate::stats::ServingStats {
+        crate::stats::ServingStats::new(
+            &self.name,
+            &self.description,
+            self.model_type.as_str_name(),
+            &self.version,
+            since,
+        )
+    }
+
     pub fn info(&self) -> ModelInfo {
         ModelInfo {
             data_type: self.data_type.clone(),

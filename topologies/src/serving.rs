@@ -6,7 +6,7 @@
 //! punctuation, on a model swap and on close: one store write (and changelog record) per second
 //! per data type instead of one per scored record.
 
-use crate::registry::{now_ms, ModelRegistry};
+use crate::registry::{now_ms, ModelRegistry, ServedModel};
 use crate::stats::ServingStats;
 use ks_engine::{Error, Processor, ProcessorContext, PunctuationType, Record, Result};
 use ks_models::Value;
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const SERVING_STORE: &str = "serving";
 
@@ -87,6 +87,25 @@ pub struct ScoreResult {
     pub offset: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl ScoreResult {
+    /// Fills in what `model` predicted and how long it took (µs).
+    pub fn scored_by(
+        &mut self,
+        model: &ServedModel,
+        prediction: &ks_models::Prediction,
+        micros: f64,
+    ) {
+        self.model = Some(model.name.clone());
+        self.model_version = Some(model.version.clone());
+        self.prediction = value_json(prediction.value());
+        self.probabilities = prediction
+            .probabilities()
+            .map(|(l, p)| (l.to_string(), p))
+            .collect();
+        self.duration_us = Some(micros);
+    }
 }
 
 pub fn value_json(v: &Value) -> serde_json::Value {
@@ -208,21 +227,9 @@ impl Processor for ModelServing {
                     .as_ref()
                     .is_none_or(|s| s.version != m.version);
                 if swapped {
-                    serving.stats = Some(ServingStats::new(
-                        &m.name,
-                        &m.description,
-                        m.model_type.as_str_name(),
-                        &m.version,
-                        now_ms(),
-                    ));
+                    serving.stats = Some(m.fresh_stats(now_ms()));
                 }
-                let started = Instant::now();
-                let scored = if m.wine_row {
-                    m.model.score_row(&wine.features())
-                } else {
-                    m.model.score(&ks_models::Record::from_wine(&wine))
-                };
-                let elapsed = started.elapsed();
+                let (scored, elapsed) = m.score_wine(&wine);
                 let prediction = scored.map_err(|e| {
                     Error::processing(
                         "serving",
@@ -236,14 +243,7 @@ impl Processor for ModelServing {
                 serving.dirty = true;
                 self.metrics.scores.fetch_add(1, Ordering::Relaxed);
                 self.metrics.observe(elapsed.as_secs_f64());
-                result.model = Some(m.name.clone());
-                result.model_version = Some(m.version.clone());
-                result.prediction = value_json(prediction.value());
-                result.probabilities = prediction
-                    .probabilities()
-                    .map(|(l, p)| (l.to_string(), p))
-                    .collect();
-                result.duration_us = Some(micros);
+                result.scored_by(&m, &prediction, micros);
                 if swapped {
                     // Queries see the new model at once, not at the next punctuation.
                     self.flush(ctx)?;
