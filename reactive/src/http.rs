@@ -105,13 +105,9 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, JoinHandle<()>)> {
-    // Bound here rather than by warp, which panics when it cannot bind.
-    let listener = tokio::net::TcpListener::bind(addr)
+    let (listener, bound) = ks_topologies::http::bind(addr)
         .await
-        .map_err(|e| Error::Http(format!("cannot bind {addr}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::Http(format!("cannot read the bound address: {e}")))?;
+        .map_err(|e| Error::Http(e.to_string()))?;
     let q = warp::any().map(move || queries.clone());
     let state_default = warp::path!("state")
         .and(q.clone())

@@ -188,6 +188,18 @@ fn percent_encode_segment(s: &str) -> String {
     out
 }
 
+/// Binds `addr` (port 0 picks a free port) and returns the listener with the address actually
+/// bound. Bound here rather than by warp, which panics when it cannot bind.
+pub async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Http(format!("cannot bind {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Http(format!("cannot read the bound address: {e}")))?;
+    Ok((listener, bound))
+}
+
 /// Binds `addr` (port 0 picks a free port) and serves the API until `shutdown` completes;
 /// connections in flight then finish before the returned task ends. Returns the address
 /// actually bound.
@@ -196,13 +208,7 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, JoinHandle<()>)> {
-    // Bound here rather than by warp, which panics when it cannot bind.
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::Http(format!("cannot bind {addr}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::Http(format!("cannot read the bound address: {e}")))?;
+    let (listener, bound) = bind(addr).await?;
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let api = warp::method().and(warp::path::full()).and(query).then(
         move |method: Method, path: warp::path::FullPath, query: String| {

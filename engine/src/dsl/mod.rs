@@ -155,24 +155,37 @@ impl StreamsBuilder {
         self.table_with(topic, Consumed::default(), materialized)
     }
 
+    /// What a table and a global table both start with: the store, the source and the
+    /// table-source processor writing the store. Kafka Streams numbers the generated store
+    /// before the two nodes.
+    fn table_source_nodes<K: 'static, V: 'static>(
+        &self,
+        topic: &str,
+        consumed: &Consumed<K, V>,
+        materialized: &Materialized,
+    ) -> (StoreSpec, String, String, ProcessorSupplier) {
+        let spec = self
+            .shared
+            .store_spec(materialized, &format!("{topic}-STATE-STORE"));
+        let source = self.shared.new_name("KSTREAM-SOURCE");
+        let node = self.shared.new_name("KTABLE-SOURCE");
+        let supplier = table::table_source(
+            spec.name.clone(),
+            consumed.keys.clone(),
+            consumed.values.clone(),
+        );
+        (spec, source, node, supplier)
+    }
+
     pub fn table_with<K: 'static, V: 'static>(
         &self,
         topic: &str,
         consumed: Consumed<K, V>,
         materialized: Materialized,
     ) -> KTable<K, V> {
-        // Kafka Streams numbers the generated store before the two nodes.
-        let spec = self
-            .shared
-            .store_spec(&materialized, &format!("{topic}-STATE-STORE"));
-        let source = self.shared.new_name("KSTREAM-SOURCE");
-        let node = self.shared.new_name("KTABLE-SOURCE");
+        let (spec, source, node, supplier) =
+            self.table_source_nodes(topic, &consumed, &materialized);
         let store = spec.name.clone();
-        let supplier = table::table_source(
-            store.clone(),
-            consumed.keys.clone(),
-            consumed.values.clone(),
-        );
         self.shared.apply(|t| {
             t.add_source(&source, &[topic])?
                 .add_processor(&node, supplier, &[&source])?
@@ -204,17 +217,9 @@ impl StreamsBuilder {
         consumed: Consumed<K, V>,
         materialized: Materialized,
     ) -> GlobalKTable<K, V> {
-        let spec = self
-            .shared
-            .store_spec(&materialized, &format!("{topic}-STATE-STORE"));
-        let source = self.shared.new_name("KSTREAM-SOURCE");
-        let node = self.shared.new_name("KTABLE-SOURCE");
+        let (spec, source, node, supplier) =
+            self.table_source_nodes(topic, &consumed, &materialized);
         let store = spec.name.clone();
-        let supplier = table::table_source(
-            store.clone(),
-            consumed.keys.clone(),
-            consumed.values.clone(),
-        );
         self.shared.apply(|t| {
             t.add_global_store(spec, &source, topic, &node, supplier)
                 .map(drop)
