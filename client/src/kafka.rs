@@ -155,7 +155,8 @@ pub async fn ensure_topics(bootstrap: &str, topics: &[(&str, i32)]) -> Result<()
     let new: Vec<NewTopic> = topics
         .iter()
         .filter(|(t, _)| !existing.contains(*t))
-        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        // -1: the broker's default.replication.factor (3 on a replicated cluster).
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(-1)))
         .collect();
     if new.is_empty() {
         return Ok(());

@@ -30,7 +30,7 @@ fn read_all(bootstrap: &str, topic: &str) -> Vec<ks_client::kafka::ReadMessage> 
 
 #[test]
 fn provide_count_100_publishes_the_csv_rows_and_every_model() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bootstrap = broker.bootstrap_servers();
     let (data_topic, models_topic) = (unique("data"), unique("models"));
     let out = Command::new(env!("CARGO_BIN_EXE_ks-client"))
@@ -158,7 +158,7 @@ fn provide_count_100_publishes_the_csv_rows_and_every_model() {
 
 #[test]
 fn publish_model_by_value_and_by_reference() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let topic = unique("models");
     let file = default_data_dir().join("optimized_WineQuality.pb");
     for extra in [&[][..], &["--by-reference"][..]] {

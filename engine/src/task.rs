@@ -317,12 +317,29 @@ impl Task {
         self.punctuate_due(PunctuationType::WallClockTime, now, collector, now)
     }
 
+    /// Calls `flush` on every processor before a commit; output they forward reaches the sinks
+    /// inside that commit.
+    pub fn flush(&mut self, collector: &mut dyn RecordCollector, wall_clock: i64) -> Result<()> {
+        self.each_processor(collector, wall_clock, |p, ctx| p.flush(ctx))
+    }
+
     /// Calls `close` on every processor; output they forward still reaches the sinks.
     pub fn close(&mut self, collector: &mut dyn RecordCollector, wall_clock: i64) -> Result<()> {
+        self.each_processor(collector, wall_clock, |p, ctx| p.close(ctx))
+    }
+
+    /// Runs `f` on every processor in topology order, routing what each forwards; the first
+    /// error is returned after every processor had its turn.
+    fn each_processor(
+        &mut self,
+        collector: &mut dyn RecordCollector,
+        wall_clock: i64,
+        f: impl Fn(&mut dyn Processor, &mut ProcessorContext<'_>) -> Result<()> + Copy,
+    ) -> Result<()> {
         let mut first_err = None;
         for i in 0..self.nodes.len() {
             if matches!(self.nodes[i].kind, RtKind::Processor(_)) {
-                match self.run_on(i, None, None, wall_clock, |p, ctx| p.close(ctx)) {
+                match self.run_on(i, None, None, wall_clock, f) {
                     Ok(((), fwd)) => {
                         if let Err(e) = self.route(i, fwd, None, collector, wall_clock) {
                             first_err.get_or_insert(e);

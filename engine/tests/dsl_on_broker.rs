@@ -11,7 +11,7 @@ use std::time::Duration;
 
 #[test]
 fn word_count_with_repartition_is_exact() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bs = broker.bootstrap_servers();
     let (input, output, app) = (unique("lines"), unique("counts"), unique("dsl"));
     create_topics(bs, &[(&input, 2), (&output, 2)]);

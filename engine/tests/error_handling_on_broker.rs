@@ -28,7 +28,7 @@ fn count_of(streams: &KafkaStreams, key: &str) -> u64 {
 }
 
 fn run(handling: ErrorHandling) -> (ks_broker::Broker, String, KafkaStreams, String) {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bs = broker.bootstrap_servers().to_string();
     let (input, output, app) = (unique("in"), unique("out"), unique("eh"));
     create_topics(&bs, &[(&input, 1), (&output, 1)]);
@@ -102,7 +102,7 @@ fn dead_letter_sends_the_poison_with_its_origin() {
 
 #[test]
 fn log_and_fail_stops_without_committing_the_poison() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bs = broker.bootstrap_servers();
     let (input, output, app) = (unique("in"), unique("out"), unique("eh"));
     create_topics(bs, &[(&input, 1), (&output, 1)]);

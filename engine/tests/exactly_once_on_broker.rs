@@ -77,7 +77,7 @@ fn eos_config(app: &str, bs: &str, dir: &std::path::Path) -> ks_engine::StreamsC
 
 #[test]
 fn transactions_commit_output_changelog_and_offsets_together() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bs = broker.bootstrap_servers();
     let (input, output, app) = (unique("in"), unique("out"), unique("eos"));
     create_topics(bs, &[(&input, 2), (&output, 2)]);
@@ -112,7 +112,7 @@ fn transactions_commit_output_changelog_and_offsets_together() {
 
 #[test]
 fn a_processing_failure_aborts_and_the_input_is_processed_again() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bs = broker.bootstrap_servers();
     let (input, output, app) = (unique("in"), unique("out"), unique("eos"));
     create_topics(bs, &[(&input, 1), (&output, 1)]);
@@ -150,7 +150,7 @@ fn a_processing_failure_aborts_and_the_input_is_processed_again() {
 
 #[test]
 fn a_zombie_is_fenced_when_its_successor_starts() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bs = broker.bootstrap_servers();
     let (input, output, app) = (unique("in"), unique("out"), unique("eos"));
     create_topics(bs, &[(&input, 1), (&output, 1)]);
@@ -209,7 +209,7 @@ fn a_zombie_is_fenced_when_its_successor_starts() {
 
 #[test]
 fn kill_9_mid_transaction_leaves_offsets_at_the_last_commit() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bs = broker.bootstrap_servers();
     let (input, output, app) = (unique("in"), unique("out"), unique("eos"));
     create_topics(bs, &[(&input, 1), (&output, 1)]);

@@ -9,7 +9,7 @@ use ks_engine::KafkaStreams;
 use std::time::Duration;
 
 fn leave_and_take_over(strategy: Option<&str>) {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bs = broker.bootstrap_servers();
     let (input, output, app) = (unique("in"), unique("out"), unique("leave"));
     create_topics(bs, &[(&input, 4), (&output, 4)]);

@@ -39,7 +39,7 @@ fn expected(n: usize, keys: usize) -> BTreeMap<String, u64> {
 
 #[test]
 fn counts_are_exact_over_four_partitions_and_survive_a_restart() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bs = broker.bootstrap_servers();
     let (input, output, app) = (unique("in"), unique("out"), unique("wc"));
     create_topics(bs, &[(&input, 4), (&output, 4)]);
@@ -96,7 +96,7 @@ fn counts_are_exact_over_four_partitions_and_survive_a_restart() {
 
 #[test]
 fn an_in_memory_store_is_rebuilt_from_its_changelog() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bs = broker.bootstrap_servers();
     let (input, output, app) = (unique("in"), unique("out"), unique("wc"));
     create_topics(bs, &[(&input, 2), (&output, 2)]);
@@ -127,7 +127,7 @@ fn an_in_memory_store_is_rebuilt_from_its_changelog() {
 
 #[test]
 fn two_instances_split_the_partitions_and_a_killed_one_hands_over() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bs = broker.bootstrap_servers();
     let (input, output, app) = (unique("in"), unique("out"), unique("wc"));
     create_topics(bs, &[(&input, 4), (&output, 4)]);
@@ -195,7 +195,7 @@ fn two_instances_split_the_partitions_and_a_killed_one_hands_over() {
 
 #[test]
 fn two_stream_threads_share_the_partitions() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bs = broker.bootstrap_servers();
     let (input, output, app) = (unique("in"), unique("out"), unique("wc"));
     create_topics(bs, &[(&input, 4), (&output, 4)]);

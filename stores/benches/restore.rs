@@ -42,7 +42,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    let broker = ks_broker::Broker::start(None).expect("broker");
+    let broker = ks_broker::Broker::tansu().expect("broker");
     let bootstrap = broker.bootstrap_servers();
     let topic = common::unique("bench-restore");
     common::create_changelog(bootstrap, &topic, 1);

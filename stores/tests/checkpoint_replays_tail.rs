@@ -53,7 +53,7 @@ fn assert_final_state(store: &dyn ReadOnlyKeyValueStore, kind: StoreKind) {
 
 #[test]
 fn reopened_persistent_store_replays_only_the_tail() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bootstrap = broker.bootstrap_servers();
     let sink = Arc::new(KafkaChangelogSink::new(bootstrap).unwrap());
     for kind in PERSISTENT {
@@ -80,7 +80,7 @@ fn reopened_persistent_store_replays_only_the_tail() {
 
 #[test]
 fn untrusted_stores_ignore_the_checkpoint() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bootstrap = broker.bootstrap_servers();
     let sink = Arc::new(KafkaChangelogSink::new(bootstrap).unwrap());
     for (kind, wipe) in [(StoreKind::InMemory, false), (StoreKind::RocksDb, true)] {
@@ -107,7 +107,7 @@ fn untrusted_stores_ignore_the_checkpoint() {
 
 #[test]
 fn restore_after_an_up_to_date_checkpoint_applies_nothing() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bootstrap = broker.bootstrap_servers();
     let topic = unique("uptodate");
     create_changelog(bootstrap, &topic, 1);

@@ -11,7 +11,7 @@ use ks_stores::*;
 
 #[test]
 fn writes_are_logged_and_every_store_restores_from_them() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bootstrap = broker.bootstrap_servers();
     let sink = Arc::new(KafkaChangelogSink::new(bootstrap).unwrap());
     let partition = 2;
@@ -71,7 +71,7 @@ fn writes_are_logged_and_every_store_restores_from_them() {
 
 #[test]
 fn restore_from_a_changelog_written_by_another_producer() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bootstrap = broker.bootstrap_servers();
     let topic = unique("raw-changelog");
     create_changelog(bootstrap, &topic, 1);
@@ -110,7 +110,7 @@ fn restore_from_a_changelog_written_by_another_producer() {
 
 #[test]
 fn an_empty_changelog_restores_nothing_and_finishes() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bootstrap = broker.bootstrap_servers();
     let topic = unique("empty-changelog");
     create_changelog(bootstrap, &topic, 2);
@@ -128,7 +128,7 @@ fn an_empty_changelog_restores_nothing_and_finishes() {
 
 #[test]
 fn a_missing_changelog_fails_after_the_stall_timeout() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let store = InMemoryKeyValueStore::new("s");
     let config = RestoreConfig {
         stall_timeout: std::time::Duration::from_secs(2),

@@ -17,7 +17,7 @@ fn log_path(ctx: &StoreContext, store: &str) -> std::path::PathBuf {
 
 #[test]
 fn truncated_log_is_detected_and_restored_from_the_changelog() {
-    let broker = ks_broker::Broker::start(None).unwrap();
+    let broker = ks_broker::Broker::tansu().unwrap();
     let bootstrap = broker.bootstrap_servers();
     let sink = Arc::new(KafkaChangelogSink::new(bootstrap).unwrap());
     let dir = tempfile::tempdir().unwrap();

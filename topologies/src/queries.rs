@@ -58,6 +58,9 @@ pub struct Health {
     pub healthy: bool,
     /// The engine state (`Running`, `Error(..)`, …).
     pub state: String,
+    /// `reachable`, `unreachable` (no stream thread has a broker connection up: 503) or
+    /// `unknown` (no client statistics yet).
+    pub broker: String,
 }
 
 pub trait ServingQueries: Send + Sync + 'static {

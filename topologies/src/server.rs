@@ -157,15 +157,24 @@ impl ServingQueries for Core {
     }
 
     fn health(&self) -> Health {
-        let state = self
+        let (state, reachable) = self
             .streams
             .read()
             .ok()
-            .and_then(|g| g.as_ref().map(|s| s.state()))
-            .unwrap_or(StreamsState::NotRunning);
+            .and_then(|g| {
+                g.as_ref()
+                    .map(|s| (s.state(), s.metrics().brokers_reachable()))
+            })
+            .unwrap_or((StreamsState::NotRunning, None));
         Health {
-            healthy: state == StreamsState::Running,
+            healthy: state == StreamsState::Running && reachable != Some(false),
             state: format!("{state:?}"),
+            broker: match reachable {
+                Some(true) => "reachable",
+                Some(false) => "unreachable",
+                None => "unknown",
+            }
+            .into(),
         }
     }
 

@@ -163,7 +163,7 @@ impl ModelServing {
             .ok_or_else(|| Error::processing("serving", "state vanished"))
     }
 
-    fn flush(&mut self, ctx: &ProcessorContext<'_>) -> Result<()> {
+    fn write_stats(&mut self, ctx: &ProcessorContext<'_>) -> Result<()> {
         let store = ctx.store(SERVING_STORE)?;
         for (data_type, s) in self.states.iter_mut().filter(|(_, s)| s.dirty) {
             if let Some(stats) = &s.stats {
@@ -246,7 +246,7 @@ impl Processor for ModelServing {
                 result.scored_by(&m, &prediction, micros);
                 if swapped {
                     // Queries see the new model at once, not at the next punctuation.
-                    self.flush(ctx)?;
+                    self.write_stats(ctx)?;
                 }
             }
         }
@@ -266,10 +266,16 @@ impl Processor for ModelServing {
         _kind: PunctuationType,
         _ts: i64,
     ) -> Result<()> {
-        self.flush(ctx)
+        self.write_stats(ctx)
+    }
+
+    /// Before every commit: the statistics of the records this commit covers go into the
+    /// store, so a restore after a crash counts exactly the committed results.
+    fn flush(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        self.write_stats(ctx)
     }
 
     fn close(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
-        self.flush(ctx)
+        self.write_stats(ctx)
     }
 }

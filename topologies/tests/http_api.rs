@@ -49,6 +49,7 @@ impl ServingQueries for Fake {
             } else {
                 "Error(broker down)".into()
             },
+            broker: "reachable".into(),
         }
     }
     fn metrics(&self) -> MetricsSnapshot {

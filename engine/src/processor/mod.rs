@@ -30,6 +30,14 @@ pub trait Processor: Send {
         Ok(())
     }
 
+    /// Called before every commit of the task: state a processor keeps in memory between
+    /// store writes (running statistics, say) goes to its stores here, so the commit that
+    /// covers the records it came from also covers the store writes (under exactly-once, the
+    /// same transaction). Output forwarded here is part of that commit too.
+    fn flush(&mut self, _ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        Ok(())
+    }
+
     /// Called when the task closes (revocation or shutdown).
     fn close(&mut self, _ctx: &mut ProcessorContext<'_>) -> Result<()> {
         Ok(())

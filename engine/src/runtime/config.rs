@@ -66,7 +66,8 @@ pub struct StreamsConfig {
     /// How often each instance republishes its metadata, and how old it may get before others
     /// forget it (3×).
     pub metadata_heartbeat: Duration,
-    /// Partitions and replication of the internal topics created on start.
+    /// `replication.factor` of the internal topics created on start; -1 (Kafka Streams'
+    /// default) takes the broker's `default.replication.factor`.
     pub replication_factor: i32,
     /// Extra librdkafka properties for every client, applied last.
     pub client_properties: Vec<(String, String)>,
@@ -91,7 +92,7 @@ impl StreamsConfig {
             assignment_strategy: None,
             error_handling: ErrorHandling::LogAndFail,
             metadata_heartbeat: Duration::from_secs(2),
-            replication_factor: 1,
+            replication_factor: -1,
             client_properties: Vec::new(),
         }
     }

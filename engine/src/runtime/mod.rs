@@ -53,6 +53,9 @@ pub struct Metrics {
     /// Records waiting in each stream thread's assigned partitions, from librdkafka's
     /// statistics (fetch-response high watermarks, not the local broker's wrong ListOffsets).
     lag_by_thread: Mutex<HashMap<String, u64>>,
+    /// Per stream thread, whether its consumer had a broker connection up at its last
+    /// statistics report (librdkafka's `brokers[].state == "UP"`).
+    broker_up_by_thread: Mutex<HashMap<String, bool>>,
 }
 
 impl Metrics {
@@ -60,6 +63,20 @@ impl Metrics {
     pub fn lag(&self) -> Option<u64> {
         let lags = self.lag_by_thread.lock().ok()?;
         (!lags.is_empty()).then(|| lags.values().sum())
+    }
+
+    /// Whether the stream threads reach a broker: `Some(false)` when no thread had a broker
+    /// connection up at its last statistics report (the broker is down or unreachable),
+    /// `None` before the first report.
+    pub fn brokers_reachable(&self) -> Option<bool> {
+        let up = self.broker_up_by_thread.lock().ok()?;
+        (!up.is_empty()).then(|| up.values().any(|u| *u))
+    }
+
+    pub(crate) fn set_broker_up(&self, thread: &str, up: bool) {
+        if let Ok(mut u) = self.broker_up_by_thread.lock() {
+            u.insert(thread.to_string(), up);
+        }
     }
 
     pub(crate) fn set_lag(&self, thread: &str, lag: u64) {

@@ -62,16 +62,23 @@ impl StreamProducer {
         transactional_id: Option<&str>,
     ) -> Result<Arc<StreamProducer>> {
         let mut c = config.base_client();
+        // Kafka Streams' delivery.timeout.ms (120 s): a broker that is away for a while (a
+        // restart, a leader election) delays delivery instead of failing the thread.
         c.set("partitioner", "murmur2_random")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
+            .set("message.timeout.ms", "120000")
             // Bounded: a full queue makes `send_raw` wait (back-pressure) instead of buffering
             // up to librdkafka's default 1 GiB.
             .set("queue.buffering.max.kbytes", "16384");
         if let Some(id) = transactional_id {
+            // Kafka Streams' exactly-once default: an instance that dies with a transaction
+            // open blocks its partitions' readers (and its successor's offset fetch) until the
+            // coordinator aborts it after this timeout. librdkafka requires the delivery timeout
+            // not to exceed it.
             c.set("transactional.id", id)
                 .set("enable.idempotence", "true")
-                .set("transaction.timeout.ms", "60000");
+                .set("transaction.timeout.ms", "10000")
+                .set("message.timeout.ms", "10000");
         }
         for (k, v) in &config.client_properties {
             c.set(k, v);

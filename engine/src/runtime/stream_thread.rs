@@ -76,8 +76,13 @@ impl ClientContext for StreamContext {
             .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
             .map(|p| p.consumer_lag)
             .sum();
+        let broker_up = statistics
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP");
         if let Ok(core) = self.core.try_lock() {
             core.shared.metrics.set_lag(&core.name, lag.max(0) as u64);
+            core.shared.metrics.set_broker_up(&core.name, broker_up);
         }
     }
 }
@@ -416,6 +421,13 @@ impl Core {
     /// offsets committed, then checkpoints written. Exactly-once: all three in one transaction,
     /// then the buffered store writes applied.
     fn commit(&mut self, consumer: &BaseConsumer<StreamContext>) -> Result<()> {
+        // Processors put what they hold in memory into their stores first, so this commit
+        // covers it (under exactly-once: the same transaction as the output it belongs to).
+        let now = now_ms();
+        for t in self.tasks.values_mut() {
+            let mut collector = ProducerCollector(&self.producer);
+            t.task.flush(&mut collector, now)?;
+        }
         let offsets = self.offsets()?;
         if self.producer.is_transactional() {
             let group = consumer.group_metadata();

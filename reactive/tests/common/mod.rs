@@ -35,7 +35,7 @@ pub struct Env {
 impl Env {
     pub fn new() -> Env {
         let _ = env_logger::builder().is_test(true).try_init();
-        let broker = ks_broker::Broker::start(None).unwrap();
+        let broker = ks_broker::Broker::tansu().unwrap();
         let publisher = Publisher::connect(broker.bootstrap_servers()).unwrap();
         let topics = Topics {
             data: unique("data"),
