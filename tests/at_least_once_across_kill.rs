@@ -17,6 +17,9 @@ fn no_input_is_lost() {
     );
     assert_eq!(counts.inputs, INPUTS);
     assert_eq!(counts.missing, 0);
-    println!("at-least-once duplicates after three kills: {}", counts.duplicates);
+    println!(
+        "at-least-once duplicates after three kills: {}",
+        counts.duplicates
+    );
     assert!(usage >= INPUTS as u64);
 }

@@ -15,7 +15,10 @@ fn exactly_once(store: &str) {
     assert_eq!(counts.inputs, INPUTS);
     assert_eq!(counts.missing, 0);
     assert_eq!(counts.duplicates, 0);
-    assert_eq!(usage, INPUTS as u64, "usage counts each committed result once");
+    assert_eq!(
+        usage, INPUTS as u64,
+        "usage counts each committed result once"
+    );
 }
 
 #[test]

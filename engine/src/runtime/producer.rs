@@ -22,9 +22,30 @@ pub struct Deliveries {
     acked: Mutex<BTreeMap<(String, i32), i64>>,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Told at every statistics report whether a broker connection is up. The producer's
+    /// reports come from its own polling thread, so they keep coming while the stream thread
+    /// waits in a flush for a broker that is away.
+    on_broker_state: Option<BrokerStateHook>,
 }
 
-impl ClientContext for Deliveries {}
+/// Called with `true` when the client has a broker connection up, `false` when none is.
+pub type BrokerStateHook = Box<dyn Fn(bool) + Send + Sync>;
+
+impl ClientContext for Deliveries {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(hook) = &self.on_broker_state {
+            hook(broker_up(&statistics));
+        }
+    }
+}
+
+/// Whether librdkafka reports any (non-bootstrap) broker connection as up.
+pub(crate) fn broker_up(statistics: &rdkafka::Statistics) -> bool {
+    statistics
+        .brokers
+        .values()
+        .any(|b| b.nodeid >= 0 && b.state == "UP")
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
@@ -60,8 +81,12 @@ impl StreamProducer {
     pub fn new(
         config: &StreamsConfig,
         transactional_id: Option<&str>,
+        on_broker_state: Option<BrokerStateHook>,
     ) -> Result<Arc<StreamProducer>> {
         let mut c = config.base_client();
+        if on_broker_state.is_some() {
+            c.set("statistics.interval.ms", "1000");
+        }
         // Kafka Streams' delivery.timeout.ms (120 s): a broker that is away for a while (a
         // restart, a leader election) delays delivery instead of failing the thread.
         c.set("partitioner", "murmur2_random")
@@ -83,9 +108,12 @@ impl StreamProducer {
         for (k, v) in &config.client_properties {
             c.set(k, v);
         }
-        let producer: ThreadedProducer<Deliveries> =
-            c.create_with_context(Deliveries::default())
-                .map_err(Error::kafka("creating the producer"))?;
+        let producer: ThreadedProducer<Deliveries> = c
+            .create_with_context(Deliveries {
+                on_broker_state,
+                ..Deliveries::default()
+            })
+            .map_err(Error::kafka("creating the producer"))?;
         if transactional_id.is_some() {
             producer
                 .init_transactions(Duration::from_secs(30))

@@ -76,13 +76,8 @@ impl ClientContext for StreamContext {
             .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
             .map(|p| p.consumer_lag)
             .sum();
-        let broker_up = statistics
-            .brokers
-            .values()
-            .any(|b| b.nodeid >= 0 && b.state == "UP");
         if let Ok(core) = self.core.try_lock() {
             core.shared.metrics.set_lag(&core.name, lag.max(0) as u64);
-            core.shared.metrics.set_broker_up(&core.name, broker_up);
         }
     }
 }
@@ -100,8 +95,20 @@ impl ConsumerContext for StreamContext {
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
-        log::info!("{}: partitions revoked: {revoked:?}", core.name);
-        if let Err(e) = core.revoke(consumer, &revoked) {
+        // Lost (the session expired, the generation is stale): the partitions may already be
+        // someone else's, so nothing is committed for them.
+        let lost = consumer.assignment_lost();
+        log::info!(
+            "{}: partitions {}: {revoked:?}",
+            core.name,
+            if lost { "lost" } else { "revoked" }
+        );
+        let result = if lost {
+            core.lose(&revoked)
+        } else {
+            core.revoke(consumer, &revoked)
+        };
+        if let Err(e) = result {
             log::error!("{}: revoking partitions failed: {e}", core.name);
             core.failure.get_or_insert(e);
         }
@@ -314,6 +321,37 @@ impl Core {
         Ok(())
     }
 
+    /// Partitions lost without a clean revoke: their tasks close dirty (no commit, no new
+    /// checkpoint), and the group's next assignment opens them again from what was committed.
+    /// Under exactly-once the open transaction may hold records of any task of this thread,
+    /// so it is aborted and every task closes dirty; under at-least-once only the lost ones.
+    fn lose(&mut self, lost: &[(String, i32)]) -> Result<()> {
+        if self.producer.is_transactional() {
+            self.close_dirty();
+            return self.producer.begin();
+        }
+        let closing: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.partitions.iter().any(|p| lost.contains(p)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in closing {
+            if let Some(t) = self.tasks.remove(&id) {
+                for (_, store, _) in &t.stores {
+                    if let Err(e) = store.close() {
+                        log::warn!("{}: closing a store of lost task {id}: {e}", self.name);
+                    }
+                }
+                self.shared.unregister_task(&id);
+            }
+        }
+        self.partitions
+            .retain(|p| !lost.iter().any(|(t, n)| *t == p.topic && *n == p.partition));
+        self.publish_tasks();
+        Ok(())
+    }
+
     fn close_task_clean(&mut self, id: &str, mut t: TaskState) -> Result<()> {
         self.update_checkpoint(&mut t);
         for (_, store, _) in &t.stores {
@@ -445,16 +483,25 @@ impl Core {
             if !self.dirty {
                 return Ok(());
             }
-            self.producer.flush(Duration::from_secs(60))?;
+            // As long as a delivery may take (message.timeout.ms): a broker that is away for a
+            // restart delays the commit instead of failing the thread.
+            self.producer.flush(Duration::from_secs(130))?;
             for t in self.tasks.values() {
                 for (_, store, _) in &t.stores {
                     store.flush()?;
                 }
             }
             if offsets.count() > 0 {
-                consumer
-                    .commit(&offsets, CommitMode::Sync)
-                    .map_err(Error::kafka("committing offsets"))?;
+                if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                    // Output and changelog are acknowledged, so a failed offset commit (the
+                    // coordinator moving or away, a rebalance under way) costs at most
+                    // duplicates: the offsets stay pending and the next commit retries them.
+                    log::warn!(
+                        "{}: committing offsets failed, retrying at the next commit: {e}",
+                        self.name
+                    );
+                    return Ok(());
+                }
             }
             let ids: Vec<String> = self.tasks.keys().cloned().collect();
             for id in ids {
@@ -560,7 +607,11 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
     let name = format!("{}-StreamThread-{}", cfg.application_id, index + 1);
     let transactional_id =
         eos(&shared).then(|| format!("{}-{}-{}", cfg.application_id, shared.instance_id, index));
-    let producer = StreamProducer::new(cfg, transactional_id.as_deref())?;
+    let on_broker_state: crate::runtime::producer::BrokerStateHook = {
+        let (shared, name) = (shared.clone(), name.clone());
+        Box::new(move |up| shared.metrics.set_broker_up(&name, up))
+    };
+    let producer = StreamProducer::new(cfg, transactional_id.as_deref(), Some(on_broker_state))?;
     if producer.is_transactional() {
         producer.begin()?;
     }
