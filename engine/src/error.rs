@@ -5,6 +5,10 @@ use rdkafka::error::KafkaError;
 pub enum Error {
     #[error("invalid topology: {0}")]
     InvalidTopology(String),
+    #[error("joined topics must have the same number of partitions (co-partitioning): {}", topics.iter().map(|(t, n)| format!("{t} has {n}")).collect::<Vec<_>>().join(", "))]
+    NotCopartitioned { topics: Vec<(String, i32)> },
+    #[error("the state directory {path} is locked by another instance (one process per state.dir and application.id)")]
+    StateDirLocked { path: std::path::PathBuf },
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     #[error("processor {processor} is not connected to store {store}")]

@@ -190,6 +190,26 @@ impl StreamsConfig {
         c
     }
 
+    /// Locks `<state.dir>/<application.id>` for this process (an exclusive advisory lock on its
+    /// `.lock` file, released when the returned file is dropped or the process dies), so a second
+    /// instance on the same state dir fails at start instead of sharing task directories and
+    /// transactional ids.
+    pub(crate) fn lock_state_dir(&self) -> Result<std::fs::File> {
+        let dir = self.state_dir.join(&self.application_id);
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::StateDirLocked { path }),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::Io(e)),
+        }
+    }
+
     /// The instance id: configured, or generated once and remembered in the state dir.
     pub(crate) fn resolve_instance_id(&self) -> Result<String> {
         if let Some(id) = &self.instance_id {

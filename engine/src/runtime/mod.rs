@@ -8,6 +8,7 @@ mod global_thread;
 pub mod metadata;
 mod producer;
 pub(crate) mod stream_thread;
+mod topics;
 mod txn_store;
 
 pub use config::{ErrorHandling, ProcessingGuarantee, StreamsConfig};
@@ -110,6 +111,8 @@ pub(crate) struct Shared {
     pub metadata_dirty: AtomicBool,
     state: Mutex<StreamsState>,
     committed: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Held until `close()`: see [`StreamsConfig::lock_state_dir`].
+    state_dir_lock: Mutex<Option<std::fs::File>>,
 }
 
 impl Shared {
@@ -177,6 +180,9 @@ impl KafkaStreams {
     pub fn new(topology: Topology, config: StreamsConfig) -> Result<KafkaStreams> {
         config.validate()?;
         topology.validate()?;
+        // Internal topics are named for the application from here on.
+        let topology = topology.scoped(&config.application_id);
+        let state_dir_lock = config.lock_state_dir()?;
         let instance_id = config.resolve_instance_id()?;
         let subtopologies = topology.subtopologies();
         Ok(KafkaStreams {
@@ -195,6 +201,7 @@ impl KafkaStreams {
                 metadata_dirty: AtomicBool::new(true),
                 state: Mutex::new(StreamsState::Created),
                 committed: Mutex::new(BTreeMap::new()),
+                state_dir_lock: Mutex::new(Some(state_dir_lock)),
             }),
             threads: Vec::new(),
         })
@@ -208,82 +215,7 @@ impl KafkaStreams {
         }
         let counts = admin::partition_counts(&self.shared.config)?;
         let cfg = &self.shared.config;
-        let mut internal = vec![admin::TopicSpec {
-            name: metadata::topic_name(&cfg.application_id),
-            partitions: 1,
-            compacted: true,
-        }];
-        // Repartition topics: written by one sub-topology's sink and read by another's
-        // source. They are the application's own, created like changelogs, with as many
-        // partitions as its largest input topic.
-        let sinks = self.shared.topology.sink_topics();
-        let repartition: Vec<String> = self
-            .shared
-            .topology
-            .source_topics()
-            .into_iter()
-            .filter(|t| sinks.contains(t) && !counts.contains_key(t))
-            .collect();
-        let widest = self
-            .shared
-            .topology
-            .source_topics()
-            .iter()
-            .filter_map(|t| counts.get(t).copied())
-            .max()
-            .unwrap_or(1);
-        let counts_with = |t: &str| -> Option<i32> {
-            counts
-                .get(t)
-                .copied()
-                .or_else(|| repartition.iter().any(|r| r == t).then_some(widest))
-        };
-        for t in &repartition {
-            internal.push(admin::TopicSpec {
-                name: t.clone(),
-                partitions: widest,
-                compacted: false,
-            });
-        }
-        for sub in &self.shared.subtopologies {
-            let mut n = 0;
-            for t in &sub.source_topics {
-                n = n.max(counts_with(t).ok_or_else(|| {
-                    Error::InvalidTopology(format!("source topic {t} does not exist"))
-                })?);
-            }
-            for store in &sub.stores {
-                let logged = self
-                    .shared
-                    .topology
-                    .store_specs()
-                    .iter()
-                    .any(|s| &s.name == store && s.logging);
-                if logged {
-                    internal.push(admin::TopicSpec {
-                        name: ks_stores::changelog_topic(&cfg.application_id, store),
-                        partitions: n,
-                        compacted: true,
-                    });
-                }
-            }
-        }
-        for g in self.shared.topology.global_topics() {
-            if !counts.contains_key(&g) {
-                return Err(Error::InvalidTopology(format!(
-                    "global topic {g} does not exist"
-                )));
-            }
-        }
-        if let ErrorHandling::DeadLetter { topic } = &cfg.error_handling {
-            if !counts.contains_key(topic) {
-                internal.push(admin::TopicSpec {
-                    name: topic.clone(),
-                    partitions: 1,
-                    compacted: false,
-                });
-            }
-        }
+        let internal = topics::plan(&self.shared.topology, cfg, &counts)?;
         admin::ensure_topics(cfg, &internal)?;
         let counts = admin::partition_counts(cfg)?;
         match Arc::get_mut(&mut self.shared) {
@@ -455,6 +387,11 @@ impl KafkaStreams {
         let failed = matches!(self.state(), StreamsState::Error(_));
         let state = self.state();
         self.shared.set_state(StreamsState::NotRunning);
+        // Another instance may use the state directory from now on.
+        match self.shared.state_dir_lock.lock() {
+            Ok(mut lock) => drop(lock.take()),
+            Err(poisoned) => drop(poisoned.into_inner().take()),
+        }
         if failed {
             if let StreamsState::Error(e) = state {
                 return Err(Error::NotRunning(format!("a thread had failed: {e}")));

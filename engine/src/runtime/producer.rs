@@ -73,6 +73,9 @@ impl ProducerContext for Deliveries {
 /// The producer handle of one stream thread.
 pub struct StreamProducer {
     producer: ThreadedProducer<Deliveries>,
+    /// Records handed to librdkafka since the last flush: a commit with nothing processed
+    /// still flushes what punctuations and closing processors sent.
+    unflushed: AtomicU64,
     partitions: Mutex<HashMap<String, i32>>,
     transactional: bool,
 }
@@ -121,9 +124,15 @@ impl StreamProducer {
         }
         Ok(Arc::new(StreamProducer {
             producer,
+            unflushed: AtomicU64::new(0),
             partitions: Mutex::new(HashMap::new()),
             transactional: transactional_id.is_some(),
         }))
+    }
+
+    /// Whether records were sent since the last flush.
+    pub fn has_unflushed(&self) -> bool {
+        self.unflushed.load(Ordering::Relaxed) > 0
     }
 
     pub fn is_transactional(&self) -> bool {
@@ -164,7 +173,10 @@ impl StreamProducer {
                 rec = rec.headers(h);
             }
             match self.producer.send(rec) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.unflushed.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     // Back-pressure: wait for acks to make room instead of buffering without bound.
                     std::thread::sleep(Duration::from_millis(2));
@@ -184,6 +196,7 @@ impl StreamProducer {
         self.producer
             .flush(timeout)
             .map_err(Error::kafka("flushing the producer"))?;
+        self.unflushed.store(0, Ordering::Relaxed);
         let ctx = self.producer.context();
         if ctx.failed.swap(0, Ordering::SeqCst) > 0 {
             let first = ctx
@@ -239,6 +252,7 @@ impl StreamProducer {
             .map_err(fenced_or("aborting the transaction"))?;
         let ctx = self.producer.context();
         ctx.failed.store(0, Ordering::SeqCst);
+        self.unflushed.store(0, Ordering::Relaxed);
         Ok(())
     }
 

@@ -215,6 +215,16 @@ impl Core {
                 .iter()
                 .find(|s| &s.name == name)
                 .ok_or_else(|| Error::UnknownStore(name.clone()))?;
+            if eos(&shared) && spec.logging {
+                // No checkpoint under exactly-once means the task did not close cleanly: its
+                // local state may hold writes the changelog does not (an aborted transaction's,
+                // on a broker that shows them), so it is rebuilt from the changelog alone, as
+                // Kafka Streams does.
+                let changelog = ks_stores::changelog_topic(&cfg.application_id, name);
+                if checkpoint.offset(&changelog, partition).is_none() {
+                    spec.wipe(&store_ctx)?;
+                }
+            }
             let opened = spec.open(&store_ctx, Some(self.sink.clone()))?;
             if let Some(stats) = opened.restore(&restore_cfg, &checkpoint)? {
                 if let (Some(topic), Some(offset)) =
@@ -480,7 +490,7 @@ impl Core {
             }
             self.producer.begin()?;
         } else {
-            if !self.dirty {
+            if !self.dirty && !self.producer.has_unflushed() {
                 return Ok(());
             }
             // As long as a delivery may take (message.timeout.ms): a broker that is away for a
