@@ -51,6 +51,8 @@ pub struct Metrics {
     pub commits: AtomicU64,
     /// Rebalances this instance's threads took part in (assignment callbacks, empty ones too).
     pub rebalances: AtomicU64,
+    /// Changelog records restored into this instance's stores since it started.
+    pub restored_records: AtomicU64,
     /// Records waiting in each stream thread's assigned partitions, from librdkafka's
     /// statistics (fetch-response high watermarks, not the local broker's wrong ListOffsets).
     lag_by_thread: Mutex<HashMap<String, u64>>,

@@ -46,6 +46,10 @@ struct Core {
     producer: Arc<StreamProducer>,
     sink: Arc<dyn ChangelogSink>,
     tasks: BTreeMap<String, TaskState>,
+    /// Tasks committed and set aside by an eager revoke (every partition is revoked at each
+    /// rebalance under the range assignor): resumed as they are if the next assignment gives
+    /// their partitions back, closed otherwise, so a task that stays is never restored again.
+    suspended: BTreeMap<String, TaskState>,
     /// The input partitions this thread holds: their task and the next offset to commit.
     /// A handful per thread, so a vector searched by `&str` beats hashing a cloned topic
     /// name per record.
@@ -103,8 +107,16 @@ impl ConsumerContext for StreamContext {
             core.name,
             if lost { "lost" } else { "revoked" }
         );
+        // Under exactly-once a closing processor's store writes belong to a transaction, so a
+        // revoked task closes within the revoke's commit as before instead of being suspended.
+        let eager = matches!(
+            consumer.rebalance_protocol(),
+            rdkafka::consumer::RebalanceProtocol::Eager
+        ) && !core.producer.is_transactional();
         let result = if lost {
             core.lose(&revoked)
+        } else if eager {
+            core.suspend(consumer, &revoked)
         } else {
             core.revoke(consumer, &revoked)
         };
@@ -167,6 +179,13 @@ impl Core {
                     consumed: None,
                 });
             }
+            if let Some(t) = self.suspended.remove(&id) {
+                log::info!(
+                    "{}: task {id} resumed (kept across the rebalance)",
+                    self.name
+                );
+                self.tasks.insert(id.clone(), t);
+            }
             if let Some(t) = self.tasks.get_mut(&id) {
                 if !t.partitions.contains(&(topic.clone(), *partition)) {
                     t.partitions.push((topic.clone(), *partition));
@@ -184,7 +203,50 @@ impl Core {
             state.partitions.push((topic.clone(), *partition));
             self.tasks.insert(id, state);
         }
+        // Suspended tasks whose partitions went elsewhere close now.
+        self.close_suspended()?;
         self.publish_tasks();
+        Ok(())
+    }
+
+    /// An eager revoke: everything processed so far is committed, then the revoked tasks are
+    /// set aside open (see `suspended`) until the assignment that follows.
+    fn suspend(
+        &mut self,
+        consumer: &BaseConsumer<StreamContext>,
+        revoked: &[(String, i32)],
+    ) -> Result<()> {
+        self.commit(consumer)?;
+        let ids: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.partitions.iter().any(|p| revoked.contains(p)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            if let Some(mut t) = self.tasks.remove(&id) {
+                t.partitions.clear();
+                self.suspended.insert(id, t);
+            }
+        }
+        self.partitions.retain(|p| {
+            !revoked
+                .iter()
+                .any(|(t, n)| *t == p.topic && *n == p.partition)
+        });
+        self.publish_tasks();
+        Ok(())
+    }
+
+    /// Closes the suspended tasks cleanly: their processors' last output goes out with the
+    /// next flush (their input offsets were committed when they were suspended; suspension is
+    /// at-least-once only).
+    fn close_suspended(&mut self) -> Result<()> {
+        for (id, mut t) in std::mem::take(&mut self.suspended) {
+            let mut collector = ProducerCollector(&self.producer);
+            t.task.close(&mut collector, now_ms())?;
+            self.close_task_clean(&id, t)?;
+        }
         Ok(())
     }
 
@@ -232,6 +294,10 @@ impl Core {
                 {
                     checkpoint.set(topic.clone(), partition, offset);
                 }
+                shared
+                    .metrics
+                    .restored_records
+                    .fetch_add(stats.records, Ordering::Relaxed);
                 log::info!(
                     "{}: restored {} records of {name} for task {id} ({:.0} records/s)",
                     self.name,
@@ -336,6 +402,8 @@ impl Core {
     /// Under exactly-once the open transaction may hold records of any task of this thread,
     /// so it is aborted and every task closes dirty; under at-least-once only the lost ones.
     fn lose(&mut self, lost: &[(String, i32)]) -> Result<()> {
+        // Suspended tasks were committed; what they hold is safe to close as it is.
+        self.close_suspended()?;
         if self.producer.is_transactional() {
             self.close_dirty();
             return self.producer.begin();
@@ -554,7 +622,8 @@ impl Core {
         } else {
             false
         };
-        let tasks = std::mem::take(&mut self.tasks);
+        let mut tasks = std::mem::take(&mut self.tasks);
+        tasks.append(&mut self.suspended);
         for (id, mut t) in tasks {
             for (_, _, txn) in &t.stores {
                 if let Some(txn) = txn {
@@ -632,6 +701,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
         producer,
         sink,
         tasks: BTreeMap::new(),
+        suspended: BTreeMap::new(),
         partitions: Vec::new(),
         dirty: false,
         failure: None,
@@ -717,7 +787,10 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
                 .iter()
                 .map(|p| (p.topic.clone(), p.partition))
                 .collect();
-            if let Err(e) = guard.revoke(&consumer, &all) {
+            if let Err(e) = guard
+                .revoke(&consumer, &all)
+                .and_then(|()| guard.close_suspended())
+            {
                 log::error!("{name}: closing tasks failed: {e}");
                 guard.close_dirty();
             }
