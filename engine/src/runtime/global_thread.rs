@@ -71,9 +71,13 @@ pub(crate) fn run(
             .set("auto.offset.reset", "earliest")
             .create_with_context(EofAwareContext)
             .map_err(Error::kafka("creating the global consumer"))?;
-        let n = *shared.partition_counts.get(topic).ok_or_else(|| {
-            Error::InvalidTopology(format!("global topic {topic} does not exist"))
-        })?;
+        let n = *shared
+            .partition_counts
+            .get()
+            .and_then(|c| c.get(topic))
+            .ok_or_else(|| {
+                Error::InvalidTopology(format!("global topic {topic} does not exist"))
+            })?;
         let mut tpl = TopicPartitionList::new();
         for p in 0..n {
             let start = match reset {

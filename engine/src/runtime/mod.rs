@@ -21,7 +21,7 @@ use ks_stores::{KeyValueStore, ReadOnlyKeyValueStore, Visitor};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,10 @@ pub(crate) fn now_ms() -> i64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamsState {
     Created,
+    /// Started, and some stream thread is joining the group, between a revoke and its next
+    /// assignment, or restoring its tasks' stores.
+    Rebalancing,
+    /// Every stream thread has its assigned tasks open and restored.
     Running,
     PendingShutdown,
     NotRunning,
@@ -103,7 +107,8 @@ pub(crate) struct Shared {
     pub topology: Topology,
     pub subtopologies: Vec<Subtopology>,
     pub instance_id: String,
-    pub partition_counts: HashMap<String, i32>,
+    /// Partition counts of every topic, known once `start()` has created the internal ones.
+    pub partition_counts: std::sync::OnceLock<HashMap<String, i32>>,
     pub shutdown: AtomicBool,
     pub metrics: Metrics,
     globals: RwLock<GlobalStores>,
@@ -112,6 +117,8 @@ pub(crate) struct Shared {
     pub peers: RwLock<HashMap<String, StreamsMetadata>>,
     pub metadata_dirty: AtomicBool,
     state: Mutex<StreamsState>,
+    state_listener: Mutex<Option<StateListener>>,
+    threads_ready: Mutex<HashMap<String, bool>>,
     committed: Mutex<BTreeMap<(String, i32), i64>>,
     /// Held until `close()`: see [`StreamsConfig::lock_state_dir`].
     state_dir_lock: Mutex<Option<std::fs::File>>,
@@ -163,14 +170,57 @@ impl Shared {
     }
 
     fn set_state(&self, s: StreamsState) {
-        if let Ok(mut st) = self.state.lock() {
+        let changed = {
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             // An error stays visible until the instance is closed.
-            if !matches!(*st, StreamsState::Error(_)) || s == StreamsState::NotRunning {
-                *st = s;
+            if (!matches!(*st, StreamsState::Error(_)) || s == StreamsState::NotRunning) && *st != s
+            {
+                Some(std::mem::replace(&mut *st, s.clone()))
+            } else {
+                None
+            }
+        };
+        if let Some(old) = changed {
+            let listener = self
+                .state_listener
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(listener) = listener {
+                listener(&s, &old);
             }
         }
     }
+
+    /// A stream thread is ready (its assigned tasks are open and restored) or not (it is
+    /// joining, between a revoke and the next assignment, or restoring). The instance is
+    /// `Running` while every stream thread is ready and `Rebalancing` otherwise.
+    pub(crate) fn set_thread_ready(&self, thread: &str, ready: bool) {
+        let all_ready = {
+            let mut r = self
+                .threads_ready
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            r.insert(thread.to_string(), ready);
+            r.len() == self.config.num_stream_threads && r.values().all(|v| *v)
+        };
+        let current = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if matches!(current, StreamsState::Running | StreamsState::Rebalancing) {
+            self.set_state(if all_ready {
+                StreamsState::Running
+            } else {
+                StreamsState::Rebalancing
+            });
+        }
+    }
 }
+
+/// Called with `(new, old)` on every state change.
+pub type StateListener = Arc<dyn Fn(&StreamsState, &StreamsState) + Send + Sync>;
 
 /// A running streams application instance.
 pub struct KafkaStreams {
@@ -193,7 +243,7 @@ impl KafkaStreams {
                 topology,
                 subtopologies,
                 instance_id,
-                partition_counts: HashMap::new(),
+                partition_counts: std::sync::OnceLock::new(),
                 shutdown: AtomicBool::new(false),
                 metrics: Metrics::default(),
                 globals: RwLock::new(Arc::new(HashMap::new())),
@@ -202,6 +252,8 @@ impl KafkaStreams {
                 peers: RwLock::new(HashMap::new()),
                 metadata_dirty: AtomicBool::new(true),
                 state: Mutex::new(StreamsState::Created),
+                state_listener: Mutex::new(None),
+                threads_ready: Mutex::new(HashMap::new()),
                 committed: Mutex::new(BTreeMap::new()),
                 state_dir_lock: Mutex::new(Some(state_dir_lock)),
             }),
@@ -220,9 +272,8 @@ impl KafkaStreams {
         let internal = topics::plan(&self.shared.topology, cfg, &counts)?;
         admin::ensure_topics(cfg, &internal)?;
         let counts = admin::partition_counts(cfg)?;
-        match Arc::get_mut(&mut self.shared) {
-            Some(s) => s.partition_counts = counts,
-            None => return Err(Error::NotRunning("shared state in use before start".into())),
+        if self.shared.partition_counts.set(counts).is_err() {
+            return Err(Error::NotRunning("already started".into()));
         }
 
         let globals = global_thread::open(&self.shared)?;
@@ -234,7 +285,8 @@ impl KafkaStreams {
         if let Ok(mut g) = self.shared.globals.write() {
             *g = Arc::new(views);
         }
-        self.shared.set_state(StreamsState::Running);
+        // Running once every stream thread has its tasks open and restored.
+        self.shared.set_state(StreamsState::Rebalancing);
         let shared = self.shared.clone();
         self.threads
             .push(spawn("metadata", shared.clone(), move || {
@@ -271,6 +323,19 @@ impl KafkaStreams {
             .lock()
             .map(|s| s.clone())
             .unwrap_or(StreamsState::Error("state lock poisoned".into()))
+    }
+
+    /// Calls `listener(new, old)` on every state change from now on (Kafka Streams'
+    /// `setStateListener`). Set it before `start()` to see every transition.
+    pub fn set_state_listener(
+        &self,
+        listener: impl Fn(&StreamsState, &StreamsState) + Send + Sync + 'static,
+    ) {
+        *self
+            .shared
+            .state_listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(listener));
     }
 
     pub fn instance_id(&self) -> &str {
@@ -370,7 +435,7 @@ impl KafkaStreams {
             .iter()
             .find(|s| s.stores.iter().any(|n| n == store))?;
         let topic = sub.source_topics.first()?;
-        let n = *self.shared.partition_counts.get(topic)?;
+        let n = *self.shared.partition_counts.get()?.get(topic)?;
         let partition = admin::partition_for_key(key, n);
         self.all_metadata().into_iter().find(|m| {
             m.topic_partitions

@@ -94,6 +94,7 @@ impl ConsumerContext for StreamContext {
         let Ok(mut core) = self.core.lock() else {
             return;
         };
+        core.shared.set_thread_ready(&core.name, false);
         let revoked: Vec<(String, i32)> = tpl
             .elements()
             .iter()
@@ -133,6 +134,7 @@ impl ConsumerContext for StreamContext {
         let Ok(mut core) = self.core.lock() else {
             return;
         };
+        core.shared.set_thread_ready(&core.name, false);
         let assigned: Vec<(String, i32)> = tpl
             .elements()
             .iter()
@@ -143,9 +145,12 @@ impl ConsumerContext for StreamContext {
             .metrics
             .rebalances
             .fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = core.assign(&assigned) {
-            log::error!("{}: opening tasks failed: {e}", core.name);
-            core.failure.get_or_insert(e);
+        match core.assign(&assigned) {
+            Ok(()) => core.shared.set_thread_ready(&core.name, true),
+            Err(e) => {
+                log::error!("{}: opening tasks failed: {e}", core.name);
+                core.failure.get_or_insert(e);
+            }
         }
     }
 }
@@ -736,6 +741,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
     for (k, v) in &cfg.client_properties {
         client.set(k, v);
     }
+    shared.set_thread_ready(&name, false);
     let consumer: BaseConsumer<StreamContext> = client
         .create_with_context(StreamContext { core: core.clone() })
         .map_err(Error::kafka("creating the consumer"))?;
