@@ -39,6 +39,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is an error of the data (a record that cannot be deserialized, user logic
+    /// rejecting a record): the configured handler decides what happens. Anything else (store
+    /// I/O, a send or changelog failure, a misconfigured topology) fails the task, so a store
+    /// never runs ahead of its changelog silently.
+    pub fn is_data_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Deserialization { .. } | Error::Processing { .. }
+        )
+    }
+
     /// A processing failure raised by user code.
     pub fn processing(processor: impl Into<String>, reason: impl std::fmt::Display) -> Error {
         Error::Processing {

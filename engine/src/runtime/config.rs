@@ -39,6 +39,18 @@ pub enum ErrorHandling {
     DeadLetter { topic: String },
 }
 
+/// What happens to an output record the producer cannot send or the broker refuses (too
+/// large, an unknown or unauthorised topic): Kafka Streams' production exception handler.
+/// Changelog writes are never skipped: a failed one always fails the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProductionErrorHandling {
+    /// Fail the task (the default, as Kafka Streams').
+    #[default]
+    Fail,
+    /// Log it, count it in `Metrics::dropped_records` and go on.
+    Continue,
+}
+
 /// Settings of one streams instance.
 #[derive(Debug, Clone)]
 pub struct StreamsConfig {
@@ -63,6 +75,8 @@ pub struct StreamsConfig {
     /// sub-topology reads several (co-partitioned) topics, so their partitions stay together.
     pub assignment_strategy: Option<String>,
     pub error_handling: ErrorHandling,
+    /// `production.exception.handler`: failed sends of output records.
+    pub production_error_handling: ProductionErrorHandling,
     /// How often each instance republishes its metadata, and how old it may get before others
     /// forget it (3×).
     pub metadata_heartbeat: Duration,
@@ -91,6 +105,7 @@ impl StreamsConfig {
             max_poll_interval: Duration::from_secs(300),
             assignment_strategy: None,
             error_handling: ErrorHandling::LogAndFail,
+            production_error_handling: ProductionErrorHandling::Fail,
             metadata_heartbeat: Duration::from_secs(2),
             replication_factor: -1,
             client_properties: Vec::new(),
@@ -147,6 +162,11 @@ impl StreamsConfig {
 
     pub fn with_error_handling(mut self, h: ErrorHandling) -> Self {
         self.error_handling = h;
+        self
+    }
+
+    pub fn with_production_error_handling(mut self, h: ProductionErrorHandling) -> Self {
+        self.production_error_handling = h;
         self
     }
 

@@ -11,7 +11,7 @@ pub(crate) mod stream_thread;
 mod topics;
 mod txn_store;
 
-pub use config::{ErrorHandling, ProcessingGuarantee, StreamsConfig};
+pub use config::{ErrorHandling, ProcessingGuarantee, ProductionErrorHandling, StreamsConfig};
 pub use metadata::StreamsMetadata;
 
 use crate::task::GlobalStores;
@@ -57,6 +57,9 @@ pub struct Metrics {
     pub rebalances: AtomicU64,
     /// Changelog records restored into this instance's stores since it started.
     pub restored_records: AtomicU64,
+    /// Output records dropped by the production handler (`ProductionErrorHandling::Continue`).
+    /// (Shared with the stream threads' producers, which count them.)
+    pub dropped_records: Arc<AtomicU64>,
     /// Records waiting in each stream thread's assigned partitions, from librdkafka's
     /// statistics (fetch-response high watermarks, not the local broker's wrong ListOffsets).
     lag_by_thread: Mutex<HashMap<String, u64>>,

@@ -3,7 +3,7 @@
 //! under exactly-once, and one flush acknowledges both under at-least-once.
 
 use crate::record::OutputRecord;
-use crate::runtime::config::StreamsConfig;
+use crate::runtime::config::{ProductionErrorHandling, StreamsConfig};
 use crate::task::RecordCollector;
 use crate::{Error, Result};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -20,8 +20,12 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct Deliveries {
     acked: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Failed deliveries of changelog records: always fatal.
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Failed deliveries of output records: fatal unless the production handler continues.
+    failed_output: AtomicU64,
+    first_output_error: Mutex<Option<String>>,
     /// Told at every statistics report whether a broker connection is up. The producer's
     /// reports come from its own polling thread, so they keep coming while the stream thread
     /// waits in a flush for a broker that is away.
@@ -47,10 +51,15 @@ pub(crate) fn broker_up(statistics: &rdkafka::Statistics) -> bool {
         .any(|b| b.nodeid >= 0 && b.state == "UP")
 }
 
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
+/// What a record is, carried through librdkafka as its delivery opaque: an output record
+/// (subject to the production handler) or one that must not be lost (changelog, dead letter).
+const OUTPUT: usize = 0;
+const CHANGELOG: usize = 1;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, kind: usize) {
         match result {
             Ok(m) => {
                 if let Ok(mut acked) = self.acked.lock() {
@@ -61,8 +70,13 @@ impl ProducerContext for Deliveries {
                 }
             }
             Err((e, m)) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut first) = self.first_error.lock() {
+                let (count, first) = if kind == CHANGELOG {
+                    (&self.failed, &self.first_error)
+                } else {
+                    (&self.failed_output, &self.first_output_error)
+                };
+                count.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = first.lock() {
                     first.get_or_insert_with(|| format!("{} (topic {})", e, m.topic()));
                 }
             }
@@ -76,6 +90,9 @@ pub struct StreamProducer {
     /// Records handed to librdkafka since the last flush: a commit with nothing processed
     /// still flushes what punctuations and closing processors sent.
     unflushed: AtomicU64,
+    production: ProductionErrorHandling,
+    /// Output records dropped by the production handler (the instance's metric).
+    dropped: Arc<AtomicU64>,
     partitions: Mutex<HashMap<String, i32>>,
     transactional: bool,
 }
@@ -85,6 +102,7 @@ impl StreamProducer {
         config: &StreamsConfig,
         transactional_id: Option<&str>,
         on_broker_state: Option<BrokerStateHook>,
+        dropped: Arc<AtomicU64>,
     ) -> Result<Arc<StreamProducer>> {
         let mut c = config.base_client();
         if on_broker_state.is_some() {
@@ -125,6 +143,8 @@ impl StreamProducer {
         Ok(Arc::new(StreamProducer {
             producer,
             unflushed: AtomicU64::new(0),
+            production: config.production_error_handling,
+            dropped,
             partitions: Mutex::new(HashMap::new()),
             transactional: transactional_id.is_some(),
         }))
@@ -139,8 +159,44 @@ impl StreamProducer {
         self.transactional
     }
 
-    pub fn send_raw(
+    /// Sends an output record (a sink's, or a dead letter). A send the producer refuses goes
+    /// to the production handler.
+    pub fn send_output(&self, out: &OutputRecord) -> Result<()> {
+        match self.send_raw(
+            OUTPUT,
+            &out.topic,
+            out.partition,
+            out.record.key.as_deref(),
+            out.record.value.as_deref(),
+            Some(out.record.timestamp),
+            &out.record.headers,
+        ) {
+            Err(e) if self.production == ProductionErrorHandling::Continue => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                log::warn!("dropping a record for {}: {e}", out.topic);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Sends a dead letter: like a changelog write it is never dropped, a failure fails the task
+    /// (the record it stands for is not processed otherwise).
+    pub fn send_dead_letter(
         &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: Option<i64>,
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<()> {
+        self.send_raw(CHANGELOG, topic, None, key, value, timestamp, headers)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_raw(
+        &self,
+        kind: usize,
         topic: &str,
         partition: Option<i32>,
         key: Option<&[u8]>,
@@ -149,7 +205,7 @@ impl StreamProducer {
         headers: &[(String, Vec<u8>)],
     ) -> Result<()> {
         loop {
-            let mut rec = BaseRecord::<[u8], [u8]>::to(topic);
+            let mut rec = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, kind);
             if let Some(p) = partition {
                 rec = rec.partition(p);
             }
@@ -198,6 +254,26 @@ impl StreamProducer {
             .map_err(Error::kafka("flushing the producer"))?;
         self.unflushed.store(0, Ordering::Relaxed);
         let ctx = self.producer.context();
+        let failed_output = ctx.failed_output.swap(0, Ordering::SeqCst);
+        let first_output = ctx
+            .first_output_error
+            .lock()
+            .ok()
+            .and_then(|mut f| f.take())
+            .unwrap_or_default();
+        if failed_output > 0 {
+            if self.production == ProductionErrorHandling::Continue {
+                self.dropped.fetch_add(failed_output, Ordering::Relaxed);
+                log::warn!(
+                    "{failed_output} output record(s) not delivered, dropped: {first_output}"
+                );
+            } else {
+                return Err(Error::Kafka {
+                    what: format!("an output record was not delivered: {first_output}"),
+                    source: KafkaError::Flush(RDKafkaErrorCode::MessageTimedOut),
+                });
+            }
+        }
         if ctx.failed.swap(0, Ordering::SeqCst) > 0 {
             let first = ctx
                 .first_error
@@ -252,6 +328,7 @@ impl StreamProducer {
             .map_err(fenced_or("aborting the transaction"))?;
         let ctx = self.producer.context();
         ctx.failed.store(0, Ordering::SeqCst);
+        ctx.failed_output.store(0, Ordering::SeqCst);
         self.unflushed.store(0, Ordering::Relaxed);
         Ok(())
     }
@@ -310,14 +387,7 @@ pub struct ProducerCollector<'a>(pub &'a StreamProducer);
 
 impl RecordCollector for ProducerCollector<'_> {
     fn send(&mut self, out: OutputRecord) -> Result<()> {
-        self.0.send_raw(
-            &out.topic,
-            out.partition,
-            out.record.key.as_deref(),
-            out.record.value.as_deref(),
-            Some(out.record.timestamp),
-            &out.record.headers,
-        )
+        self.0.send_output(&out)
     }
 
     fn num_partitions(&mut self, topic: &str) -> Result<i32> {
@@ -337,7 +407,15 @@ impl ks_stores::ChangelogSink for ProducerChangelogSink {
         value: Option<&[u8]>,
     ) -> ks_stores::Result<()> {
         self.0
-            .send_raw(topic, Some(partition), Some(key), value, None, &[])
+            .send_raw(
+                CHANGELOG,
+                topic,
+                Some(partition),
+                Some(key),
+                value,
+                None,
+                &[],
+            )
             .map_err(|e| ks_stores::Error::ChangelogSend {
                 topic: topic.to_string(),
                 partition,

@@ -480,6 +480,9 @@ impl Core {
         let result = t.task.process(&metadata, record, &mut collector, now_ms());
         if let Err(e) = result {
             self.shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
+            if !e.is_data_error() {
+                return Err(e);
+            }
             let (topic, partition, offset) = (&metadata.topic, metadata.partition, metadata.offset);
             match &self.shared.config.error_handling {
                 ErrorHandling::LogAndContinue => {
@@ -499,9 +502,8 @@ impl Core {
                         partition.to_string().into_bytes(),
                     ));
                     headers.push(("ks.source.offset".into(), offset.to_string().into_bytes()));
-                    self.producer.send_raw(
+                    self.producer.send_dead_letter(
                         dlq,
-                        None,
                         original_record.key.as_deref(),
                         original_record.value.as_deref(),
                         Some(original_record.timestamp),
@@ -519,11 +521,25 @@ impl Core {
         Ok(())
     }
 
+    /// Wall-clock punctuation of every task. A data error raised by a punctuator goes through
+    /// the processing handler like one raised by `process` (there is no record to
+    /// dead-letter, so dead-lettering logs and goes on); any other error fails the thread.
     fn punctuate(&mut self) -> Result<()> {
         let now = now_ms();
-        for t in self.tasks.values_mut() {
+        for (id, t) in self.tasks.iter_mut() {
             let mut collector = ProducerCollector(&self.producer);
-            t.task.punctuate_wall_clock(&mut collector, now)?;
+            let Err(e) = t.task.punctuate_wall_clock(&mut collector, now) else {
+                continue;
+            };
+            self.shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
+            match &self.shared.config.error_handling {
+                ErrorHandling::LogAndFail => return Err(e),
+                _ if !e.is_data_error() => return Err(e),
+                _ => log::warn!(
+                    "{}: punctuation of task {id} failed, going on: {e}",
+                    self.name
+                ),
+            }
         }
         Ok(())
     }
@@ -695,7 +711,12 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
         let (shared, name) = (shared.clone(), name.clone());
         Box::new(move |up| shared.metrics.set_broker_up(&name, up))
     };
-    let producer = StreamProducer::new(cfg, transactional_id.as_deref(), Some(on_broker_state))?;
+    let producer = StreamProducer::new(
+        cfg,
+        transactional_id.as_deref(),
+        Some(on_broker_state),
+        shared.metrics.dropped_records.clone(),
+    )?;
     if producer.is_transactional() {
         producer.begin()?;
     }
