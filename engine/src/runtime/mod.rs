@@ -300,15 +300,18 @@ impl KafkaStreams {
         self.threads.push(spawn("global", shared.clone(), move || {
             global_thread::run(shared, globals, tx)
         }));
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                let state = self.state();
-                return Err(Error::NotRunning(format!(
-                    "global stores did not bootstrap ({state:?})"
-                )));
-            }
+        let bootstrapped = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(result) => result,
+            Err(_) => Err(Error::NotRunning(format!(
+                "global stores did not bootstrap ({:?})",
+                self.state()
+            ))),
+        };
+        if let Err(e) = bootstrapped {
+            // A failed start leaves nothing running.
+            self.stop_threads();
+            self.shared.set_state(StreamsState::Error(e.to_string()));
+            return Err(e);
         }
         for i in 0..self.shared.config.num_stream_threads {
             let shared = self.shared.clone();
@@ -448,12 +451,18 @@ impl KafkaStreams {
     }
 
     /// Stops every thread: tasks commit, checkpoint and close, the group is left.
-    pub fn close(&mut self) -> Result<()> {
-        self.shared.set_state(StreamsState::PendingShutdown);
+    fn stop_threads(&mut self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         for t in self.threads.drain(..) {
-            let _ = t.join();
+            if t.join().is_err() {
+                log::error!("a ks thread panicked");
+            }
         }
+    }
+
+    pub fn close(&mut self) -> Result<()> {
+        self.shared.set_state(StreamsState::PendingShutdown);
+        self.stop_threads();
         let failed = matches!(self.state(), StreamsState::Error(_));
         let state = self.state();
         self.shared.set_state(StreamsState::NotRunning);
