@@ -7,6 +7,7 @@ pub mod config;
 mod global_thread;
 pub mod metadata;
 mod producer;
+mod state_manager;
 pub(crate) mod stream_thread;
 mod topics;
 mod txn_store;

@@ -8,37 +8,18 @@
 use crate::record::{Record, RecordMetadata};
 use crate::runtime::config::{ErrorHandling, ProcessingGuarantee};
 use crate::runtime::producer::{ProducerChangelogSink, ProducerCollector, StreamProducer};
-use crate::runtime::txn_store::TxnBufferStore;
+use crate::runtime::state_manager::{self, RestoringTask, TaskState};
 use crate::runtime::{now_ms, Shared, TaskEntry};
-use crate::task::{task_id, Task};
+use crate::task::task_id;
 use crate::{Error, Result};
-use ks_stores::{
-    ChangeLoggingStore, ChangelogSink, Checkpoint, KeyValueStore, RestoreConfig, StateStore,
-    StoreContext,
-};
+use ks_stores::{ChangelogSink, StateStore};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A task's store: its changelog topic, the store as processors write it, and under
-/// exactly-once the transaction buffer in front of it.
-type TaskStore = (
-    Option<String>,
-    Arc<dyn KeyValueStore>,
-    Option<Arc<TxnBufferStore>>,
-);
-
-struct TaskState {
-    task: Task,
-    store_ctx: StoreContext,
-    stores: Vec<TaskStore>,
-    checkpoint: Checkpoint,
-    partitions: Vec<(String, i32)>,
-}
 
 struct Core {
     shared: Arc<Shared>,
@@ -46,6 +27,9 @@ struct Core {
     producer: Arc<StreamProducer>,
     sink: Arc<dyn ChangelogSink>,
     tasks: BTreeMap<String, TaskState>,
+    /// Tasks whose stores are being restored, between polls (see `state_manager`); their
+    /// partitions are paused until they are caught up.
+    restoring: BTreeMap<String, RestoringTask>,
     /// Tasks committed and set aside by an eager revoke (every partition is revoked at each
     /// rebalance under the range assignor): resumed as they are if the next assignment gives
     /// their partitions back, closed otherwise, so a task that stays is never restored again.
@@ -127,7 +111,7 @@ impl ConsumerContext for StreamContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Assign(tpl) = rebalance else {
             return;
         };
@@ -145,8 +129,11 @@ impl ConsumerContext for StreamContext {
             .metrics
             .rebalances
             .fetch_add(1, Ordering::Relaxed);
-        match core.assign(&assigned) {
-            Ok(()) => core.shared.set_thread_ready(&core.name, true),
+        match core.assign(consumer, &assigned) {
+            Ok(()) => {
+                let ready = core.restoring.is_empty();
+                core.shared.set_thread_ready(&core.name, ready);
+            }
             Err(e) => {
                 log::error!("{}: opening tasks failed: {e}", core.name);
                 core.failure.get_or_insert(e);
@@ -160,7 +147,12 @@ fn eos(shared: &Shared) -> bool {
 }
 
 impl Core {
-    fn assign(&mut self, assigned: &[(String, i32)]) -> Result<()> {
+    fn assign(
+        &mut self,
+        consumer: &BaseConsumer<StreamContext>,
+        assigned: &[(String, i32)],
+    ) -> Result<()> {
+        let mut paused = TopicPartitionList::new();
         for (topic, partition) in assigned {
             let Some(sub) = self
                 .shared
@@ -191,22 +183,29 @@ impl Core {
                 );
                 self.tasks.insert(id.clone(), t);
             }
+            let tp = (topic.clone(), *partition);
             if let Some(t) = self.tasks.get_mut(&id) {
-                if !t.partitions.contains(&(topic.clone(), *partition)) {
-                    t.partitions.push((topic.clone(), *partition));
+                if !t.partitions.contains(&tp) {
+                    t.partitions.push(tp);
                 }
                 continue;
             }
-            let started = Instant::now();
-            let state = self.open_task(&sub, *partition, &id)?;
-            log::info!(
-                "{}: task {id} ready (stores restored) in {} ms",
-                self.name,
-                started.elapsed().as_millis()
-            );
-            let mut state = state;
-            state.partitions.push((topic.clone(), *partition));
-            self.tasks.insert(id, state);
+            if !self.restoring.contains_key(&id) {
+                let opened = state_manager::open(&self.shared, &self.sink, &sub, *partition, &id)?;
+                self.restoring.insert(id.clone(), opened);
+            }
+            if let Some(r) = self.restoring.get_mut(&id) {
+                if !r.partitions.contains(&tp) {
+                    r.partitions.push(tp);
+                }
+            }
+            paused.add_partition(topic, *partition);
+        }
+        // Nothing of a restoring task is fetched until its stores are caught up.
+        if paused.count() > 0 {
+            consumer
+                .pause(&paused)
+                .map_err(Error::kafka("pausing restoring partitions"))?;
         }
         // Suspended tasks whose partitions went elsewhere close now.
         self.close_suspended()?;
@@ -221,6 +220,7 @@ impl Core {
         consumer: &BaseConsumer<StreamContext>,
         revoked: &[(String, i32)],
     ) -> Result<()> {
+        self.abandon_restoring(revoked);
         self.commit(consumer)?;
         let ids: Vec<String> = self
             .tasks
@@ -255,115 +255,77 @@ impl Core {
         Ok(())
     }
 
-    fn open_task(
+    /// Restores for about `budget`, then starts the tasks that are caught up: their
+    /// partitions are resumed, from the first record that arrived while they restored.
+    fn restore_step(
         &mut self,
-        sub: &crate::topology::Subtopology,
-        partition: i32,
-        id: &str,
-    ) -> Result<TaskState> {
-        let shared = self.shared.clone();
-        let cfg = &shared.config;
-        let store_ctx = StoreContext::new(&cfg.state_dir, &cfg.application_id, id, partition);
-        let checkpoint_path = store_ctx.checkpoint_path()?;
-        let mut checkpoint = Checkpoint::read(&checkpoint_path)?;
-        let mut restore_cfg = RestoreConfig::new(&cfg.bootstrap_servers);
-        for (k, v) in &cfg.client_properties {
-            restore_cfg = restore_cfg.with_property(k, v);
+        consumer: &BaseConsumer<StreamContext>,
+        budget: Duration,
+    ) -> Result<()> {
+        let Some(id) = self.restoring.keys().next().cloned() else {
+            return Ok(());
+        };
+        let done = match self.restoring.get_mut(&id) {
+            Some(r) => r.step(&self.shared, &self.name, budget)?,
+            None => false,
+        };
+        if !done {
+            return Ok(());
         }
-        if eos(&shared) {
-            restore_cfg = restore_cfg.with_property("isolation.level", "read_committed");
-        }
-        let mut stores = Vec::new();
-        let mut by_name: HashMap<String, Arc<dyn KeyValueStore>> = HashMap::new();
-        for name in &sub.stores {
-            let spec = shared
-                .topology
-                .store_specs()
-                .iter()
-                .find(|s| &s.name == name)
-                .ok_or_else(|| Error::UnknownStore(name.clone()))?;
-            if eos(&shared) && spec.logging {
-                // No checkpoint under exactly-once means the task did not close cleanly: its
-                // local state may hold writes the changelog does not (an aborted transaction's,
-                // on a broker that shows them), so it is rebuilt from the changelog alone, as
-                // Kafka Streams does.
-                let changelog = ks_stores::changelog_topic(&cfg.application_id, name);
-                if checkpoint.offset(&changelog, partition).is_none() {
-                    spec.wipe(&store_ctx)?;
-                }
+        let Some(restored) = self.restoring.remove(&id) else {
+            return Ok(());
+        };
+        let skipped = restored.skipped.clone();
+        let state = restored.into_active(&self.shared, &self.name)?;
+        let mut resumed = TopicPartitionList::new();
+        for (topic, partition) in &state.partitions {
+            if let Some(&offset) = skipped.get(&(topic.clone(), *partition)) {
+                consumer
+                    .seek(
+                        topic,
+                        *partition,
+                        Offset::Offset(offset),
+                        Duration::from_secs(10),
+                    )
+                    .map_err(Error::kafka("rewinding a restored task's partition"))?;
             }
-            let opened = spec.open(&store_ctx, Some(self.sink.clone()))?;
-            if let Some(stats) = opened.restore(&restore_cfg, &checkpoint)? {
-                if let (Some(topic), Some(offset)) =
-                    (&opened.changelog_topic, stats.checkpoint_offset())
-                {
-                    checkpoint.set(topic.clone(), partition, offset);
-                }
-                shared
-                    .metrics
-                    .restored_records
-                    .fetch_add(stats.records, Ordering::Relaxed);
-                log::info!(
-                    "{}: restored {} records of {name} for task {id} ({:.0} records/s)",
-                    self.name,
-                    stats.records,
-                    stats.records_per_second()
-                );
+            resumed.add_partition(topic, *partition);
+        }
+        self.tasks.insert(id, state);
+        consumer
+            .resume(&resumed)
+            .map_err(Error::kafka("resuming a restored task's partitions"))?;
+        self.publish_tasks();
+        if self.restoring.is_empty() {
+            self.shared.set_thread_ready(&self.name, true);
+        }
+        Ok(())
+    }
+
+    /// Drops restoring tasks of `partitions` (revoked or lost).
+    fn abandon_restoring(&mut self, partitions: &[(String, i32)]) {
+        let ids: Vec<String> = self
+            .restoring
+            .iter()
+            .filter(|(_, r)| r.partitions.iter().any(|p| partitions.contains(p)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            if let Some(r) = self.restoring.remove(&id) {
+                r.abandon(&self.shared);
             }
-            let (written, txn): (Arc<dyn KeyValueStore>, Option<Arc<TxnBufferStore>>) =
-                if eos(&shared) {
-                    let txn = Arc::new(TxnBufferStore::new(opened.inner.clone()));
-                    let inner: Arc<dyn KeyValueStore> = txn.clone();
-                    let written: Arc<dyn KeyValueStore> = match &opened.changelog_topic {
-                        Some(topic) => Arc::new(ChangeLoggingStore::new(
-                            inner,
-                            self.sink.clone(),
-                            topic.clone(),
-                            partition,
-                        )),
-                        None => inner,
-                    };
-                    (written, Some(txn))
-                } else {
-                    (opened.store.clone(), None)
-                };
-            by_name.insert(name.clone(), written.clone());
-            stores.push((opened.changelog_topic.clone(), written, txn));
-            // Queries read the committed store: under exactly-once, never an aborted write.
-            self.shared.register_store(id, name, opened.inner.clone());
         }
-        if eos(&shared) {
-            // While the task runs under exactly-once no checkpoint exists, so a crash restores
-            // from the changelog instead of trusting local state that may be ahead of it.
-            Checkpoint::delete(&checkpoint_path)?;
-        } else {
-            checkpoint.write(&checkpoint_path)?;
-        }
-        let mut task = Task::new(
-            &shared.topology,
-            sub,
-            partition,
-            &cfg.application_id,
-            by_name,
-            shared.global_stores(),
-        );
-        task.init(now_ms())?;
-        Ok(TaskState {
-            task,
-            store_ctx,
-            stores,
-            checkpoint,
-            partitions: Vec::new(),
-        })
     }
 
     fn publish_tasks(&self) {
         let entries: Vec<TaskEntry> = self
             .tasks
             .iter()
-            .map(|(id, t)| TaskEntry {
+            .map(|(id, t)| (id, &t.partitions))
+            .chain(self.restoring.iter().map(|(id, r)| (id, &r.partitions)))
+            .map(|(id, partitions)| TaskEntry {
                 id: id.clone(),
-                partitions: t.partitions.clone(),
+                partitions: partitions.clone(),
             })
             .collect();
         self.shared.set_thread_tasks(&self.name, entries);
@@ -374,6 +336,7 @@ impl Core {
         consumer: &BaseConsumer<StreamContext>,
         revoked: &[(String, i32)],
     ) -> Result<()> {
+        self.abandon_restoring(revoked);
         let closing: Vec<String> = self
             .tasks
             .iter()
@@ -407,6 +370,7 @@ impl Core {
     /// Under exactly-once the open transaction may hold records of any task of this thread,
     /// so it is aborted and every task closes dirty; under at-least-once only the lost ones.
     fn lose(&mut self, lost: &[(String, i32)]) -> Result<()> {
+        self.abandon_restoring(lost);
         // Suspended tasks were committed; what they hold is safe to close as it is.
         self.close_suspended()?;
         if self.producer.is_transactional() {
@@ -436,23 +400,13 @@ impl Core {
     }
 
     fn close_task_clean(&mut self, id: &str, mut t: TaskState) -> Result<()> {
-        self.update_checkpoint(&mut t);
+        t.update_checkpoint(&self.producer);
         for (_, store, _) in &t.stores {
             store.close()?;
         }
         t.checkpoint.write(t.store_ctx.checkpoint_path()?)?;
         self.shared.unregister_task(id);
         Ok(())
-    }
-
-    fn update_checkpoint(&self, t: &mut TaskState) {
-        for (topic, _, _) in &t.stores {
-            if let Some(topic) = topic {
-                if let Some(offset) = self.producer.acked_offset(topic, t.task.partition) {
-                    t.checkpoint.set(topic.clone(), t.task.partition, offset);
-                }
-            }
-        }
     }
 
     /// Runs one record through its task. `original` is the message it came from, still
@@ -473,6 +427,14 @@ impl Core {
             return Ok(());
         };
         let Some(t) = self.tasks.get_mut(&self.partitions[slot].task) else {
+            // Fetched before its partition was paused: processed once the task has restored.
+            if let Some(r) = self.restoring.get_mut(&self.partitions[slot].task) {
+                let first = r
+                    .skipped
+                    .entry((metadata.topic.clone(), metadata.partition))
+                    .or_insert(metadata.offset);
+                *first = (*first).min(metadata.offset);
+            }
             return Ok(());
         };
         self.dirty = true;
@@ -605,7 +567,7 @@ impl Core {
             let ids: Vec<String> = self.tasks.keys().cloned().collect();
             for id in ids {
                 if let Some(mut t) = self.tasks.remove(&id) {
-                    self.update_checkpoint(&mut t);
+                    t.update_checkpoint(&self.producer);
                     let written = t
                         .store_ctx
                         .checkpoint_path()
@@ -643,6 +605,9 @@ impl Core {
         } else {
             false
         };
+        for (_, r) in std::mem::take(&mut self.restoring) {
+            r.abandon(&self.shared);
+        }
         let mut tasks = std::mem::take(&mut self.tasks);
         tasks.append(&mut self.suspended);
         for (id, mut t) in tasks {
@@ -652,7 +617,7 @@ impl Core {
                 }
             }
             if clean_abort {
-                self.update_checkpoint(&mut t);
+                t.update_checkpoint(&self.producer);
                 if let Err(e) = t
                     .store_ctx
                     .checkpoint_path()
@@ -727,6 +692,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
         producer,
         sink,
         tasks: BTreeMap::new(),
+        restoring: BTreeMap::new(),
         suspended: BTreeMap::new(),
         partitions: Vec::new(),
         dirty: false,
@@ -775,14 +741,26 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
     let mut last_commit = Instant::now();
     let mut last_punctuate = Instant::now();
     let result: Result<()> = (|| {
+        let mut restoring = false;
         while !shared.shutdown.load(Ordering::SeqCst) {
-            let polled = consumer.poll(Duration::from_millis(50));
+            // While stores restore, poll without waiting (heartbeats, rebalances) and spend
+            // the time on restore slices instead.
+            let wait = if restoring {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(50)
+            };
+            let polled = consumer.poll(wait);
             let mut core = core
                 .lock()
                 .map_err(|_| Error::NotRunning("poisoned".into()))?;
             if let Some(e) = core.failure.take() {
                 return Err(e);
             }
+            if !core.restoring.is_empty() {
+                core.restore_step(&consumer, Duration::from_millis(100))?;
+            }
+            restoring = !core.restoring.is_empty();
             match polled {
                 Some(Ok(m)) => {
                     let (metadata, record) = to_record(&m);
