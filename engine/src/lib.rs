@@ -50,7 +50,7 @@ pub use processor::{
 pub use record::{OutputRecord, Record, RecordMetadata};
 pub use runtime::{
     ErrorHandling, KafkaStreams, ProcessingGuarantee, ProductionErrorHandling, StreamsConfig,
-    StreamsMetadata, StreamsState,
+    StreamsMetadata, StreamsState, UncaughtExceptionHandling,
 };
 pub use test_driver::TopologyTestDriver;
 pub use topology::{GlobalReset, Subtopology, Topology, TopologyDescription};

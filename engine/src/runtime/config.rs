@@ -51,6 +51,21 @@ pub enum ProductionErrorHandling {
     Continue,
 }
 
+/// What happens when a stream thread fails (Kafka Streams' uncaught exception handler
+/// responses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UncaughtExceptionHandling {
+    /// A new stream thread takes the failed one's place (its tasks closed dirty first, so
+    /// they restart from the last commit).
+    ReplaceThread,
+    /// This instance stops and enters `Error` (the default).
+    #[default]
+    ShutdownClient,
+    /// Every instance of the application stops and enters `Error`: the request travels on
+    /// the instance metadata topic.
+    ShutdownApplication,
+}
+
 /// Settings of one streams instance.
 #[derive(Debug, Clone)]
 pub struct StreamsConfig {
@@ -77,6 +92,8 @@ pub struct StreamsConfig {
     pub error_handling: ErrorHandling,
     /// `production.exception.handler`: failed sends of output records.
     pub production_error_handling: ProductionErrorHandling,
+    /// The uncaught exception handler's response to a failed stream thread.
+    pub uncaught_exception_handling: UncaughtExceptionHandling,
     /// How often each instance republishes its metadata, and how old it may get before others
     /// forget it (3×).
     pub metadata_heartbeat: Duration,
@@ -106,6 +123,7 @@ impl StreamsConfig {
             assignment_strategy: None,
             error_handling: ErrorHandling::LogAndFail,
             production_error_handling: ProductionErrorHandling::Fail,
+            uncaught_exception_handling: UncaughtExceptionHandling::ShutdownClient,
             metadata_heartbeat: Duration::from_secs(2),
             replication_factor: -1,
             client_properties: Vec::new(),
@@ -167,6 +185,11 @@ impl StreamsConfig {
 
     pub fn with_production_error_handling(mut self, h: ProductionErrorHandling) -> Self {
         self.production_error_handling = h;
+        self
+    }
+
+    pub fn with_uncaught_exception_handling(mut self, h: UncaughtExceptionHandling) -> Self {
+        self.uncaught_exception_handling = h;
         self
     }
 

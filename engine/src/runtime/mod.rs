@@ -12,7 +12,10 @@ pub(crate) mod stream_thread;
 mod topics;
 mod txn_store;
 
-pub use config::{ErrorHandling, ProcessingGuarantee, ProductionErrorHandling, StreamsConfig};
+pub use config::{
+    ErrorHandling, ProcessingGuarantee, ProductionErrorHandling, StreamsConfig,
+    UncaughtExceptionHandling,
+};
 pub use metadata::StreamsMetadata;
 
 use crate::task::GlobalStores;
@@ -58,6 +61,8 @@ pub struct Metrics {
     pub rebalances: AtomicU64,
     /// Changelog records restored into this instance's stores since it started.
     pub restored_records: AtomicU64,
+    /// Stream threads started in place of failed ones (`UncaughtExceptionHandling::ReplaceThread`).
+    pub replaced_threads: AtomicU64,
     /// Output records dropped by the production handler (`ProductionErrorHandling::Continue`).
     /// (Shared with the stream threads' producers, which count them.)
     pub dropped_records: Arc<AtomicU64>,
@@ -122,6 +127,8 @@ pub(crate) struct Shared {
     pub metadata_dirty: AtomicBool,
     state: Mutex<StreamsState>,
     state_listener: Mutex<Option<StateListener>>,
+    /// Set when a failed thread asks every instance of the application to shut down.
+    pub(crate) app_shutdown: Mutex<Option<String>>,
     threads_ready: Mutex<HashMap<String, bool>>,
     committed: Mutex<BTreeMap<(String, i32), i64>>,
     /// Held until `close()`: see [`StreamsConfig::lock_state_dir`].
@@ -257,6 +264,7 @@ impl KafkaStreams {
                 metadata_dirty: AtomicBool::new(true),
                 state: Mutex::new(StreamsState::Created),
                 state_listener: Mutex::new(None),
+                app_shutdown: Mutex::new(None),
                 threads_ready: Mutex::new(HashMap::new()),
                 committed: Mutex::new(BTreeMap::new()),
                 state_dir_lock: Mutex::new(Some(state_dir_lock)),
@@ -292,21 +300,31 @@ impl KafkaStreams {
         // Running once every stream thread has its tasks open and restored.
         self.shared.set_state(StreamsState::Rebalancing);
         let shared = self.shared.clone();
-        self.threads
-            .push(spawn("metadata", shared.clone(), move || {
-                metadata::run(shared)
-            }));
+        let metadata = spawn("metadata", shared.clone(), move || metadata::run(shared));
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = self.shared.clone();
-        self.threads.push(spawn("global", shared.clone(), move || {
-            global_thread::run(shared, globals, tx)
-        }));
-        let bootstrapped = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(result) => result,
-            Err(_) => Err(Error::NotRunning(format!(
-                "global stores did not bootstrap ({:?})",
-                self.state()
-            ))),
+        let global = metadata.and_then(|m| {
+            self.threads.push(m);
+            spawn("global", shared.clone(), move || {
+                global_thread::run(shared, globals, tx)
+            })
+        });
+        let bootstrapped = match global {
+            Err(e) => Err(e),
+            Ok(g) => {
+                self.threads.push(g);
+                match rx.recv_timeout(Duration::from_secs(120)) {
+                    Ok(result) => result,
+                    Err(_) => Err(Error::NotRunning(format!(
+                        "global stores did not bootstrap ({:?})",
+                        self.state()
+                    ))),
+                }
+            }
+        };
+        let bootstrapped = match bootstrapped {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e),
         };
         if let Err(e) = bootstrapped {
             // A failed start leaves nothing running.
@@ -316,10 +334,17 @@ impl KafkaStreams {
         }
         for i in 0..self.shared.config.num_stream_threads {
             let shared = self.shared.clone();
-            self.threads
-                .push(spawn(&format!("stream-{i}"), shared.clone(), move || {
-                    stream_thread::run(shared, i)
-                }));
+            let spawned = spawn(&format!("stream-{i}"), shared.clone(), move || {
+                run_stream_thread(&shared, i)
+            });
+            match spawned {
+                Ok(handle) => self.threads.push(handle),
+                Err(e) => {
+                    self.stop_threads();
+                    self.shared.set_state(StreamsState::Error(e.to_string()));
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }
@@ -489,13 +514,45 @@ impl Drop for KafkaStreams {
     }
 }
 
+/// A stream thread under the uncaught exception handler: replaced while the handler says so,
+/// otherwise its failure stops this instance (or, asked for, the whole application).
+fn run_stream_thread(shared: &Arc<Shared>, index: usize) -> Result<()> {
+    loop {
+        let Err(e) = stream_thread::run(shared.clone(), index) else {
+            return Ok(());
+        };
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return Err(e);
+        }
+        match shared.config.uncaught_exception_handling {
+            UncaughtExceptionHandling::ReplaceThread => {
+                log::error!("stream thread {} failed, replacing it: {e}", index + 1);
+                shared
+                    .metrics
+                    .replaced_threads
+                    .fetch_add(1, Ordering::Relaxed);
+                shared.set_thread_ready(&stream_thread::thread_name(shared, index), false);
+            }
+            UncaughtExceptionHandling::ShutdownClient => return Err(e),
+            UncaughtExceptionHandling::ShutdownApplication => {
+                *shared
+                    .app_shutdown
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                shared.metadata_dirty.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+    }
+}
+
 fn spawn(
     name: &str,
     shared: Arc<Shared>,
     body: impl FnOnce() -> Result<()> + Send + 'static,
-) -> JoinHandle<()> {
+) -> Result<JoinHandle<()>> {
     let label = name.to_string();
-    let spawned = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name(format!("ks-{name}"))
         .spawn(move || {
             if let Err(e) = body() {
@@ -504,14 +561,8 @@ fn spawn(
                 // One failed thread stops the instance, as Kafka Streams' default handler does.
                 shared.shutdown.store(true, Ordering::SeqCst);
             }
-        });
-    match spawned {
-        Ok(h) => h,
-        Err(e) => {
-            log::error!("cannot spawn thread {name}: {e}");
-            std::thread::spawn(|| {})
-        }
-    }
+        })
+        .map_err(|e| Error::NotRunning(format!("cannot start the {name} thread: {e}")))
 }
 
 /// A read-only view of one store name over every task of this instance.

@@ -666,10 +666,19 @@ pub(crate) fn to_record(m: &BorrowedMessage<'_>) -> (RecordMetadata, Record) {
     )
 }
 
+/// Kafka Streams' thread name: `<application.id>-StreamThread-<n>`.
+pub(crate) fn thread_name(shared: &Shared, index: usize) -> String {
+    format!(
+        "{}-StreamThread-{}",
+        shared.config.application_id,
+        index + 1
+    )
+}
+
 /// Runs one stream thread until shutdown or failure.
 pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
     let cfg = &shared.config;
-    let name = format!("{}-StreamThread-{}", cfg.application_id, index + 1);
+    let name = thread_name(&shared, index);
     let transactional_id =
         eos(&shared).then(|| format!("{}-{}-{}", cfg.application_id, shared.instance_id, index));
     let on_broker_state: crate::runtime::producer::BrokerStateHook = {
