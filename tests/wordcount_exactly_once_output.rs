@@ -88,8 +88,16 @@ fn kill_9_twice_leaves_each_count_exactly_once_in_the_output() {
             .args(["--guarantee", "exactly_once", "--instance-id", "wc-1"])
             .arg("--state-dir")
             .arg(dir.path())
+            .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
             .stdout(stdout)
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(std::env::temp_dir().join(format!("{app}.log")))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
             .spawn()
             .unwrap()
     };
@@ -98,18 +106,36 @@ fn kill_9_twice_leaves_each_count_exactly_once_in_the_output() {
     // progress line. ks-wordcount prints "committed t:p=o,…" per commit and "processed N".
     for at in [20_000i64, 50_000] {
         let mut child = spawn(Stdio::piped());
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let committed = lines.by_ref().map_while(|l| l.ok()).find_map(|l| {
-            let list = l.strip_prefix("committed ")?.to_string();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let next = |timeout: Duration| rx.recv_timeout(timeout).ok();
+        let mut committed = None;
+        while let Some(l) = next(Duration::from_secs(120)) {
+            let Some(list) = l.strip_prefix("committed ") else {
+                continue;
+            };
             let total: i64 = list
                 .split(',')
                 .filter_map(|e| e.rsplit_once('=')?.1.parse::<i64>().ok())
                 .sum();
-            (total >= at).then_some(total)
-        });
-        let more = lines
-            .map_while(|l| l.ok())
-            .find(|l| l.starts_with("processed "));
+            if total >= at {
+                committed = Some(total);
+                break;
+            }
+        }
+        // Into the next transaction if there is more to do (there may not be).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut more = None;
+        while more.is_none() && Instant::now() < deadline {
+            more = next(Duration::from_millis(200)).filter(|l| l.starts_with("processed "));
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         println!(

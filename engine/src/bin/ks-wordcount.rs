@@ -15,6 +15,10 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 }
 
 fn main() -> ExitCode {
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,librdkafka=error,rdkafka=error"),
+    )
+    .init();
     let args: Vec<String> = std::env::args().collect();
     let (Some(brokers), Some(app), Some(state_dir), Some(input), Some(output)) = (
         arg(&args, "--brokers"),
