@@ -23,12 +23,11 @@ use crate::model::{self, Origin};
 use crate::scoring::{self, Output};
 use crate::{framed, Error, Result};
 use ks_proto::WineRecord;
-use ks_topologies::registry::ServedModel;
-use ks_topologies::stats::ServingStats;
+use dashmap::DashMap;
+use ks_serving::{ServedModel, ServingStats};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -94,7 +93,8 @@ impl ActorRef {
 }
 
 /// The actors by data type, shared with the HTTP API.
-pub type Actors = Arc<Mutex<BTreeMap<String, ActorRef>>>;
+/// A `DashMap`: the router inserts while the HTTP API reads, and no lock can be poisoned.
+pub type Actors = Arc<DashMap<String, ActorRef>>;
 
 fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
@@ -308,16 +308,13 @@ impl Manager {
 
     /// The actor of `data_type`, created on first use.
     fn actor(&self, data_type: &str) -> ActorRef {
-        let Ok(mut actors) = self.actors.lock() else {
-            // A poisoned lock means a panic elsewhere; an unregistered actor still serves.
-            return self.spawn(data_type);
-        };
-        if let Some(a) = actors.get(data_type) {
+        if let Some(a) = self.actors.get(data_type) {
             return a.clone();
         }
-        let a = self.spawn(data_type);
-        actors.insert(data_type.to_string(), a.clone());
-        a
+        self.actors
+            .entry(data_type.to_string())
+            .or_insert_with(|| self.spawn(data_type))
+            .clone()
     }
 
     fn spawn(&self, data_type: &str) -> ActorRef {
@@ -377,8 +374,6 @@ impl Manager {
                 }
             }
         }
-        if let Ok(mut actors) = self.actors.lock() {
-            actors.clear();
-        }
+        self.actors.clear();
     }
 }

@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// What failed in as-server.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    #[error("{what}: {source}")]
-    Kafka {
-        what: String,
-        source: rdkafka::error::KafkaError,
-    },
+    /// A Kafka client failed.
+    #[error(transparent)]
+    Kafka(#[from] ks_kafka::Error),
     /// A result could not be written; its record's offset is not stored, so it is read again
     /// after a restart (at-least-once).
     #[error("cannot write to {topic}: {reason}")]
@@ -23,24 +23,37 @@ pub enum Error {
     /// A state file that is not what we wrote: truncated, bit-flipped or foreign.
     #[error("corrupt state file {path}: {reason}")]
     CorruptState { path: PathBuf, reason: String },
+    /// A model message that was rejected, or a model that does not build.
     #[error("bad model message: {0}")]
-    BadModel(String),
+    Model(#[from] ks_serving::Error),
+    /// A persisted model that does not read back.
+    #[error("persisted model: {reason}")]
+    PersistedModel { reason: String },
     #[error("the actor of {data_type} did not answer within {millis} ms")]
     AskTimeout { data_type: String, millis: u64 },
     #[error("no actor serves {0}")]
     NoActor(String),
     #[error("the pipeline has stopped: {0}")]
     Stopped(String),
-    #[error("http: {0}")]
-    Http(String),
+    /// The HTTP listener could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// `--host`/`--port` do not make an address.
+    #[error("bad --host/--port {value:?}: {reason}")]
+    BadAddress { value: String, reason: String },
 }
 
 impl Error {
     pub(crate) fn kafka(
         what: impl Into<String>,
     ) -> impl FnOnce(rdkafka::error::KafkaError) -> Error {
-        let what = what.into();
-        move |source| Error::Kafka { what, source }
+        let context = ks_kafka::Error::context(what);
+        move |source| Error::Kafka(context(source))
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {

@@ -5,7 +5,7 @@
 //! | `/state`             | statistics of `wine`'s current model | the same, asked of its actor    |
 //! | `/state/{dataType}`  | statistics of that data type         | the same, asked of its actor    |
 //! | `/models`            | data types with a current model      | data types with an actor        |
-//! | `/health`            | `{"status":"ok"}`                    | the same                        |
+//! | `/health`            | ks-serving's `Health`, as ks-server  | the same                        |
 //!
 //! Statistics are ks-topologies' `ServingStats` JSON, as ks-server's `/state/value`; in actor
 //! mode a `restore_error` field is added (to the statistics or the 404) when the actor's state
@@ -15,7 +15,7 @@
 use crate::actor::Actors;
 use crate::stage::StageState;
 use crate::{Error, Result};
-use ks_topologies::http::DEFAULT_DATA_TYPE;
+use ks_serving::{Health, DEFAULT_DATA_TYPE};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -60,7 +60,7 @@ async fn state(q: Queries, data_type: String) -> warp::reply::WithStatus<warp::r
             actors,
             ask_timeout,
         } => {
-            let actor = actors.lock().ok().and_then(|a| a.get(&data_type).cloned());
+            let actor = actors.get(&data_type).map(|a| a.clone());
             let Some(actor) = actor else {
                 return not_found(None);
             };
@@ -92,10 +92,11 @@ async fn state(q: Queries, data_type: String) -> warp::reply::WithStatus<warp::r
 fn models(q: &Queries) -> Vec<String> {
     match q {
         Queries::Stage(s) => s.data_types(),
-        Queries::Actor { actors, .. } => actors
-            .lock()
-            .map(|a| a.keys().cloned().collect())
-            .unwrap_or_default(),
+        Queries::Actor { actors, .. } => {
+            let mut v: Vec<String> = actors.iter().map(|a| a.key().clone()).collect();
+            v.sort();
+            v
+        }
     }
 }
 
@@ -105,9 +106,12 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, JoinHandle<()>)> {
-    let (listener, bound) = ks_topologies::http::bind(addr)
+    // Bound here rather than by warp, which panics when it cannot bind.
+    let bind_error = |source| Error::Bind { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::Http(e.to_string()))?;
+        .map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
     let q = warp::any().map(move || queries.clone());
     let state_default = warp::path!("state")
         .and(q.clone())
@@ -118,7 +122,15 @@ pub async fn serve(
     let models = warp::path!("models")
         .and(q)
         .map(|q: Queries| reply(StatusCode::OK, json!(models(&q))));
-    let health = warp::path!("health").map(|| reply(StatusCode::OK, json!({"status": "ok"})));
+    // The pipeline runs while the server does: a failed one stops the process.
+    let health = warp::path!("health").map(|| {
+        let health = Health {
+            healthy: true,
+            state: "Running".into(),
+            broker: "unknown".into(),
+        };
+        reply(StatusCode::OK, json!(health))
+    });
     let api = warp::get()
         .and(
             state_default

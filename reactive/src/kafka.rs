@@ -13,7 +13,7 @@
 use crate::model::{self, Built, Origin};
 use crate::scoring::{Output, Sink};
 use crate::{Error, Result};
-use ks_topologies::topology::Topics;
+use ks_serving::Topics;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -42,11 +42,7 @@ pub struct ModelIn {
 }
 
 fn base(brokers: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers)
-        .set("socket.timeout.ms", "10000")
-        .set("log_level", "3");
-    c
+    ks_kafka::client_config(brokers)
 }
 
 /// The data consumer: group `group`, offsets stored by the sink and auto-committed.
@@ -150,12 +146,11 @@ async fn partitions_of(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Err(Error::Kafka {
-        what: format!("topic {topic} has no partitions"),
-        source: last.unwrap_or(rdkafka::error::KafkaError::MetadataFetch(
+    Err(Error::kafka(format!("topic {topic} has no partitions"))(
+        last.unwrap_or(rdkafka::error::KafkaError::MetadataFetch(
             RDKafkaErrorCode::UnknownTopicOrPartition,
         )),
-    })
+    ))
 }
 
 pub fn producer(brokers: &str) -> Result<FutureProducer> {
@@ -232,7 +227,7 @@ pub async fn read_models(
             continue; // a tombstone: nothing to build
         };
         let o = origin.clone();
-        let built = tokio::task::spawn_blocking(move || model::build(model::decode(&payload, &o)?))
+        let built = tokio::task::spawn_blocking(move || model::decode_and_build(&payload, &o))
             .await
             .map_err(|e| Error::Stopped(format!("model builder: {e}")))?;
         match built {
@@ -252,13 +247,14 @@ pub async fn read_models(
                     return Ok(());
                 }
             }
-            Err(e) => {
+            Err(report) => {
                 log::warn!(
-                    "model message {}:{} rejected: {e}",
+                    "model message {}:{} rejected: {}",
                     origin.partition,
-                    origin.offset
+                    origin.offset,
+                    report.reason
                 );
-                let out = Output::error("model", "", &e.to_string(), origin.clone());
+                let out = Output::error(report);
                 let delivery = send(&producer, &errors_topic, &out).await?;
                 wait_delivery(delivery, &errors_topic).await?;
             }
@@ -277,27 +273,20 @@ pub async fn read_models(
 
 /// Enqueues `out` with the producer, waiting while its queue is full.
 async fn send(producer: &FutureProducer, topic: &str, out: &Output) -> Result<DeliveryFuture> {
-    loop {
-        let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&out.payload);
-        if let Some(k) = &out.key {
-            record = record.key(k);
-        }
-        match producer.send_result(record) {
-            Ok(f) => return Ok(f),
-            Err((
-                rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
-                _,
-            )) => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err((e, _)) => {
-                return Err(Error::Delivery {
-                    topic: topic.to_string(),
-                    reason: e.to_string(),
-                })
-            }
-        }
+    let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&out.payload);
+    if let Some(k) = &out.key {
+        record = record.key(k);
     }
+    ks_kafka::send_with_backoff_async(
+        record,
+        |r| producer.send_result(r),
+        Duration::from_millis(5),
+    )
+    .await
+    .map_err(|e| Error::Delivery {
+        topic: topic.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 async fn wait_delivery(f: DeliveryFuture, topic: &str) -> Result<()> {

@@ -11,6 +11,7 @@
 //! - [`result`]: [`ScoreResult`], one result on the results topic.
 //! - [`stats`]: [`ServingStats`], the serving statistics per data type.
 //! - [`failure`]: [`FailureReport`], a rejected model or record for the errors topic.
+//! - [`health`]: [`Health`], what `/health` answers.
 //! - [`topics`]: [`Topics`], the topic names, and [`DEFAULT_DATA_TYPE`].
 //!
 //! ```
@@ -38,6 +39,7 @@
 pub mod descriptor;
 mod error;
 pub mod failure;
+pub mod health;
 pub mod model;
 pub mod registry;
 pub mod result;
@@ -47,6 +49,7 @@ pub mod topics;
 pub use descriptor::{ModelMeta, ModelUpdate, Origin};
 pub use error::{Error, Result};
 pub use failure::{FailureKind, FailureReport};
+pub use health::Health;
 pub use model::{ModelInfo, ServedModel};
 pub use registry::{start_builder, BuildFailures, BuildJob, ModelRegistry};
 pub use result::{value_json, ScoreResult};

@@ -1,7 +1,8 @@
 //! What the HTTP layer asks of a running server. A small trait, so the routes are written and
 //! tested once, against the real server or a fake.
 
-use crate::stats::ServingStats;
+pub use ks_serving::{Health, ModelInfo};
+use ks_serving::ServingStats;
 use serde::{Deserialize, Serialize};
 
 /// One instance of the application, as `/state/instances` lists it.
@@ -15,20 +16,6 @@ pub struct InstanceInfo {
     pub partitions: Vec<(String, i32)>,
     /// Whether this is the instance answering.
     pub local: bool,
-}
-
-/// A data type's current model, as `/models` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    pub data_type: String,
-    pub name: String,
-    pub description: String,
-    pub model_type: String,
-    pub version: String,
-    /// When this instance finished building it (ms since the epoch).
-    pub loaded: i64,
-    pub inputs: Vec<String>,
-    pub outputs: Vec<String>,
 }
 
 /// Counters for `/metrics`.
@@ -50,17 +37,6 @@ pub struct MetricsSnapshot {
     pub latency_count: u64,
     /// Records waiting in assigned partitions (log end − committed), when known.
     pub lag: Option<u64>,
-}
-
-/// `/health`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Health {
-    pub healthy: bool,
-    /// The engine state (`Running`, `Error(..)`, …).
-    pub state: String,
-    /// `reachable`, `unreachable` (no stream thread has a broker connection up: 503) or
-    /// `unknown` (no client statistics yet).
-    pub broker: String,
 }
 
 pub trait ServingQueries: Send + Sync + 'static {

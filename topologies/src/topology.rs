@@ -7,8 +7,9 @@
 //! | custom   | DSL               | custom file store, changelogged| read again        |
 
 use crate::model_source::{ModelSource, MODELS_STORE};
-use crate::registry::{BuildFailures, BuildJob, ModelRegistry};
 use crate::serving::{ModelServing, ServerMetrics, SERVING_STORE};
+pub use ks_serving::Topics;
+use ks_serving::{BuildFailures, BuildJob, ModelRegistry};
 use crate::{Error, Result};
 use ks_engine::dsl::StreamsBuilder;
 use ks_engine::processor::supplier;
@@ -53,26 +54,6 @@ impl std::str::FromStr for StoreVariant {
             _ => Err(Error::InvalidConfig(format!(
                 "--store {s:?}: expected memory, standard or custom"
             ))),
-        }
-    }
-}
-
-/// The topics a server reads and writes.
-#[derive(Debug, Clone)]
-pub struct Topics {
-    pub data: String,
-    pub models: String,
-    pub results: String,
-    pub errors: String,
-}
-
-impl Default for Topics {
-    fn default() -> Topics {
-        Topics {
-            data: "models_data".into(),
-            models: "models_models".into(),
-            results: "models_results".into(),
-            errors: "models_errors".into(),
         }
     }
 }
