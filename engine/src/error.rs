@@ -2,6 +2,7 @@ use rdkafka::error::KafkaError;
 
 /// What failed in the engine.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("invalid topology: {0}")]
     InvalidTopology(String),
@@ -24,8 +25,8 @@ pub enum Error {
     Processing { processor: String, reason: String },
     #[error("state store: {0}")]
     Store(#[from] ks_stores::Error),
-    #[error("{what}: {source}")]
-    Kafka { what: String, source: KafkaError },
+    #[error(transparent)]
+    Kafka(#[from] ks_kafka::Error),
     #[error("this instance was fenced by a newer one: {0}")]
     Fenced(String),
     #[error("the streams instance is {0}")]
@@ -44,8 +45,8 @@ impl Error {
     }
 
     pub(crate) fn kafka(what: impl Into<String>) -> impl FnOnce(KafkaError) -> Error {
-        let what = what.into();
-        move |source| Error::Kafka { what, source }
+        let context = ks_kafka::Error::context(what);
+        move |source| Error::Kafka(context(source))
     }
 }
 

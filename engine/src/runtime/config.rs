@@ -184,9 +184,7 @@ impl StreamsConfig {
         let mut c = rdkafka::ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap_servers)
             .set("log_level", "3");
-        for (k, v) in &self.client_properties {
-            c.set(k, v);
-        }
+        ks_kafka::with_properties(&mut c, self.client_properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         c
     }
 

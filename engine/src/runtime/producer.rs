@@ -7,47 +7,15 @@ use crate::runtime::config::StreamsConfig;
 use crate::task::RecordCollector;
 use crate::{Error, Result};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Delivery accounting: the highest acknowledged offset per partition (for checkpoints) and the
-/// first failure (which fails the next commit).
-#[derive(Default)]
-pub struct Deliveries {
-    acked: Mutex<BTreeMap<(String, i32), i64>>,
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-}
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(m) => {
-                if let Ok(mut acked) = self.acked.lock() {
-                    let e = acked
-                        .entry((m.topic().to_string(), m.partition()))
-                        .or_insert(-1);
-                    *e = (*e).max(m.offset());
-                }
-            }
-            Err((e, m)) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut first) = self.first_error.lock() {
-                    first.get_or_insert_with(|| format!("{} (topic {})", e, m.topic()));
-                }
-            }
-        }
-    }
-}
+/// Delivery accounting (ks-kafka's tracker): the highest acknowledged offset per partition (for
+/// checkpoints) and the first failure (which fails the next commit).
+pub use ks_kafka::DeliveryTracker as Deliveries;
 
 /// The producer handle of one stream thread.
 pub struct StreamProducer {
@@ -111,7 +79,7 @@ impl StreamProducer {
         timestamp: Option<i64>,
         headers: &[(String, Vec<u8>)],
     ) -> Result<()> {
-        loop {
+        {
             let mut rec = BaseRecord::<[u8], [u8]>::to(topic);
             if let Some(p) = partition {
                 rec = rec.partition(p);
@@ -135,19 +103,13 @@ impl StreamProducer {
                 }
                 rec = rec.headers(h);
             }
-            match self.producer.send(rec) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    // Back-pressure: wait for acks to make room instead of buffering without bound.
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err((e, _)) => {
-                    return Err(Error::Kafka {
-                        what: format!("producing to {topic}"),
-                        source: e,
-                    })
-                }
-            }
+            // Back-pressure: wait for acks to make room instead of buffering without bound.
+            ks_kafka::send_with_backoff(
+                rec,
+                |r| self.producer.send(r),
+                ks_kafka::pause(Duration::from_millis(2)),
+            )
+            .map_err(Error::kafka(format!("producing to {topic}")))
         }
     }
 
@@ -156,30 +118,19 @@ impl StreamProducer {
         self.producer
             .flush(timeout)
             .map_err(Error::kafka("flushing the producer"))?;
-        let ctx = self.producer.context();
-        if ctx.failed.swap(0, Ordering::SeqCst) > 0 {
-            let first = ctx
-                .first_error
-                .lock()
-                .ok()
-                .and_then(|mut f| f.take())
-                .unwrap_or_default();
-            return Err(Error::Kafka {
-                what: format!("a record was not delivered: {first}"),
-                source: KafkaError::Flush(RDKafkaErrorCode::MessageTimedOut),
-            });
+        let (failed, first) = self.producer.context().take_failures();
+        if failed > 0 {
+            let first = first.map(|f| f.to_string()).unwrap_or_default();
+            return Err(Error::kafka(format!("a record was not delivered: {first}"))(
+                KafkaError::Flush(RDKafkaErrorCode::MessageTimedOut),
+            ));
         }
         Ok(())
     }
 
     /// The highest acknowledged offset of `topic[partition]`, if any record was acknowledged.
     pub fn acked_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.producer
-            .context()
-            .acked
-            .lock()
-            .ok()
-            .and_then(|a| a.get(&(topic.to_string(), partition)).copied())
+        self.producer.context().acked_offset(topic, partition)
     }
 
     pub fn begin(&self) -> Result<()> {
@@ -209,8 +160,8 @@ impl StreamProducer {
         self.producer
             .abort_transaction(Duration::from_secs(30))
             .map_err(fenced_or("aborting the transaction"))?;
-        let ctx = self.producer.context();
-        ctx.failed.store(0, Ordering::SeqCst);
+        // Failures of the aborted transaction's records fail nothing more.
+        let _ = self.producer.context().take_failures();
         Ok(())
     }
 
@@ -255,10 +206,7 @@ fn fenced_or(what: &'static str) -> impl FnOnce(KafkaError) -> Error {
         if fenced {
             Error::Fenced(format!("{what}: {e}"))
         } else {
-            Error::Kafka {
-                what: what.to_string(),
-                source: e,
-            }
+            Error::kafka(what)(e)
         }
     }
 }
