@@ -1,5 +1,6 @@
 //! At-least-once across kill -9, on Apache Kafka: the exactly-once scenario under
 //! `at_least_once`. No input is without a result; what was replayed shows as duplicates.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 
@@ -17,6 +18,9 @@ fn no_input_is_lost() {
     );
     assert_eq!(counts.inputs, INPUTS);
     assert_eq!(counts.missing, 0);
-    println!("at-least-once duplicates after three kills: {}", counts.duplicates);
+    println!(
+        "at-least-once duplicates after three kills: {}",
+        counts.duplicates
+    );
     assert!(usage >= INPUTS as u64);
 }

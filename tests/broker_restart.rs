@@ -2,6 +2,7 @@
 //! and later killed (SIGKILL) mid-stream and started again on its log dir, while the server
 //! process keeps running. `/health` answers 503 while the broker is away and 200 after, and
 //! every input has a result.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 
@@ -26,7 +27,9 @@ fn outage(server: &mut ServerProcess, broker: &mut Broker, what: &str, away: fn(
     );
     println!("broker {what} at usage {before}: /health 503");
     std::thread::sleep(Duration::from_secs(2));
-    broker.restart().expect("the broker starts again on its log dir");
+    broker
+        .restart()
+        .expect("the broker starts again on its log dir");
     assert!(
         wait_until(Duration::from_secs(60), || health(server) == Some(200)),
         "/health did not come back after the broker restarted: {:?}; log:\n{}",
@@ -58,5 +61,8 @@ fn the_server_rides_out_a_broker_stop_and_a_broker_kill() {
     }));
     assert_eq!(counts.inputs, INPUTS);
     assert_eq!(counts.missing, 0);
-    assert!(server.is_running(), "the server process was never restarted");
+    assert!(
+        server.is_running(),
+        "the server process was never restarted"
+    );
 }

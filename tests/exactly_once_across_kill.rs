@@ -2,6 +2,7 @@
 //! model, `ks-server --processing-guarantee exactly_once` killed with SIGKILL three times
 //! mid-stream and restarted on the same state dir. A read_committed reader of the results finds
 //! exactly one result per input, and the served usage count equals the inputs.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 
@@ -15,7 +16,10 @@ fn exactly_once(store: &str) {
     assert_eq!(counts.inputs, INPUTS);
     assert_eq!(counts.missing, 0);
     assert_eq!(counts.duplicates, 0);
-    assert_eq!(usage, INPUTS as u64, "usage counts each committed result once");
+    assert_eq!(
+        usage, INPUTS as u64,
+        "usage counts each committed result once"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Two ks-server instances under exactly-once on Apache Kafka, one killed with SIGKILL
 //! mid-stream: the survivor takes its partitions (after the group notices and the dead
 //! instance's open transaction is aborted) and there is exactly one committed result per input.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 
@@ -32,21 +33,26 @@ fn the_survivor_takes_over_with_one_result_per_input() {
     let mut a = s.spawn_server("standard", "exactly_once", dir_a.path());
     let mut b = s.spawn_server("standard", "exactly_once", dir_b.path());
     // Both hold partitions before the kill.
-    assert!(wait_until(Duration::from_secs(120), || {
-        let list = a.get("/state/instances").map(|(_, v)| v).unwrap_or_default();
-        list.as_array().is_some_and(|l| {
-            l.len() == 2
-                && l.iter().all(|i| {
-                    i["partitions"]
-                        .as_array()
-                        .is_some_and(|p| !p.is_empty())
-                })
-        })
-    }), "{:?}", a.get("/state/instances"));
+    assert!(
+        wait_until(Duration::from_secs(120), || {
+            let list = a
+                .get("/state/instances")
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            list.as_array().is_some_and(|l| {
+                l.len() == 2
+                    && l.iter()
+                        .all(|i| i["partitions"].as_array().is_some_and(|p| !p.is_empty()))
+            })
+        }),
+        "{:?}",
+        a.get("/state/instances")
+    );
     a.wait_usage(INPUTS as u64 / 3, Duration::from_secs(600));
     b.kill9();
     println!("killed one instance at merged usage {}", a.usage());
-    assert!(wait_until(Duration::from_secs(120), || partitions_of(&a) == PARTITIONS as usize));
+    assert!(wait_until(Duration::from_secs(120), || partitions_of(&a)
+        == PARTITIONS as usize));
     a.wait_usage(INPUTS as u64, Duration::from_secs(600));
     let counts = s.count("two_instances_exactly_once", "kafka");
     assert_eq!(counts.inputs, INPUTS);

@@ -5,6 +5,7 @@
 //!   counts 1..=n appear exactly once each;
 //! - a processing failure aborts a transaction that already wrote output: none of it is visible,
 //!   and the successor's output counts each record once.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 
@@ -98,7 +99,10 @@ fn kill_9_twice_leaves_each_count_exactly_once_in_the_output() {
         assert!(wait_until(Duration::from_secs(300), || output_len() >= at));
         child.kill().unwrap();
         child.wait().unwrap();
-        println!("killed ks-wordcount with {} committed outputs", output_len());
+        println!(
+            "killed ks-wordcount with {} committed outputs",
+            output_len()
+        );
     }
     let mut child = spawn();
     assert!(wait_until(Duration::from_secs(300), || output_len() >= INPUTS));
@@ -156,7 +160,11 @@ fn an_aborted_transaction_leaves_no_output() {
     let broker = ks_broker::Broker::kafka().unwrap();
     let bs = broker.bootstrap_servers().to_string();
     let (input, output, app) = (unique("in"), unique("out"), unique("eos"));
-    block_on(ks_client::kafka::ensure_topics(&bs, &[(&input, 1), (&output, 1)])).unwrap();
+    block_on(ks_client::kafka::ensure_topics(
+        &bs,
+        &[(&input, 1), (&output, 1)],
+    ))
+    .unwrap();
     // 200 records, then a poison record in the same transaction (the commit interval is longer
     // than the test), then 100 more.
     produce_keyed(&bs, &input, 0, 200);

@@ -251,8 +251,7 @@ pub(crate) fn random_cluster_id() -> String {
             ^ u128::from(std::process::id()) << 64;
         bytes = seed.to_le_bytes();
     }
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(22);
     let mut acc: u32 = 0;
     let mut bits = 0;

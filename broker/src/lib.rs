@@ -294,8 +294,7 @@ impl Broker {
                 (d.clone(), Some(d))
             }
         };
-        let cluster_id =
-            kafka::existing_cluster_id(&dir).unwrap_or_else(kafka::random_cluster_id);
+        let cluster_id = kafka::existing_cluster_id(&dir).unwrap_or_else(kafka::random_cluster_id);
         let spec = kafka::NodeSpec {
             id: 1,
             port,

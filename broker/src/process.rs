@@ -126,7 +126,10 @@ impl Process {
     pub(crate) fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
         match self.child.take() {
             Some(mut child) => child.wait(),
-            None => Err(std::io::Error::other(format!("{} is not running", self.what))),
+            None => Err(std::io::Error::other(format!(
+                "{} is not running",
+                self.what
+            ))),
         }
     }
 }

@@ -349,7 +349,10 @@ fn embedded_broker_if_needed(
     let port: u16 = port
         .parse()
         .with_context(|| format!("bad port in --brokers {first:?}"))?;
-    let broker = ks_broker::Broker::start(ks_broker::BrokerKind::Tansu, ks_broker::BrokerOptions::port(port))?;
+    let broker = ks_broker::Broker::start(
+        ks_broker::BrokerKind::Tansu,
+        ks_broker::BrokerOptions::port(port),
+    )?;
     println!(
         "no broker answered at {brokers}: started an embedded one (log: {}), stopped on exit",
         broker.log_path().display()

@@ -15,10 +15,10 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
 
 /// Sets every `(key, value)` on `config`, overriding what is there: librdkafka properties passed
 /// through as given.
-pub fn with_properties<'a, K, V>(
-    config: &'a mut ClientConfig,
+pub fn with_properties<K, V>(
+    config: &mut ClientConfig,
     properties: impl IntoIterator<Item = (K, V)>,
-) -> &'a mut ClientConfig
+) -> &mut ClientConfig
 where
     K: Into<String>,
     V: Into<String>,

@@ -105,7 +105,12 @@ mod tests {
         assert!(matches!(r, Err(e) if is_queue_full(&e)));
         let r: Result<(), _> = send_with_backoff(
             1,
-            |r| Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), r)),
+            |r| {
+                Err((
+                    KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+                    r,
+                ))
+            },
             || true,
         );
         assert!(matches!(r, Err(e) if !is_queue_full(&e)));

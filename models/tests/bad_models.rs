@@ -1,4 +1,5 @@
 //! Bad model bytes give a typed error that names the problem, never a panic.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use ks_models::{Error, Model, ModelType};
 

@@ -3,8 +3,8 @@
 //! actor persists a model in.
 
 use crate::{Error, Result};
-pub use ks_serving::{ModelMeta, ModelUpdate, Origin};
 use ks_serving::{descriptor, FailureKind, FailureReport, ServedModel};
+pub use ks_serving::{ModelMeta, ModelUpdate, Origin};
 use std::sync::Arc;
 
 /// A built model plus what it was built from.
@@ -29,12 +29,15 @@ pub fn decode_and_build(
         name: name.to_string(),
         reason: error.to_string(),
     };
-    let decoded = descriptor::decode(payload, origin)
-        .map_err(|r| report(&r.data_type, &r.name, &r.error))?;
-    let served = decoded
-        .update
-        .build(ks_serving::now_ms())
-        .map_err(|e| report(&decoded.update.meta.data_type, &decoded.update.meta.name, &e))?;
+    let decoded =
+        descriptor::decode(payload, origin).map_err(|r| report(&r.data_type, &r.name, &r.error))?;
+    let served = decoded.update.build(ks_serving::now_ms()).map_err(|e| {
+        report(
+            &decoded.update.meta.data_type,
+            &decoded.update.meta.name,
+            &e,
+        )
+    })?;
     Ok(Built {
         served: Arc::new(served),
         update: Arc::new(decoded.update),

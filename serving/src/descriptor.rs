@@ -161,12 +161,11 @@ impl ModelUpdate {
 
     /// Builds the model (blocking, CPU-heavy for large models), loaded at `loaded_ms`.
     pub fn build(&self, loaded_ms: i64) -> Result<ServedModel> {
-        let model = Model::from_bytes(self.model_type()?, &self.bytes).map_err(|source| {
-            Error::Build {
+        let model =
+            Model::from_bytes(self.model_type()?, &self.bytes).map_err(|source| Error::Build {
                 name: self.meta.name.clone(),
                 source,
-            }
-        })?;
+            })?;
         let m = &self.meta;
         Ok(ServedModel::new(
             &m.data_type,

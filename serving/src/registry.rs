@@ -28,8 +28,7 @@ impl ModelRegistry {
 
     /// Makes `model` its data type's current model.
     pub fn install(&self, model: ServedModel) {
-        self.models
-            .insert(model.data_type.clone(), Arc::new(model));
+        self.models.insert(model.data_type.clone(), Arc::new(model));
         self.loaded.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -101,15 +101,17 @@ impl Scenario {
 
     /// Publishes `n` wine records (keyless, so they spread over the partitions).
     pub fn preload(&self, n: usize) {
-        let rows = ks_client::catalog::wine_records(&data_dir().join("winequality_red.csv"), "wine")
-            .expect("the wine data");
+        let rows =
+            ks_client::catalog::wine_records(&data_dir().join("winequality_red.csv"), "wine")
+                .expect("the wine data");
         let bytes: Vec<Vec<u8>> = rows.iter().map(|r| r.encode_to_vec()).collect();
         let p = self.publisher();
         for i in 0..n {
             p.send(&self.data, None, &bytes[i % bytes.len()])
                 .expect("sending a record");
         }
-        p.flush(Duration::from_secs(120)).expect("every record acked");
+        p.flush(Duration::from_secs(120))
+            .expect("every record acked");
     }
 
     pub fn spawn_server(&self, store: &str, guarantee: &str, state_dir: &Path) -> ServerProcess {

@@ -1,8 +1,8 @@
 //! What the HTTP layer asks of a running server. A small trait, so the routes are written and
 //! tested once, against the real server or a fake.
 
-pub use ks_serving::{Health, ModelInfo};
 use ks_serving::ServingStats;
+pub use ks_serving::{Health, ModelInfo};
 use serde::{Deserialize, Serialize};
 
 /// One instance of the application, as `/state/instances` lists it.

@@ -3,17 +3,17 @@
 
 use crate::queries::{Health, InstanceInfo, MetricsSnapshot, ModelInfo, ServingQueries};
 use crate::serving::{ServerMetrics, SERVING_STORE};
-use ks_serving::{start_builder, BuildFailures, FailureReport, ModelRegistry, ServingStats};
 use crate::topology::{self, StoreVariant, Topics, Wiring};
 use crate::{Error, Result};
 use ks_engine::runtime::admin::{ensure_topics, TopicSpec};
 use ks_engine::{ErrorHandling, KafkaStreams, ProcessingGuarantee, StreamsConfig, StreamsState};
+use ks_serving::{start_builder, BuildFailures, FailureReport, ModelRegistry, ServingStats};
+use parking_lot::RwLock;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use parking_lot::RwLock;
 use std::sync::Arc;
 use std::time::Duration;
 

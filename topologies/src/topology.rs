@@ -8,13 +8,13 @@
 
 use crate::model_source::{ModelSource, MODELS_STORE};
 use crate::serving::{ModelServing, ServerMetrics, SERVING_STORE};
-pub use ks_serving::Topics;
-use ks_serving::{BuildFailures, BuildJob, ModelRegistry};
 use crate::{Error, Result};
 use ks_engine::dsl::StreamsBuilder;
 use ks_engine::processor::supplier;
 use ks_engine::stores::{StoreKind, StoreSpec};
 use ks_engine::{GlobalReset, Topology};
+pub use ks_serving::Topics;
+use ks_serving::{BuildFailures, BuildJob, ModelRegistry};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 

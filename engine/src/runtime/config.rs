@@ -184,7 +184,12 @@ impl StreamsConfig {
         let mut c = rdkafka::ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap_servers)
             .set("log_level", "3");
-        ks_kafka::with_properties(&mut c, self.client_properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        ks_kafka::with_properties(
+            &mut c,
+            self.client_properties
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         c
     }
 

@@ -121,9 +121,11 @@ impl StreamProducer {
         let (failed, first) = self.producer.context().take_failures();
         if failed > 0 {
             let first = first.map(|f| f.to_string()).unwrap_or_default();
-            return Err(Error::kafka(format!("a record was not delivered: {first}"))(
-                KafkaError::Flush(RDKafkaErrorCode::MessageTimedOut),
-            ));
+            return Err(
+                Error::kafka(format!("a record was not delivered: {first}"))(KafkaError::Flush(
+                    RDKafkaErrorCode::MessageTimedOut,
+                )),
+            );
         }
         Ok(())
     }

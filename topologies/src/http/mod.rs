@@ -231,5 +231,3 @@ fn local_answer(queries: &dyn ServingQueries, route: &Route) -> Local {
         }),
     }
 }
-
-

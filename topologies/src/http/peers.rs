@@ -3,11 +3,11 @@
 
 use super::routes::percent_encode_segment;
 use super::{Answer, PEER_TIMEOUT};
-use std::time::Duration;
 use crate::{Error, Result};
 use ks_serving::ServingStats;
 use serde_json::{json, Value};
 use std::fmt::Display;
+use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// Cap on what [`get`] buffers.

@@ -136,7 +136,6 @@ pub(crate) fn percent_encode_segment(s: &str) -> String {
     out
 }
 
-
 pub(crate) fn route_path(route: &Route) -> String {
     match route {
         Route::StateValue { data_type, .. } => {

@@ -5,8 +5,8 @@
 use ks_client::kafka::{read_topic, Publisher, ReadMessage};
 use ks_models::Model;
 use ks_proto::{Message, ModelDescriptor, ModelType, WineRecord};
-use ks_topologies::server::{Server, ServerConfig};
 use ks_serving::ScoreResult;
+use ks_topologies::server::{Server, ServerConfig};
 use ks_topologies::topology::{StoreVariant, Topics};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
