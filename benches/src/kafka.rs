@@ -38,12 +38,7 @@ fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .with_context(|| format!("cannot fetch metadata of {topic}"))?;
-    let parts: Vec<i32> = md
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let parts = ks_kafka::partition_ids(&md, topic);
     if parts.is_empty() {
         bail!("topic {topic} has no partitions");
     }

@@ -180,12 +180,7 @@ pub fn read_topic(
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .map_err(kafka_err(format!("cannot fetch metadata of {topic}")))?;
-    let partitions: Vec<i32> = md
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions = ks_kafka::partition_ids(&md, topic);
     if partitions.is_empty() {
         return Err(kafka_err(format!("topic {topic} does not exist"))(
             KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition),

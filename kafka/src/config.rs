@@ -29,6 +29,17 @@ where
     config
 }
 
+/// The partition ids of `topic` as `metadata` lists them (empty when the topic is missing or
+/// reports an error).
+pub fn partition_ids(metadata: &rdkafka::metadata::Metadata, topic: &str) -> Vec<i32> {
+    metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 //!
 //! Layout:
 //! - [`config`]: client configuration with the shared defaults and pass-through of any
-//!   librdkafka property.
+//!   librdkafka property; the partitions of a topic from metadata.
 //! - [`send`]: sending with back-off while the producer's local queue is full (blocking and
 //!   async).
 //! - [`delivery`]: [`DeliveryTracker`], the producer context that counts acknowledgements,
@@ -34,7 +34,7 @@ pub mod delivery;
 mod error;
 pub mod send;
 
-pub use config::{client_config, with_properties};
+pub use config::{client_config, partition_ids, with_properties};
 pub use delivery::{DeliveryFailure, DeliveryTracker};
 pub use error::{Error, Result};
 pub use send::{pause, pause_until, send_with_backoff, send_with_backoff_async};

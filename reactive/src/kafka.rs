@@ -132,12 +132,7 @@ async fn partitions_of(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32
     for _ in 0..60 {
         match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
             Ok(md) => {
-                let ps: Vec<i32> = md
-                    .topics()
-                    .iter()
-                    .filter(|t| t.name() == topic && t.error().is_none())
-                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                    .collect();
+                let ps = ks_kafka::partition_ids(&md, topic);
                 if !ps.is_empty() {
                     return Ok(ps);
                 }
@@ -160,6 +155,11 @@ pub fn producer(brokers: &str) -> Result<FutureProducer> {
         .map_err(Error::kafka("cannot create the producer"))
 }
 
+/// Where a consumed message came from.
+fn origin_of(m: &impl Message) -> Origin {
+    Origin::new(m.topic(), m.partition(), m.offset())
+}
+
 /// Reads the data topic into `tx` until shutdown or until `tx`'s receiver is gone.
 pub async fn read_data(
     consumer: Arc<StreamConsumer>,
@@ -174,11 +174,7 @@ pub async fn read_data(
         let item = match msg {
             Ok(m) => DataIn {
                 payload: m.payload().map(<[u8]>::to_vec),
-                origin: Origin {
-                    topic: m.topic().to_string(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                },
+                origin: origin_of(&m),
             },
             Err(e) => {
                 log::warn!("data consumer: {e}");
@@ -210,14 +206,7 @@ pub async fn read_models(
             m = consumer.recv() => m,
         };
         let (payload, origin) = match msg {
-            Ok(m) => (
-                m.payload().map(<[u8]>::to_vec),
-                Origin {
-                    topic: m.topic().to_string(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                },
-            ),
+            Ok(m) => (m.payload().map(<[u8]>::to_vec), origin_of(&m)),
             Err(e) => {
                 log::warn!("model consumer: {e}");
                 continue;
