@@ -31,8 +31,11 @@ pub enum Error {
     Fenced(String),
     #[error("the streams instance is {0}")]
     NotRunning(String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -42,6 +45,12 @@ impl Error {
             processor: processor.into(),
             reason: reason.to_string(),
         }
+    }
+
+    /// For `map_err`: an I/O error on `path`.
+    pub(crate) fn io(path: impl Into<std::path::PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
     }
 
     pub(crate) fn kafka(what: impl Into<String>) -> impl FnOnce(KafkaError) -> Error {

@@ -53,6 +53,7 @@ pub const WINE_FEATURES: [&str; 11] = [
 
 /// What went wrong turning text into a wire type.
 #[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     #[error("line {line}: expected at least 11 ';'-separated columns, found {found}")]
     TooFewColumns { line: String, found: usize },

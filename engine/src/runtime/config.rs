@@ -199,7 +199,7 @@ impl StreamsConfig {
             return Ok(id.clone());
         }
         let dir = self.state_dir.join(&self.application_id);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
         let path = dir.join("instance.id");
         if let Ok(id) = std::fs::read_to_string(&path) {
             let id = id.trim().to_string();
@@ -209,8 +209,8 @@ impl StreamsConfig {
         }
         let id = format!("{:016x}", rand::random::<u64>());
         let tmp = dir.join("instance.id.tmp");
-        std::fs::write(&tmp, &id)?;
-        std::fs::rename(&tmp, &path)?;
+        std::fs::write(&tmp, &id).map_err(Error::io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(Error::io(&path))?;
         Ok(id)
     }
 }
