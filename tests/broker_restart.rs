@@ -10,7 +10,7 @@ use common::*;
 use ks_broker::Broker;
 use std::time::Duration;
 
-const INPUTS: usize = 60_000;
+const INPUTS: usize = 100_000;
 
 fn health(server: &ServerProcess) -> Option<u16> {
     server.get("/health").map(|(status, _)| status)
@@ -49,9 +49,11 @@ fn the_server_rides_out_a_broker_stop_and_a_broker_kill() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = s.spawn_server("standard", "at_least_once", dir.path());
     assert!(wait_until(Duration::from_secs(60), || health(&server) == Some(200)));
-    server.wait_usage(INPUTS as u64 / 6, Duration::from_secs(600));
+    server.wait_usage(INPUTS as u64 / 10, Duration::from_secs(600));
     outage(&mut server, &mut broker, "stop (SIGTERM)", Broker::stop);
-    server.wait_usage(INPUTS as u64 / 2, Duration::from_secs(600));
+    // The second outage comes after the server made progress past the first.
+    let after_first = server.usage();
+    server.wait_usage(after_first + INPUTS as u64 / 10, Duration::from_secs(600));
     outage(&mut server, &mut broker, "kill (SIGKILL)", Broker::kill);
     server.wait_usage(INPUTS as u64, Duration::from_secs(600));
     let mut counts = s.count("broker_restart", "kafka");

@@ -17,6 +17,7 @@ use ks_engine::{
     StreamsConfig, StreamsState, Topology,
 };
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -69,7 +70,7 @@ fn check_exact(by_key: &BTreeMap<String, Vec<u64>>, per_key: u64) -> (usize, usi
 
 #[test]
 fn kill_9_twice_leaves_each_count_exactly_once_in_the_output() {
-    const INPUTS: usize = 20_000;
+    const INPUTS: usize = 100_000;
     let broker = ks_broker::Broker::kafka().unwrap();
     let bs = broker.bootstrap_servers().to_string();
     let started = Instant::now();
@@ -81,30 +82,47 @@ fn kill_9_twice_leaves_each_count_exactly_once_in_the_output() {
     .unwrap();
     produce_keyed(&bs, &input, 0, INPUTS);
     let dir = tempfile::tempdir().unwrap();
-    let spawn = || {
+    let spawn = |stdout: Stdio| {
         Command::new(workspace_bin("ks-wordcount"))
             .args(["--brokers", &bs, "--application-id", &app])
             .args(["--input", &input, "--output", &output])
             .args(["--guarantee", "exactly_once", "--instance-id", "wc-1"])
             .arg("--state-dir")
             .arg(dir.path())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::null())
             .spawn()
             .unwrap()
     };
     let output_len = || -> usize { committed_counts(&bs, &output).values().map(Vec::len).sum() };
-    for at in [INPUTS / 4, INPUTS * 3 / 5] {
-        let mut child = spawn();
-        assert!(wait_until(Duration::from_secs(300), || output_len() >= at));
+    // Killed mid-transaction: after a commit covering 20 000 (then 50 000) inputs, at the next
+    // progress line. ks-wordcount prints "committed t:p=o,…" per commit and "processed N".
+    for at in [20_000i64, 50_000] {
+        let mut child = spawn(Stdio::piped());
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let committed = lines.by_ref().map_while(|l| l.ok()).find_map(|l| {
+            let list = l.strip_prefix("committed ")?.to_string();
+            let total: i64 = list
+                .split(',')
+                .filter_map(|e| e.rsplit_once('=')?.1.parse::<i64>().ok())
+                .sum();
+            (total >= at).then_some(total)
+        });
+        let more = lines
+            .map_while(|l| l.ok())
+            .find(|l| l.starts_with("processed "));
         child.kill().unwrap();
         child.wait().unwrap();
         println!(
-            "killed ks-wordcount with {} committed outputs",
+            "killed ks-wordcount after a commit of {committed:?} inputs, then {more:?}; {} committed outputs",
             output_len()
         );
+        assert!(
+            committed.is_some(),
+            "ks-wordcount ended before committing {at}"
+        );
     }
-    let mut child = spawn();
+    let mut child = spawn(Stdio::null());
     assert!(wait_until(Duration::from_secs(300), || output_len() >= INPUTS));
     // A little longer: anything beyond the inputs would be a duplicate.
     std::thread::sleep(Duration::from_secs(2));

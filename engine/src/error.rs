@@ -6,6 +6,10 @@ use rdkafka::error::KafkaError;
 pub enum Error {
     #[error("invalid topology: {0}")]
     InvalidTopology(String),
+    #[error("joined topics must have the same number of partitions (co-partitioning): {}", topics.iter().map(|(t, n)| format!("{t} has {n}")).collect::<Vec<_>>().join(", "))]
+    NotCopartitioned { topics: Vec<(String, i32)> },
+    #[error("the state directory {path} is locked by another instance (one process per state.dir and application.id)")]
+    StateDirLocked { path: std::path::PathBuf },
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     #[error("processor {processor} is not connected to store {store}")]
@@ -39,6 +43,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is an error of the data (a record that cannot be deserialized, user logic
+    /// rejecting a record): the configured handler decides what happens. Anything else (store
+    /// I/O, a send or changelog failure, a misconfigured topology) fails the task, so a store
+    /// never runs ahead of its changelog silently.
+    pub fn is_data_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Deserialization { .. } | Error::Processing { .. }
+        )
+    }
+
     /// A processing failure raised by user code.
     pub fn processing(processor: impl Into<String>, reason: impl std::fmt::Display) -> Error {
         Error::Processing {

@@ -48,7 +48,8 @@ pub use processor::{
 };
 pub use record::{OutputRecord, Record, RecordMetadata};
 pub use runtime::{
-    ErrorHandling, KafkaStreams, ProcessingGuarantee, StreamsConfig, StreamsMetadata, StreamsState,
+    ErrorHandling, KafkaStreams, ProcessingGuarantee, ProductionErrorHandling, StreamsConfig,
+    StreamsMetadata, StreamsState, UncaughtExceptionHandling,
 };
 pub use test_driver::TopologyTestDriver;
 pub use topology::{GlobalReset, Subtopology, Topology, TopologyDescription};

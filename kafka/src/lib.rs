@@ -29,6 +29,9 @@
 //! # Ok::<(), ks_kafka::Error>(())
 //! ```
 
+// A new crate is held to complete docs (the workspace only warns, for the older crates).
+#![deny(missing_docs)]
+
 pub mod config;
 pub mod delivery;
 mod error;

@@ -36,6 +36,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// A new crate is held to complete docs (the workspace only warns, for the older crates).
+#![deny(missing_docs)]
+
 pub mod descriptor;
 mod error;
 pub mod failure;

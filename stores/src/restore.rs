@@ -114,79 +114,156 @@ pub fn restore(
     partition: i32,
     checkpoint: Option<i64>,
 ) -> Result<RestoreStats> {
-    let started = Instant::now();
-    let consumer: BaseConsumer<EofAwareContext> = config
-        .consumer_config()
-        .create_with_context(EofAwareContext)
-        .map_err(|e| Error::kafka("creating the restore consumer", e))?;
-    let start = match checkpoint {
-        Some(c) => Offset::Offset(c + 1),
-        None => Offset::Beginning,
-    };
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, partition, start)
-        .map_err(|e| Error::kafka(format!("assigning {topic}[{partition}]"), e))?;
-    consumer
-        .assign(&assignment)
-        .map_err(|e| Error::kafka(format!("assigning {topic}[{partition}]"), e))?;
-
-    let batch_size = config.batch_size.max(1);
-    let mut batch: Vec<ChangelogRecord> = Vec::with_capacity(batch_size.min(100_000));
-    let mut records = 0u64;
-    let mut next_offset: Option<i64> = None;
-    let mut last_progress = Instant::now();
+    let mut restorer = Restorer::start(config, topic, partition, checkpoint)?;
     loop {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                last_progress = Instant::now();
-                next_offset = Some(m.offset() + 1);
-                let Some(key) = m.key() else {
-                    log::warn!(
-                        "skipping a changelog record without key at {topic}[{partition}]@{}",
-                        m.offset()
-                    );
-                    continue;
-                };
-                batch.push((key.to_vec(), m.payload().map(<[u8]>::to_vec)));
-                if batch.len() >= batch_size {
-                    store.restore_batch(&batch)?;
-                    records += batch.len() as u64;
-                    batch.clear();
+        if let Some(stats) = restorer.step(store, Duration::from_secs(1))? {
+            return Ok(stats);
+        }
+    }
+}
+
+/// A restore done in slices: [`Restorer::step`] applies what arrives within a time budget and
+/// returns, so a caller with its own deadlines (a stream thread that must poll its group
+/// consumer within `max.poll.interval.ms`) restores between its other work.
+pub struct Restorer {
+    consumer: BaseConsumer<EofAwareContext>,
+    topic: String,
+    partition: i32,
+    checkpoint: Option<i64>,
+    batch: Vec<ChangelogRecord>,
+    batch_size: usize,
+    stall_timeout: Duration,
+    records: u64,
+    next_offset: Option<i64>,
+    started: Instant,
+    last_progress: Instant,
+}
+
+impl Restorer {
+    /// Assigns the changelog partition, from the record after `checkpoint` or the beginning.
+    pub fn start(
+        config: &RestoreConfig,
+        topic: &str,
+        partition: i32,
+        checkpoint: Option<i64>,
+    ) -> Result<Restorer> {
+        let consumer: BaseConsumer<EofAwareContext> = config
+            .consumer_config()
+            .create_with_context(EofAwareContext)
+            .map_err(|e| Error::kafka("creating the restore consumer", e))?;
+        let start = match checkpoint {
+            Some(c) => Offset::Offset(c + 1),
+            None => Offset::Beginning,
+        };
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(topic, partition, start)
+            .map_err(|e| Error::kafka(format!("assigning {topic}[{partition}]"), e))?;
+        consumer
+            .assign(&assignment)
+            .map_err(|e| Error::kafka(format!("assigning {topic}[{partition}]"), e))?;
+        let batch_size = config.batch_size.max(1);
+        Ok(Restorer {
+            consumer,
+            topic: topic.to_string(),
+            partition,
+            checkpoint,
+            batch: Vec::with_capacity(batch_size.min(100_000)),
+            batch_size,
+            stall_timeout: config.stall_timeout,
+            records: 0,
+            next_offset: None,
+            started: Instant::now(),
+            last_progress: Instant::now(),
+        })
+    }
+
+    /// Records applied so far.
+    pub fn records(&self) -> u64 {
+        self.records + self.batch.len() as u64
+    }
+
+    /// Applies what arrives within `budget` to `store`; `Some` once the end of the partition
+    /// was reached (the store is flushed then), `None` when there is more to do.
+    pub fn step(
+        &mut self,
+        store: &dyn StateStore,
+        budget: Duration,
+    ) -> Result<Option<RestoreStats>> {
+        let deadline = Instant::now() + budget;
+        let (topic, partition) = (self.topic.clone(), self.partition);
+        loop {
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            match self.consumer.poll(wait) {
+                Some(Ok(m)) => {
+                    self.last_progress = Instant::now();
+                    self.next_offset = Some(m.offset() + 1);
+                    let Some(key) = m.key() else {
+                        log::warn!(
+                            "skipping a changelog record without key at {topic}[{partition}]@{}",
+                            m.offset()
+                        );
+                        continue;
+                    };
+                    self.batch
+                        .push((key.to_vec(), m.payload().map(<[u8]>::to_vec)));
+                    if self.batch.len() >= self.batch_size {
+                        store.restore_batch(&self.batch)?;
+                        self.records += self.batch.len() as u64;
+                        self.batch.clear();
+                    }
                 }
+                Some(Err(KafkaError::PartitionEOF(_))) => return self.finish(store).map(Some),
+                Some(Err(e)) => {
+                    // Transient client errors (a broker reconnect, metadata not there yet) are
+                    // retried by librdkafka; only a stall ends the restore.
+                    log::warn!("restoring {topic}[{partition}]: {e}");
+                }
+                None => {}
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
-            Some(Err(e)) => {
-                // Transient client errors (a broker reconnect, metadata not there yet) are
-                // retried by librdkafka; only a stall ends the restore.
-                log::warn!("restoring {topic}[{partition}]: {e}");
+            if self.last_progress.elapsed() > self.stall_timeout {
+                return Err(Error::RestoreStalled {
+                    topic,
+                    partition,
+                    offset: self
+                        .next_offset
+                        .unwrap_or(self.checkpoint.map_or(0, |c| c + 1)),
+                    seconds: self.stall_timeout.as_secs(),
+                });
             }
-            None => {}
-        }
-        if last_progress.elapsed() > config.stall_timeout {
-            return Err(Error::RestoreStalled {
-                topic: topic.to_string(),
-                partition,
-                offset: next_offset.unwrap_or(checkpoint.map_or(0, |c| c + 1)),
-                seconds: config.stall_timeout.as_secs(),
-            });
+            if Instant::now() >= deadline {
+                // What was read is applied, so progress is visible between slices.
+                if !self.batch.is_empty() {
+                    store.restore_batch(&self.batch)?;
+                    self.records += self.batch.len() as u64;
+                    self.batch.clear();
+                }
+                return Ok(None);
+            }
         }
     }
-    if !batch.is_empty() {
-        store.restore_batch(&batch)?;
-        records += batch.len() as u64;
+
+    fn finish(&mut self, store: &dyn StateStore) -> Result<RestoreStats> {
+        if !self.batch.is_empty() {
+            store.restore_batch(&self.batch)?;
+            self.records += self.batch.len() as u64;
+            self.batch.clear();
+        }
+        store.flush()?;
+        let end_offset = match self.next_offset {
+            Some(o) => o,
+            // Nothing read: the consumer's position is where EOF was met.
+            None => position(&self.consumer, &self.topic, self.partition)
+                .unwrap_or(self.checkpoint.map_or(0, |c| c + 1)),
+        };
+        Ok(RestoreStats {
+            records: self.records,
+            seconds: self.started.elapsed().as_secs_f64(),
+            end_offset,
+        })
     }
-    store.flush()?;
-    let end_offset = match next_offset {
-        Some(o) => o,
-        // Nothing read: the consumer's position is where EOF was met.
-        None => position(&consumer, topic, partition).unwrap_or(checkpoint.map_or(0, |c| c + 1)),
-    };
-    Ok(RestoreStats {
-        records,
-        seconds: started.elapsed().as_secs_f64(),
-        end_offset,
-    })
 }
 
 fn position(consumer: &BaseConsumer<EofAwareContext>, topic: &str, partition: i32) -> Option<i64> {

@@ -11,7 +11,7 @@ use crate::changelog::{changelog_topic, ChangeLoggingStore, ChangelogSink};
 use crate::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use crate::file::{CompactionPolicy, FileKeyValueStore};
 use crate::memory::InMemoryKeyValueStore;
-use crate::restore::{restore, RestoreConfig, RestoreStats};
+use crate::restore::{restore, RestoreConfig, RestoreStats, Restorer};
 use crate::rocksdb::{RocksDbKeyValueStore, RocksDbShared};
 use crate::store::{read_only, KeyValueStore, ReadOnlyKeyValueStore};
 use crate::{Error, Result};
@@ -328,6 +328,19 @@ impl OpenedStore {
         };
         let after = self.restore_after(checkpoint);
         restore(self.inner.as_ref(), config, topic, self.partition, after).map(Some)
+    }
+
+    /// A restore in slices (see [`Restorer`]), `None` without logging.
+    pub fn restorer(
+        &self,
+        config: &RestoreConfig,
+        checkpoint: &Checkpoint,
+    ) -> Result<Option<Restorer>> {
+        let Some(topic) = self.changelog_topic.as_deref() else {
+            return Ok(None);
+        };
+        let after = self.restore_after(checkpoint);
+        Restorer::start(config, topic, self.partition, after).map(Some)
     }
 
     pub fn read_only(&self) -> Arc<dyn ReadOnlyKeyValueStore> {

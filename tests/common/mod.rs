@@ -261,6 +261,39 @@ impl ServerProcess {
             .unwrap_or(0)
     }
 
+    /// Records this process has taken in since it started (`ks_records_total` of /metrics).
+    pub fn records_seen(&self) -> u64 {
+        let Some((200, serde_json::Value::String(text))) = self.get("/metrics") else {
+            return 0;
+        };
+        text.lines()
+            .find_map(|l| l.strip_prefix("ks_records_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until this process has taken in `n` records.
+    pub fn wait_records_seen(&mut self, n: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.records_seen();
+            if seen >= n {
+                return seen;
+            }
+            assert!(
+                self.is_running(),
+                "ks-server exited; log:\n{}",
+                self.log_tail()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{seen} records < {n} after {timeout:?}; log:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until usage reaches `n`; fails the test with the server's log tail if the server
     /// exits or `timeout` passes.
     pub fn wait_usage(&mut self, n: u64, timeout: Duration) -> u64 {
@@ -348,11 +381,12 @@ pub fn kill_three_times(test: &str, store: &str, guarantee: &str, inputs: usize)
     s.preload(inputs);
     let dir = tempfile::tempdir().expect("a state dir");
     let n = inputs as u64;
-    for (i, at) in [n / 7, n / 2, n * 4 / 5].into_iter().enumerate() {
+    // Each incarnation is killed after taking in a different number of records.
+    for (i, at) in [n / 7, n / 5, n / 4].into_iter().enumerate() {
         let mut server = s.spawn_server(store, guarantee, dir.path());
-        let reached = server.wait_usage(at, Duration::from_secs(600));
+        let seen = server.wait_records_seen(at, Duration::from_secs(600));
         server.kill9();
-        println!("{test}: kill {} at usage {reached}", i + 1);
+        println!("{test}: kill {} after {seen} records in", i + 1);
     }
     let mut server = s.spawn_server(store, guarantee, dir.path());
     let usage = server.wait_usage(n, Duration::from_secs(600));

@@ -356,6 +356,7 @@ impl<K: 'static, V: 'static> KStream<K, V> {
             Ok(())
         });
         self.b.apply(|t| {
+            t.add_repartition_topic(&topic);
             t.add_processor(&filter, drop_keyless, &[&self.node])?
                 .add_sink(&sink, &topic, &[&filter])?
                 .add_source(&source, &[&topic])

@@ -39,6 +39,33 @@ pub enum ErrorHandling {
     DeadLetter { topic: String },
 }
 
+/// What happens to an output record the producer cannot send or the broker refuses (too
+/// large, an unknown or unauthorised topic): Kafka Streams' production exception handler.
+/// Changelog writes are never skipped: a failed one always fails the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProductionErrorHandling {
+    /// Fail the task (the default, as Kafka Streams').
+    #[default]
+    Fail,
+    /// Log it, count it in `Metrics::dropped_records` and go on.
+    Continue,
+}
+
+/// What happens when a stream thread fails (Kafka Streams' uncaught exception handler
+/// responses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UncaughtExceptionHandling {
+    /// A new stream thread takes the failed one's place (its tasks closed dirty first, so
+    /// they restart from the last commit).
+    ReplaceThread,
+    /// This instance stops and enters `Error` (the default).
+    #[default]
+    ShutdownClient,
+    /// Every instance of the application stops and enters `Error`: the request travels on
+    /// the instance metadata topic.
+    ShutdownApplication,
+}
+
 /// Settings of one streams instance.
 #[derive(Debug, Clone)]
 pub struct StreamsConfig {
@@ -63,6 +90,10 @@ pub struct StreamsConfig {
     /// sub-topology reads several (co-partitioned) topics, so their partitions stay together.
     pub assignment_strategy: Option<String>,
     pub error_handling: ErrorHandling,
+    /// `production.exception.handler`: failed sends of output records.
+    pub production_error_handling: ProductionErrorHandling,
+    /// The uncaught exception handler's response to a failed stream thread.
+    pub uncaught_exception_handling: UncaughtExceptionHandling,
     /// How often each instance republishes its metadata, and how old it may get before others
     /// forget it (3×).
     pub metadata_heartbeat: Duration,
@@ -91,6 +122,8 @@ impl StreamsConfig {
             max_poll_interval: Duration::from_secs(300),
             assignment_strategy: None,
             error_handling: ErrorHandling::LogAndFail,
+            production_error_handling: ProductionErrorHandling::Fail,
+            uncaught_exception_handling: UncaughtExceptionHandling::ShutdownClient,
             metadata_heartbeat: Duration::from_secs(2),
             replication_factor: -1,
             client_properties: Vec::new(),
@@ -150,6 +183,16 @@ impl StreamsConfig {
         self
     }
 
+    pub fn with_production_error_handling(mut self, h: ProductionErrorHandling) -> Self {
+        self.production_error_handling = h;
+        self
+    }
+
+    pub fn with_uncaught_exception_handling(mut self, h: UncaughtExceptionHandling) -> Self {
+        self.uncaught_exception_handling = h;
+        self
+    }
+
     pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.client_properties.push((key.into(), value.into()));
         self
@@ -191,6 +234,27 @@ impl StreamsConfig {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
         c
+    }
+
+    /// Locks `<state.dir>/<application.id>` for this process (an exclusive advisory lock on its
+    /// `.lock` file, released when the returned file is dropped or the process dies), so a second
+    /// instance on the same state dir fails at start instead of sharing task directories and
+    /// transactional ids.
+    pub(crate) fn lock_state_dir(&self) -> Result<std::fs::File> {
+        let dir = self.state_dir.join(&self.application_id);
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        let path = dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::StateDirLocked { path }),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::Io { path, source: e }),
+        }
     }
 
     /// The instance id: configured, or generated once and remembered in the state dir.

@@ -27,6 +27,10 @@ pub struct StreamsMetadata {
     pub topic_partitions: Vec<(String, i32)>,
     pub tasks: Vec<String>,
     pub heartbeat_ms: i64,
+    /// Set by an instance whose failed thread asks the whole application to shut down
+    /// (`UncaughtExceptionHandling::ShutdownApplication`): the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_requested: Option<String>,
 }
 
 pub(crate) fn topic_name(application_id: &str) -> String {
@@ -68,6 +72,11 @@ pub(crate) fn local(shared: &Shared) -> StreamsMetadata {
         topic_partitions,
         tasks,
         heartbeat_ms: now_ms(),
+        shutdown_requested: shared
+            .app_shutdown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone(),
     }
 }
 
@@ -124,6 +133,14 @@ pub(crate) fn run(shared: Arc<Shared>) -> Result<()> {
             };
             match m.payload().map(serde_json::from_slice::<StreamsMetadata>) {
                 Some(Ok(md)) => {
+                    let fresh = md.heartbeat_ms >= now_ms() - stale_after_ms(&shared);
+                    if let (Some(reason), true) = (&md.shutdown_requested, fresh) {
+                        log::error!("instance {key} asks the application to shut down: {reason}");
+                        shared.set_state(crate::StreamsState::Error(format!(
+                            "the application was shut down by instance {key}: {reason}"
+                        )));
+                        shared.shutdown.store(true, Ordering::SeqCst);
+                    }
                     peers.insert(key.to_string(), md);
                 }
                 Some(Err(e)) => log::warn!("ignoring malformed instance metadata for {key}: {e}"),
@@ -133,15 +150,28 @@ pub(crate) fn run(shared: Arc<Shared>) -> Result<()> {
             }
         }
     }
-    // Leaving: a tombstone, so the others forget this instance at once.
-    let _ = producer.send(BaseRecord::<String, [u8]>::to(&topic).key(&id));
+    let me = local(&shared);
+    if me.shutdown_requested.is_some() {
+        // Asking the others to shut down: the request is the last word of this instance.
+        if let Ok(json) = serde_json::to_vec(&me) {
+            let _ = producer.send(BaseRecord::to(&topic).key(&id).payload(&json));
+        }
+    } else {
+        // Leaving: a tombstone, so the others forget this instance at once.
+        let _ = producer.send(BaseRecord::<String, [u8]>::to(&topic).key(&id));
+    }
     let _ = producer.flush(Duration::from_secs(5));
     Ok(())
 }
 
+/// How old a heartbeat may be before its instance counts as gone.
+fn stale_after_ms(shared: &Shared) -> i64 {
+    3 * shared.config.metadata_heartbeat.as_millis() as i64 + 1000
+}
+
 /// Everyone whose heartbeat is fresh, sorted by instance id.
 pub(crate) fn all(shared: &Shared) -> Vec<StreamsMetadata> {
-    let horizon = now_ms() - 3 * shared.config.metadata_heartbeat.as_millis() as i64 - 1000;
+    let horizon = now_ms() - stale_after_ms(shared);
     let mut out: Vec<StreamsMetadata> = shared
         .peers
         .read()

@@ -7,10 +7,15 @@ pub mod config;
 mod global_thread;
 pub mod metadata;
 mod producer;
+mod state_manager;
 pub(crate) mod stream_thread;
+mod topics;
 mod txn_store;
 
-pub use config::{ErrorHandling, ProcessingGuarantee, StreamsConfig};
+pub use config::{
+    ErrorHandling, ProcessingGuarantee, ProductionErrorHandling, StreamsConfig,
+    UncaughtExceptionHandling,
+};
 pub use metadata::StreamsMetadata;
 
 use crate::task::GlobalStores;
@@ -20,7 +25,7 @@ use ks_stores::{KeyValueStore, ReadOnlyKeyValueStore, Visitor};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,6 +35,10 @@ pub(crate) use ks_kafka::now_ms;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamsState {
     Created,
+    /// Started, and some stream thread is joining the group, between a revoke and its next
+    /// assignment, or restoring its tasks' stores.
+    Rebalancing,
+    /// Every stream thread has its assigned tasks open and restored.
     Running,
     PendingShutdown,
     NotRunning,
@@ -45,6 +54,13 @@ pub struct Metrics {
     pub commits: AtomicU64,
     /// Rebalances this instance's threads took part in (assignment callbacks, empty ones too).
     pub rebalances: AtomicU64,
+    /// Changelog records restored into this instance's stores since it started.
+    pub restored_records: AtomicU64,
+    /// Stream threads started in place of failed ones (`UncaughtExceptionHandling::ReplaceThread`).
+    pub replaced_threads: AtomicU64,
+    /// Output records dropped by the production handler (`ProductionErrorHandling::Continue`).
+    /// (Shared with the stream threads' producers, which count them.)
+    pub dropped_records: Arc<AtomicU64>,
     /// Records waiting in each stream thread's assigned partitions, from librdkafka's
     /// statistics (fetch-response high watermarks, not the local broker's wrong ListOffsets).
     lag_by_thread: Mutex<HashMap<String, u64>>,
@@ -95,7 +111,8 @@ pub(crate) struct Shared {
     pub topology: Topology,
     pub subtopologies: Vec<Subtopology>,
     pub instance_id: String,
-    pub partition_counts: HashMap<String, i32>,
+    /// Partition counts of every topic, known once `start()` has created the internal ones.
+    pub partition_counts: std::sync::OnceLock<HashMap<String, i32>>,
     pub shutdown: AtomicBool,
     pub metrics: Metrics,
     globals: RwLock<GlobalStores>,
@@ -104,7 +121,13 @@ pub(crate) struct Shared {
     pub peers: RwLock<HashMap<String, StreamsMetadata>>,
     pub metadata_dirty: AtomicBool,
     state: Mutex<StreamsState>,
+    state_listener: Mutex<Option<StateListener>>,
+    /// Set when a failed thread asks every instance of the application to shut down.
+    pub(crate) app_shutdown: Mutex<Option<String>>,
+    threads_ready: Mutex<HashMap<String, bool>>,
     committed: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Held until `close()`: see [`StreamsConfig::lock_state_dir`].
+    state_dir_lock: Mutex<Option<std::fs::File>>,
 }
 
 impl Shared {
@@ -153,14 +176,57 @@ impl Shared {
     }
 
     fn set_state(&self, s: StreamsState) {
-        if let Ok(mut st) = self.state.lock() {
+        let changed = {
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             // An error stays visible until the instance is closed.
-            if !matches!(*st, StreamsState::Error(_)) || s == StreamsState::NotRunning {
-                *st = s;
+            if (!matches!(*st, StreamsState::Error(_)) || s == StreamsState::NotRunning) && *st != s
+            {
+                Some(std::mem::replace(&mut *st, s.clone()))
+            } else {
+                None
+            }
+        };
+        if let Some(old) = changed {
+            let listener = self
+                .state_listener
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(listener) = listener {
+                listener(&s, &old);
             }
         }
     }
+
+    /// A stream thread is ready (its assigned tasks are open and restored) or not (it is
+    /// joining, between a revoke and the next assignment, or restoring). The instance is
+    /// `Running` while every stream thread is ready and `Rebalancing` otherwise.
+    pub(crate) fn set_thread_ready(&self, thread: &str, ready: bool) {
+        let all_ready = {
+            let mut r = self
+                .threads_ready
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            r.insert(thread.to_string(), ready);
+            r.len() == self.config.num_stream_threads && r.values().all(|v| *v)
+        };
+        let current = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if matches!(current, StreamsState::Running | StreamsState::Rebalancing) {
+            self.set_state(if all_ready {
+                StreamsState::Running
+            } else {
+                StreamsState::Rebalancing
+            });
+        }
+    }
 }
+
+/// Called with `(new, old)` on every state change.
+pub type StateListener = Arc<dyn Fn(&StreamsState, &StreamsState) + Send + Sync>;
 
 /// A running streams application instance.
 pub struct KafkaStreams {
@@ -172,6 +238,9 @@ impl KafkaStreams {
     pub fn new(topology: Topology, config: StreamsConfig) -> Result<KafkaStreams> {
         config.validate()?;
         topology.validate()?;
+        // Internal topics are named for the application from here on.
+        let topology = topology.scoped(&config.application_id);
+        let state_dir_lock = config.lock_state_dir()?;
         let instance_id = config.resolve_instance_id()?;
         let subtopologies = topology.subtopologies();
         Ok(KafkaStreams {
@@ -180,7 +249,7 @@ impl KafkaStreams {
                 topology,
                 subtopologies,
                 instance_id,
-                partition_counts: HashMap::new(),
+                partition_counts: std::sync::OnceLock::new(),
                 shutdown: AtomicBool::new(false),
                 metrics: Metrics::default(),
                 globals: RwLock::new(Arc::new(HashMap::new())),
@@ -189,7 +258,11 @@ impl KafkaStreams {
                 peers: RwLock::new(HashMap::new()),
                 metadata_dirty: AtomicBool::new(true),
                 state: Mutex::new(StreamsState::Created),
+                state_listener: Mutex::new(None),
+                app_shutdown: Mutex::new(None),
+                threads_ready: Mutex::new(HashMap::new()),
                 committed: Mutex::new(BTreeMap::new()),
+                state_dir_lock: Mutex::new(Some(state_dir_lock)),
             }),
             threads: Vec::new(),
         })
@@ -203,87 +276,11 @@ impl KafkaStreams {
         }
         let counts = admin::partition_counts(&self.shared.config)?;
         let cfg = &self.shared.config;
-        let mut internal = vec![admin::TopicSpec {
-            name: metadata::topic_name(&cfg.application_id),
-            partitions: 1,
-            compacted: true,
-        }];
-        // Repartition topics: written by one sub-topology's sink and read by another's
-        // source. They are the application's own, created like changelogs, with as many
-        // partitions as its largest input topic.
-        let sinks = self.shared.topology.sink_topics();
-        let repartition: Vec<String> = self
-            .shared
-            .topology
-            .source_topics()
-            .into_iter()
-            .filter(|t| sinks.contains(t) && !counts.contains_key(t))
-            .collect();
-        let widest = self
-            .shared
-            .topology
-            .source_topics()
-            .iter()
-            .filter_map(|t| counts.get(t).copied())
-            .max()
-            .unwrap_or(1);
-        let counts_with = |t: &str| -> Option<i32> {
-            counts
-                .get(t)
-                .copied()
-                .or_else(|| repartition.iter().any(|r| r == t).then_some(widest))
-        };
-        for t in &repartition {
-            internal.push(admin::TopicSpec {
-                name: t.clone(),
-                partitions: widest,
-                compacted: false,
-            });
-        }
-        for sub in &self.shared.subtopologies {
-            let mut n = 0;
-            for t in &sub.source_topics {
-                n = n.max(counts_with(t).ok_or_else(|| {
-                    Error::InvalidTopology(format!("source topic {t} does not exist"))
-                })?);
-            }
-            for store in &sub.stores {
-                let logged = self
-                    .shared
-                    .topology
-                    .store_specs()
-                    .iter()
-                    .any(|s| &s.name == store && s.logging);
-                if logged {
-                    internal.push(admin::TopicSpec {
-                        name: ks_stores::changelog_topic(&cfg.application_id, store),
-                        partitions: n,
-                        compacted: true,
-                    });
-                }
-            }
-        }
-        for g in self.shared.topology.global_topics() {
-            if !counts.contains_key(&g) {
-                return Err(Error::InvalidTopology(format!(
-                    "global topic {g} does not exist"
-                )));
-            }
-        }
-        if let ErrorHandling::DeadLetter { topic } = &cfg.error_handling {
-            if !counts.contains_key(topic) {
-                internal.push(admin::TopicSpec {
-                    name: topic.clone(),
-                    partitions: 1,
-                    compacted: false,
-                });
-            }
-        }
+        let internal = topics::plan(&self.shared.topology, cfg, &counts)?;
         admin::ensure_topics(cfg, &internal)?;
         let counts = admin::partition_counts(cfg)?;
-        match Arc::get_mut(&mut self.shared) {
-            Some(s) => s.partition_counts = counts,
-            None => return Err(Error::NotRunning("shared state in use before start".into())),
+        if self.shared.partition_counts.set(counts).is_err() {
+            return Err(Error::NotRunning("already started".into()));
         }
 
         let globals = global_thread::open(&self.shared)?;
@@ -295,33 +292,54 @@ impl KafkaStreams {
         if let Ok(mut g) = self.shared.globals.write() {
             *g = Arc::new(views);
         }
-        self.shared.set_state(StreamsState::Running);
+        // Running once every stream thread has its tasks open and restored.
+        self.shared.set_state(StreamsState::Rebalancing);
         let shared = self.shared.clone();
-        self.threads
-            .push(spawn("metadata", shared.clone(), move || {
-                metadata::run(shared)
-            }));
+        let metadata = spawn("metadata", shared.clone(), move || metadata::run(shared));
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = self.shared.clone();
-        self.threads.push(spawn("global", shared.clone(), move || {
-            global_thread::run(shared, globals, tx)
-        }));
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                let state = self.state();
-                return Err(Error::NotRunning(format!(
-                    "global stores did not bootstrap ({state:?})"
-                )));
+        let global = metadata.and_then(|m| {
+            self.threads.push(m);
+            spawn("global", shared.clone(), move || {
+                global_thread::run(shared, globals, tx)
+            })
+        });
+        let bootstrapped = match global {
+            Err(e) => Err(e),
+            Ok(g) => {
+                self.threads.push(g);
+                match rx.recv_timeout(Duration::from_secs(120)) {
+                    Ok(result) => result,
+                    Err(_) => Err(Error::NotRunning(format!(
+                        "global stores did not bootstrap ({:?})",
+                        self.state()
+                    ))),
+                }
             }
+        };
+        let bootstrapped = match bootstrapped {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = bootstrapped {
+            // A failed start leaves nothing running.
+            self.stop_threads();
+            self.shared.set_state(StreamsState::Error(e.to_string()));
+            return Err(e);
         }
         for i in 0..self.shared.config.num_stream_threads {
             let shared = self.shared.clone();
-            self.threads
-                .push(spawn(&format!("stream-{i}"), shared.clone(), move || {
-                    stream_thread::run(shared, i)
-                }));
+            let spawned = spawn(&format!("stream-{i}"), shared.clone(), move || {
+                run_stream_thread(&shared, i)
+            });
+            match spawned {
+                Ok(handle) => self.threads.push(handle),
+                Err(e) => {
+                    self.stop_threads();
+                    self.shared.set_state(StreamsState::Error(e.to_string()));
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }
@@ -332,6 +350,19 @@ impl KafkaStreams {
             .lock()
             .map(|s| s.clone())
             .unwrap_or(StreamsState::Error("state lock poisoned".into()))
+    }
+
+    /// Calls `listener(new, old)` on every state change from now on (Kafka Streams'
+    /// `setStateListener`). Set it before `start()` to see every transition.
+    pub fn set_state_listener(
+        &self,
+        listener: impl Fn(&StreamsState, &StreamsState) + Send + Sync + 'static,
+    ) {
+        *self
+            .shared
+            .state_listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(listener));
     }
 
     pub fn instance_id(&self) -> &str {
@@ -431,7 +462,7 @@ impl KafkaStreams {
             .iter()
             .find(|s| s.stores.iter().any(|n| n == store))?;
         let topic = sub.source_topics.first()?;
-        let n = *self.shared.partition_counts.get(topic)?;
+        let n = *self.shared.partition_counts.get()?.get(topic)?;
         let partition = admin::partition_for_key(key, n);
         self.all_metadata().into_iter().find(|m| {
             m.topic_partitions
@@ -441,15 +472,26 @@ impl KafkaStreams {
     }
 
     /// Stops every thread: tasks commit, checkpoint and close, the group is left.
-    pub fn close(&mut self) -> Result<()> {
-        self.shared.set_state(StreamsState::PendingShutdown);
+    fn stop_threads(&mut self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         for t in self.threads.drain(..) {
-            let _ = t.join();
+            if t.join().is_err() {
+                log::error!("a ks thread panicked");
+            }
         }
+    }
+
+    pub fn close(&mut self) -> Result<()> {
+        self.shared.set_state(StreamsState::PendingShutdown);
+        self.stop_threads();
         let failed = matches!(self.state(), StreamsState::Error(_));
         let state = self.state();
         self.shared.set_state(StreamsState::NotRunning);
+        // Another instance may use the state directory from now on.
+        match self.shared.state_dir_lock.lock() {
+            Ok(mut lock) => drop(lock.take()),
+            Err(poisoned) => drop(poisoned.into_inner().take()),
+        }
         if failed {
             if let StreamsState::Error(e) = state {
                 return Err(Error::NotRunning(format!("a thread had failed: {e}")));
@@ -467,13 +509,45 @@ impl Drop for KafkaStreams {
     }
 }
 
+/// A stream thread under the uncaught exception handler: replaced while the handler says so,
+/// otherwise its failure stops this instance (or, asked for, the whole application).
+fn run_stream_thread(shared: &Arc<Shared>, index: usize) -> Result<()> {
+    loop {
+        let Err(e) = stream_thread::run(shared.clone(), index) else {
+            return Ok(());
+        };
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return Err(e);
+        }
+        match shared.config.uncaught_exception_handling {
+            UncaughtExceptionHandling::ReplaceThread => {
+                log::error!("stream thread {} failed, replacing it: {e}", index + 1);
+                shared
+                    .metrics
+                    .replaced_threads
+                    .fetch_add(1, Ordering::Relaxed);
+                shared.set_thread_ready(&stream_thread::thread_name(shared, index), false);
+            }
+            UncaughtExceptionHandling::ShutdownClient => return Err(e),
+            UncaughtExceptionHandling::ShutdownApplication => {
+                *shared
+                    .app_shutdown
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                shared.metadata_dirty.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+    }
+}
+
 fn spawn(
     name: &str,
     shared: Arc<Shared>,
     body: impl FnOnce() -> Result<()> + Send + 'static,
-) -> JoinHandle<()> {
+) -> Result<JoinHandle<()>> {
     let label = name.to_string();
-    let spawned = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name(format!("ks-{name}"))
         .spawn(move || {
             if let Err(e) = body() {
@@ -482,14 +556,8 @@ fn spawn(
                 // One failed thread stops the instance, as Kafka Streams' default handler does.
                 shared.shutdown.store(true, Ordering::SeqCst);
             }
-        });
-    match spawned {
-        Ok(h) => h,
-        Err(e) => {
-            log::error!("cannot spawn thread {name}: {e}");
-            std::thread::spawn(|| {})
-        }
-    }
+        })
+        .map_err(|e| Error::NotRunning(format!("cannot start the {name} thread: {e}")))
 }
 
 /// A read-only view of one store name over every task of this instance.

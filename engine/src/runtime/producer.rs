@@ -3,23 +3,96 @@
 //! under exactly-once, and one flush acknowledges both under at-least-once.
 
 use crate::record::OutputRecord;
-use crate::runtime::config::StreamsConfig;
+use crate::runtime::config::{ProductionErrorHandling, StreamsConfig};
 use crate::task::RecordCollector;
 use crate::{Error, Result};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use std::collections::HashMap;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Delivery accounting (ks-kafka's tracker): the highest acknowledged offset per partition (for
-/// checkpoints) and the first failure (which fails the next commit).
-pub use ks_kafka::DeliveryTracker as Deliveries;
+/// Delivery accounting: the highest acknowledged offset per partition (for checkpoints) and the
+/// first failure (which fails the next commit).
+#[derive(Default)]
+pub struct Deliveries {
+    acked: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Failed deliveries of changelog records: always fatal.
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    /// Failed deliveries of output records: fatal unless the production handler continues.
+    failed_output: AtomicU64,
+    first_output_error: Mutex<Option<String>>,
+    /// Told at every statistics report whether a broker connection is up. The producer's
+    /// reports come from its own polling thread, so they keep coming while the stream thread
+    /// waits in a flush for a broker that is away.
+    on_broker_state: Option<BrokerStateHook>,
+}
+
+/// Called with `true` when the client has a broker connection up, `false` when none is.
+pub type BrokerStateHook = Box<dyn Fn(bool) + Send + Sync>;
+
+impl ClientContext for Deliveries {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(hook) = &self.on_broker_state {
+            hook(broker_up(&statistics));
+        }
+    }
+}
+
+/// Whether librdkafka reports any (non-bootstrap) broker connection as up.
+pub(crate) fn broker_up(statistics: &rdkafka::Statistics) -> bool {
+    statistics
+        .brokers
+        .values()
+        .any(|b| b.nodeid >= 0 && b.state == "UP")
+}
+
+/// What a record is, carried through librdkafka as its delivery opaque: an output record
+/// (subject to the production handler) or one that must not be lost (changelog, dead letter).
+const OUTPUT: usize = 0;
+const CHANGELOG: usize = 1;
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, kind: usize) {
+        match result {
+            Ok(m) => {
+                if let Ok(mut acked) = self.acked.lock() {
+                    let e = acked
+                        .entry((m.topic().to_string(), m.partition()))
+                        .or_insert(-1);
+                    *e = (*e).max(m.offset());
+                }
+            }
+            Err((e, m)) => {
+                let (count, first) = if kind == CHANGELOG {
+                    (&self.failed, &self.first_error)
+                } else {
+                    (&self.failed_output, &self.first_output_error)
+                };
+                count.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = first.lock() {
+                    first.get_or_insert_with(|| format!("{} (topic {})", e, m.topic()));
+                }
+            }
+        }
+    }
+}
 
 /// The producer handle of one stream thread.
 pub struct StreamProducer {
     producer: ThreadedProducer<Deliveries>,
+    /// Records handed to librdkafka since the last flush: a commit with nothing processed
+    /// still flushes what punctuations and closing processors sent.
+    unflushed: AtomicU64,
+    production: ProductionErrorHandling,
+    /// Output records dropped by the production handler (the instance's metric).
+    dropped: Arc<AtomicU64>,
     partitions: Mutex<HashMap<String, i32>>,
     transactional: bool,
 }
@@ -28,8 +101,13 @@ impl StreamProducer {
     pub fn new(
         config: &StreamsConfig,
         transactional_id: Option<&str>,
+        on_broker_state: Option<BrokerStateHook>,
+        dropped: Arc<AtomicU64>,
     ) -> Result<Arc<StreamProducer>> {
         let mut c = config.base_client();
+        if on_broker_state.is_some() {
+            c.set("statistics.interval.ms", "1000");
+        }
         // Kafka Streams' delivery.timeout.ms (120 s): a broker that is away for a while (a
         // restart, a leader election) delays delivery instead of failing the thread.
         c.set("partitioner", "murmur2_random")
@@ -51,9 +129,12 @@ impl StreamProducer {
         for (k, v) in &config.client_properties {
             c.set(k, v);
         }
-        let producer: ThreadedProducer<Deliveries> =
-            c.create_with_context(Deliveries::default())
-                .map_err(Error::kafka("creating the producer"))?;
+        let producer: ThreadedProducer<Deliveries> = c
+            .create_with_context(Deliveries {
+                on_broker_state,
+                ..Deliveries::default()
+            })
+            .map_err(Error::kafka("creating the producer"))?;
         if transactional_id.is_some() {
             producer
                 .init_transactions(Duration::from_secs(30))
@@ -61,17 +142,61 @@ impl StreamProducer {
         }
         Ok(Arc::new(StreamProducer {
             producer,
+            unflushed: AtomicU64::new(0),
+            production: config.production_error_handling,
+            dropped,
             partitions: Mutex::new(HashMap::new()),
             transactional: transactional_id.is_some(),
         }))
+    }
+
+    /// Whether records were sent since the last flush.
+    pub fn has_unflushed(&self) -> bool {
+        self.unflushed.load(Ordering::Relaxed) > 0
     }
 
     pub fn is_transactional(&self) -> bool {
         self.transactional
     }
 
-    pub fn send_raw(
+    /// Sends an output record (a sink's, or a dead letter). A send the producer refuses goes
+    /// to the production handler.
+    pub fn send_output(&self, out: &OutputRecord) -> Result<()> {
+        match self.send_raw(
+            OUTPUT,
+            &out.topic,
+            out.partition,
+            out.record.key.as_deref(),
+            out.record.value.as_deref(),
+            Some(out.record.timestamp),
+            &out.record.headers,
+        ) {
+            Err(e) if self.production == ProductionErrorHandling::Continue => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                log::warn!("dropping a record for {}: {e}", out.topic);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Sends a dead letter: like a changelog write it is never dropped, a failure fails the task
+    /// (the record it stands for is not processed otherwise).
+    pub fn send_dead_letter(
         &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: Option<i64>,
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<()> {
+        self.send_raw(CHANGELOG, topic, None, key, value, timestamp, headers)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_raw(
+        &self,
+        kind: usize,
         topic: &str,
         partition: Option<i32>,
         key: Option<&[u8]>,
@@ -80,7 +205,7 @@ impl StreamProducer {
         headers: &[(String, Vec<u8>)],
     ) -> Result<()> {
         {
-            let mut rec = BaseRecord::<[u8], [u8]>::to(topic);
+            let mut rec = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, kind);
             if let Some(p) = partition {
                 rec = rec.partition(p);
             }
@@ -109,7 +234,9 @@ impl StreamProducer {
                 |r| self.producer.send(r),
                 ks_kafka::pause(Duration::from_millis(2)),
             )
-            .map_err(Error::kafka(format!("producing to {topic}")))
+            .map_err(Error::kafka(format!("producing to {topic}")))?;
+            self.unflushed.fetch_add(1, Ordering::Relaxed);
+            Ok(())
         }
     }
 
@@ -118,9 +245,36 @@ impl StreamProducer {
         self.producer
             .flush(timeout)
             .map_err(Error::kafka("flushing the producer"))?;
-        let (failed, first) = self.producer.context().take_failures();
-        if failed > 0 {
-            let first = first.map(|f| f.to_string()).unwrap_or_default();
+        self.unflushed.store(0, Ordering::Relaxed);
+        let ctx = self.producer.context();
+        let failed_output = ctx.failed_output.swap(0, Ordering::SeqCst);
+        let first_output = ctx
+            .first_output_error
+            .lock()
+            .ok()
+            .and_then(|mut f| f.take())
+            .unwrap_or_default();
+        if failed_output > 0 {
+            if self.production == ProductionErrorHandling::Continue {
+                self.dropped.fetch_add(failed_output, Ordering::Relaxed);
+                log::warn!(
+                    "{failed_output} output record(s) not delivered, dropped: {first_output}"
+                );
+            } else {
+                return Err(Error::kafka(format!(
+                    "an output record was not delivered: {first_output}"
+                ))(KafkaError::Flush(
+                    RDKafkaErrorCode::MessageTimedOut,
+                )));
+            }
+        }
+        if ctx.failed.swap(0, Ordering::SeqCst) > 0 {
+            let first = ctx
+                .first_error
+                .lock()
+                .ok()
+                .and_then(|mut f| f.take())
+                .unwrap_or_default();
             return Err(
                 Error::kafka(format!("a record was not delivered: {first}"))(KafkaError::Flush(
                     RDKafkaErrorCode::MessageTimedOut,
@@ -132,7 +286,12 @@ impl StreamProducer {
 
     /// The highest acknowledged offset of `topic[partition]`, if any record was acknowledged.
     pub fn acked_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.producer.context().acked_offset(topic, partition)
+        self.producer
+            .context()
+            .acked
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&(topic.to_string(), partition)).copied())
     }
 
     pub fn begin(&self) -> Result<()> {
@@ -162,8 +321,10 @@ impl StreamProducer {
         self.producer
             .abort_transaction(Duration::from_secs(30))
             .map_err(fenced_or("aborting the transaction"))?;
-        // Failures of the aborted transaction's records fail nothing more.
-        let _ = self.producer.context().take_failures();
+        let ctx = self.producer.context();
+        ctx.failed.store(0, Ordering::SeqCst);
+        ctx.failed_output.store(0, Ordering::SeqCst);
+        self.unflushed.store(0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -218,14 +379,7 @@ pub struct ProducerCollector<'a>(pub &'a StreamProducer);
 
 impl RecordCollector for ProducerCollector<'_> {
     fn send(&mut self, out: OutputRecord) -> Result<()> {
-        self.0.send_raw(
-            &out.topic,
-            out.partition,
-            out.record.key.as_deref(),
-            out.record.value.as_deref(),
-            Some(out.record.timestamp),
-            &out.record.headers,
-        )
+        self.0.send_output(&out)
     }
 
     fn num_partitions(&mut self, topic: &str) -> Result<i32> {
@@ -245,7 +399,15 @@ impl ks_stores::ChangelogSink for ProducerChangelogSink {
         value: Option<&[u8]>,
     ) -> ks_stores::Result<()> {
         self.0
-            .send_raw(topic, Some(partition), Some(key), value, None, &[])
+            .send_raw(
+                CHANGELOG,
+                topic,
+                Some(partition),
+                Some(key),
+                value,
+                None,
+                &[],
+            )
             .map_err(|e| ks_stores::Error::ChangelogSend {
                 topic: topic.to_string(),
                 partition,

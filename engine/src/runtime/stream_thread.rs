@@ -8,37 +8,18 @@
 use crate::record::{Record, RecordMetadata};
 use crate::runtime::config::{ErrorHandling, ProcessingGuarantee};
 use crate::runtime::producer::{ProducerChangelogSink, ProducerCollector, StreamProducer};
-use crate::runtime::txn_store::TxnBufferStore;
+use crate::runtime::state_manager::{self, RestoringTask, TaskState};
 use crate::runtime::{now_ms, Shared, TaskEntry};
-use crate::task::{task_id, Task};
+use crate::task::task_id;
 use crate::{Error, Result};
-use ks_stores::{
-    ChangeLoggingStore, ChangelogSink, Checkpoint, KeyValueStore, RestoreConfig, StateStore,
-    StoreContext,
-};
+use ks_stores::{ChangelogSink, StateStore};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A task's store: its changelog topic, the store as processors write it, and under
-/// exactly-once the transaction buffer in front of it.
-type TaskStore = (
-    Option<String>,
-    Arc<dyn KeyValueStore>,
-    Option<Arc<TxnBufferStore>>,
-);
-
-struct TaskState {
-    task: Task,
-    store_ctx: StoreContext,
-    stores: Vec<TaskStore>,
-    checkpoint: Checkpoint,
-    partitions: Vec<(String, i32)>,
-}
 
 struct Core {
     shared: Arc<Shared>,
@@ -46,6 +27,13 @@ struct Core {
     producer: Arc<StreamProducer>,
     sink: Arc<dyn ChangelogSink>,
     tasks: BTreeMap<String, TaskState>,
+    /// Tasks whose stores are being restored, between polls (see `state_manager`); their
+    /// partitions are paused until they are caught up.
+    restoring: BTreeMap<String, RestoringTask>,
+    /// Tasks committed and set aside by an eager revoke (every partition is revoked at each
+    /// rebalance under the range assignor): resumed as they are if the next assignment gives
+    /// their partitions back, closed otherwise, so a task that stays is never restored again.
+    suspended: BTreeMap<String, TaskState>,
     /// The input partitions this thread holds: their task and the next offset to commit.
     /// A handful per thread, so a vector searched by `&str` beats hashing a cloned topic
     /// name per record.
@@ -76,13 +64,8 @@ impl ClientContext for StreamContext {
             .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
             .map(|p| p.consumer_lag)
             .sum();
-        let broker_up = statistics
-            .brokers
-            .values()
-            .any(|b| b.nodeid >= 0 && b.state == "UP");
         if let Ok(core) = self.core.try_lock() {
             core.shared.metrics.set_lag(&core.name, lag.max(0) as u64);
-            core.shared.metrics.set_broker_up(&core.name, broker_up);
         }
     }
 }
@@ -95,25 +78,47 @@ impl ConsumerContext for StreamContext {
         let Ok(mut core) = self.core.lock() else {
             return;
         };
+        core.shared.set_thread_ready(&core.name, false);
         let revoked: Vec<(String, i32)> = tpl
             .elements()
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
-        log::info!("{}: partitions revoked: {revoked:?}", core.name);
-        if let Err(e) = core.revoke(consumer, &revoked) {
+        // Lost (the session expired, the generation is stale): the partitions may already be
+        // someone else's, so nothing is committed for them.
+        let lost = consumer.assignment_lost();
+        log::info!(
+            "{}: partitions {}: {revoked:?}",
+            core.name,
+            if lost { "lost" } else { "revoked" }
+        );
+        // Under exactly-once a closing processor's store writes belong to a transaction, so a
+        // revoked task closes within the revoke's commit as before instead of being suspended.
+        let eager = matches!(
+            consumer.rebalance_protocol(),
+            rdkafka::consumer::RebalanceProtocol::Eager
+        ) && !core.producer.is_transactional();
+        let result = if lost {
+            core.lose(&revoked)
+        } else if eager {
+            core.suspend(consumer, &revoked)
+        } else {
+            core.revoke(consumer, &revoked)
+        };
+        if let Err(e) = result {
             log::error!("{}: revoking partitions failed: {e}", core.name);
             core.failure.get_or_insert(e);
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Assign(tpl) = rebalance else {
             return;
         };
         let Ok(mut core) = self.core.lock() else {
             return;
         };
+        core.shared.set_thread_ready(&core.name, false);
         let assigned: Vec<(String, i32)> = tpl
             .elements()
             .iter()
@@ -124,9 +129,15 @@ impl ConsumerContext for StreamContext {
             .metrics
             .rebalances
             .fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = core.assign(&assigned) {
-            log::error!("{}: opening tasks failed: {e}", core.name);
-            core.failure.get_or_insert(e);
+        match core.assign(consumer, &assigned) {
+            Ok(()) => {
+                let ready = core.restoring.is_empty();
+                core.shared.set_thread_ready(&core.name, ready);
+            }
+            Err(e) => {
+                log::error!("{}: opening tasks failed: {e}", core.name);
+                core.failure.get_or_insert(e);
+            }
         }
     }
 }
@@ -136,7 +147,12 @@ fn eos(shared: &Shared) -> bool {
 }
 
 impl Core {
-    fn assign(&mut self, assigned: &[(String, i32)]) -> Result<()> {
+    fn assign(
+        &mut self,
+        consumer: &BaseConsumer<StreamContext>,
+        assigned: &[(String, i32)],
+    ) -> Result<()> {
+        let mut paused = TopicPartitionList::new();
         for (topic, partition) in assigned {
             let Some(sub) = self
                 .shared
@@ -160,122 +176,156 @@ impl Core {
                     consumed: None,
                 });
             }
+            if let Some(t) = self.suspended.remove(&id) {
+                log::info!(
+                    "{}: task {id} resumed (kept across the rebalance)",
+                    self.name
+                );
+                self.tasks.insert(id.clone(), t);
+            }
+            let tp = (topic.clone(), *partition);
             if let Some(t) = self.tasks.get_mut(&id) {
-                if !t.partitions.contains(&(topic.clone(), *partition)) {
-                    t.partitions.push((topic.clone(), *partition));
+                if !t.partitions.contains(&tp) {
+                    t.partitions.push(tp);
                 }
                 continue;
             }
-            let started = Instant::now();
-            let state = self.open_task(&sub, *partition, &id)?;
-            log::info!(
-                "{}: task {id} ready (stores restored) in {} ms",
-                self.name,
-                started.elapsed().as_millis()
-            );
-            let mut state = state;
-            state.partitions.push((topic.clone(), *partition));
-            self.tasks.insert(id, state);
+            if !self.restoring.contains_key(&id) {
+                let opened = state_manager::open(&self.shared, &self.sink, &sub, *partition, &id)?;
+                self.restoring.insert(id.clone(), opened);
+            }
+            if let Some(r) = self.restoring.get_mut(&id) {
+                if !r.partitions.contains(&tp) {
+                    r.partitions.push(tp);
+                }
+            }
+            paused.add_partition(topic, *partition);
         }
+        // Nothing of a restoring task is fetched until its stores are caught up.
+        if paused.count() > 0 {
+            consumer
+                .pause(&paused)
+                .map_err(Error::kafka("pausing restoring partitions"))?;
+        }
+        // Suspended tasks whose partitions went elsewhere close now.
+        self.close_suspended()?;
         self.publish_tasks();
         Ok(())
     }
 
-    fn open_task(
+    /// An eager revoke: everything processed so far is committed, then the revoked tasks are
+    /// set aside open (see `suspended`) until the assignment that follows.
+    fn suspend(
         &mut self,
-        sub: &crate::topology::Subtopology,
-        partition: i32,
-        id: &str,
-    ) -> Result<TaskState> {
-        let shared = self.shared.clone();
-        let cfg = &shared.config;
-        let store_ctx = StoreContext::new(&cfg.state_dir, &cfg.application_id, id, partition);
-        let checkpoint_path = store_ctx.checkpoint_path()?;
-        let mut checkpoint = Checkpoint::read(&checkpoint_path)?;
-        let mut restore_cfg = RestoreConfig::new(&cfg.bootstrap_servers);
-        for (k, v) in &cfg.client_properties {
-            restore_cfg = restore_cfg.with_property(k, v);
-        }
-        if eos(&shared) {
-            restore_cfg = restore_cfg.with_property("isolation.level", "read_committed");
-        }
-        let mut stores = Vec::new();
-        let mut by_name: HashMap<String, Arc<dyn KeyValueStore>> = HashMap::new();
-        for name in &sub.stores {
-            let spec = shared
-                .topology
-                .store_specs()
-                .iter()
-                .find(|s| &s.name == name)
-                .ok_or_else(|| Error::UnknownStore(name.clone()))?;
-            let opened = spec.open(&store_ctx, Some(self.sink.clone()))?;
-            if let Some(stats) = opened.restore(&restore_cfg, &checkpoint)? {
-                if let (Some(topic), Some(offset)) =
-                    (&opened.changelog_topic, stats.checkpoint_offset())
-                {
-                    checkpoint.set(topic.clone(), partition, offset);
-                }
-                log::info!(
-                    "{}: restored {} records of {name} for task {id} ({:.0} records/s)",
-                    self.name,
-                    stats.records,
-                    stats.records_per_second()
-                );
+        consumer: &BaseConsumer<StreamContext>,
+        revoked: &[(String, i32)],
+    ) -> Result<()> {
+        self.abandon_restoring(revoked);
+        self.commit(consumer)?;
+        let ids: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.partitions.iter().any(|p| revoked.contains(p)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            if let Some(mut t) = self.tasks.remove(&id) {
+                t.partitions.clear();
+                self.suspended.insert(id, t);
             }
-            let (written, txn): (Arc<dyn KeyValueStore>, Option<Arc<TxnBufferStore>>) =
-                if eos(&shared) {
-                    let txn = Arc::new(TxnBufferStore::new(opened.inner.clone()));
-                    let inner: Arc<dyn KeyValueStore> = txn.clone();
-                    let written: Arc<dyn KeyValueStore> = match &opened.changelog_topic {
-                        Some(topic) => Arc::new(ChangeLoggingStore::new(
-                            inner,
-                            self.sink.clone(),
-                            topic.clone(),
-                            partition,
-                        )),
-                        None => inner,
-                    };
-                    (written, Some(txn))
-                } else {
-                    (opened.store.clone(), None)
-                };
-            by_name.insert(name.clone(), written.clone());
-            stores.push((opened.changelog_topic.clone(), written, txn));
-            // Queries read the committed store: under exactly-once, never an aborted write.
-            self.shared.register_store(id, name, opened.inner.clone());
         }
-        if eos(&shared) {
-            // While the task runs under exactly-once no checkpoint exists, so a crash restores
-            // from the changelog instead of trusting local state that may be ahead of it.
-            Checkpoint::delete(&checkpoint_path)?;
-        } else {
-            checkpoint.write(&checkpoint_path)?;
+        self.partitions.retain(|p| {
+            !revoked
+                .iter()
+                .any(|(t, n)| *t == p.topic && *n == p.partition)
+        });
+        self.publish_tasks();
+        Ok(())
+    }
+
+    /// Closes the suspended tasks cleanly: their processors' last output goes out with the
+    /// next flush (their input offsets were committed when they were suspended; suspension is
+    /// at-least-once only).
+    fn close_suspended(&mut self) -> Result<()> {
+        for (id, mut t) in std::mem::take(&mut self.suspended) {
+            let mut collector = ProducerCollector(&self.producer);
+            t.task.close(&mut collector, now_ms())?;
+            self.close_task_clean(&id, t)?;
         }
-        let mut task = Task::new(
-            &shared.topology,
-            sub,
-            partition,
-            &cfg.application_id,
-            by_name,
-            shared.global_stores(),
-        );
-        task.init(now_ms())?;
-        Ok(TaskState {
-            task,
-            store_ctx,
-            stores,
-            checkpoint,
-            partitions: Vec::new(),
-        })
+        Ok(())
+    }
+
+    /// Restores for about `budget`, then starts the tasks that are caught up: their
+    /// partitions are resumed, from the first record that arrived while they restored.
+    fn restore_step(
+        &mut self,
+        consumer: &BaseConsumer<StreamContext>,
+        budget: Duration,
+    ) -> Result<()> {
+        let Some(id) = self.restoring.keys().next().cloned() else {
+            return Ok(());
+        };
+        let done = match self.restoring.get_mut(&id) {
+            Some(r) => r.step(&self.shared, &self.name, budget)?,
+            None => false,
+        };
+        if !done {
+            return Ok(());
+        }
+        let Some(restored) = self.restoring.remove(&id) else {
+            return Ok(());
+        };
+        let skipped = restored.skipped.clone();
+        let state = restored.into_active(&self.shared, &self.name)?;
+        let mut resumed = TopicPartitionList::new();
+        for (topic, partition) in &state.partitions {
+            if let Some(&offset) = skipped.get(&(topic.clone(), *partition)) {
+                consumer
+                    .seek(
+                        topic,
+                        *partition,
+                        Offset::Offset(offset),
+                        Duration::from_secs(10),
+                    )
+                    .map_err(Error::kafka("rewinding a restored task's partition"))?;
+            }
+            resumed.add_partition(topic, *partition);
+        }
+        self.tasks.insert(id, state);
+        consumer
+            .resume(&resumed)
+            .map_err(Error::kafka("resuming a restored task's partitions"))?;
+        self.publish_tasks();
+        if self.restoring.is_empty() {
+            self.shared.set_thread_ready(&self.name, true);
+        }
+        Ok(())
+    }
+
+    /// Drops restoring tasks of `partitions` (revoked or lost).
+    fn abandon_restoring(&mut self, partitions: &[(String, i32)]) {
+        let ids: Vec<String> = self
+            .restoring
+            .iter()
+            .filter(|(_, r)| r.partitions.iter().any(|p| partitions.contains(p)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            if let Some(r) = self.restoring.remove(&id) {
+                r.abandon(&self.shared);
+            }
+        }
     }
 
     fn publish_tasks(&self) {
         let entries: Vec<TaskEntry> = self
             .tasks
             .iter()
-            .map(|(id, t)| TaskEntry {
+            .map(|(id, t)| (id, &t.partitions))
+            .chain(self.restoring.iter().map(|(id, r)| (id, &r.partitions)))
+            .map(|(id, partitions)| TaskEntry {
                 id: id.clone(),
-                partitions: t.partitions.clone(),
+                partitions: partitions.clone(),
             })
             .collect();
         self.shared.set_thread_tasks(&self.name, entries);
@@ -286,6 +336,7 @@ impl Core {
         consumer: &BaseConsumer<StreamContext>,
         revoked: &[(String, i32)],
     ) -> Result<()> {
+        self.abandon_restoring(revoked);
         let closing: Vec<String> = self
             .tasks
             .iter()
@@ -314,24 +365,48 @@ impl Core {
         Ok(())
     }
 
+    /// Partitions lost without a clean revoke: their tasks close dirty (no commit, no new
+    /// checkpoint), and the group's next assignment opens them again from what was committed.
+    /// Under exactly-once the open transaction may hold records of any task of this thread,
+    /// so it is aborted and every task closes dirty; under at-least-once only the lost ones.
+    fn lose(&mut self, lost: &[(String, i32)]) -> Result<()> {
+        self.abandon_restoring(lost);
+        // Suspended tasks were committed; what they hold is safe to close as it is.
+        self.close_suspended()?;
+        if self.producer.is_transactional() {
+            self.close_dirty();
+            return self.producer.begin();
+        }
+        let closing: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.partitions.iter().any(|p| lost.contains(p)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in closing {
+            if let Some(t) = self.tasks.remove(&id) {
+                for (_, store, _) in &t.stores {
+                    if let Err(e) = store.close() {
+                        log::warn!("{}: closing a store of lost task {id}: {e}", self.name);
+                    }
+                }
+                self.shared.unregister_task(&id);
+            }
+        }
+        self.partitions
+            .retain(|p| !lost.iter().any(|(t, n)| *t == p.topic && *n == p.partition));
+        self.publish_tasks();
+        Ok(())
+    }
+
     fn close_task_clean(&mut self, id: &str, mut t: TaskState) -> Result<()> {
-        self.update_checkpoint(&mut t);
+        t.update_checkpoint(&self.producer);
         for (_, store, _) in &t.stores {
             store.close()?;
         }
         t.checkpoint.write(t.store_ctx.checkpoint_path()?)?;
         self.shared.unregister_task(id);
         Ok(())
-    }
-
-    fn update_checkpoint(&self, t: &mut TaskState) {
-        for (topic, _, _) in &t.stores {
-            if let Some(topic) = topic {
-                if let Some(offset) = self.producer.acked_offset(topic, t.task.partition) {
-                    t.checkpoint.set(topic.clone(), t.task.partition, offset);
-                }
-            }
-        }
     }
 
     /// Runs one record through its task. `original` is the message it came from, still
@@ -352,6 +427,14 @@ impl Core {
             return Ok(());
         };
         let Some(t) = self.tasks.get_mut(&self.partitions[slot].task) else {
+            // Fetched before its partition was paused: processed once the task has restored.
+            if let Some(r) = self.restoring.get_mut(&self.partitions[slot].task) {
+                let first = r
+                    .skipped
+                    .entry((metadata.topic.clone(), metadata.partition))
+                    .or_insert(metadata.offset);
+                *first = (*first).min(metadata.offset);
+            }
             return Ok(());
         };
         self.dirty = true;
@@ -359,6 +442,9 @@ impl Core {
         let result = t.task.process(&metadata, record, &mut collector, now_ms());
         if let Err(e) = result {
             self.shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
+            if !e.is_data_error() {
+                return Err(e);
+            }
             let (topic, partition, offset) = (&metadata.topic, metadata.partition, metadata.offset);
             match &self.shared.config.error_handling {
                 ErrorHandling::LogAndContinue => {
@@ -378,9 +464,8 @@ impl Core {
                         partition.to_string().into_bytes(),
                     ));
                     headers.push(("ks.source.offset".into(), offset.to_string().into_bytes()));
-                    self.producer.send_raw(
+                    self.producer.send_dead_letter(
                         dlq,
-                        None,
                         original_record.key.as_deref(),
                         original_record.value.as_deref(),
                         Some(original_record.timestamp),
@@ -398,11 +483,25 @@ impl Core {
         Ok(())
     }
 
+    /// Wall-clock punctuation of every task. A data error raised by a punctuator goes through
+    /// the processing handler like one raised by `process` (there is no record to
+    /// dead-letter, so dead-lettering logs and goes on); any other error fails the thread.
     fn punctuate(&mut self) -> Result<()> {
         let now = now_ms();
-        for t in self.tasks.values_mut() {
+        for (id, t) in self.tasks.iter_mut() {
             let mut collector = ProducerCollector(&self.producer);
-            t.task.punctuate_wall_clock(&mut collector, now)?;
+            let Err(e) = t.task.punctuate_wall_clock(&mut collector, now) else {
+                continue;
+            };
+            self.shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
+            match &self.shared.config.error_handling {
+                ErrorHandling::LogAndFail => return Err(e),
+                _ if !e.is_data_error() => return Err(e),
+                _ => log::warn!(
+                    "{}: punctuation of task {id} failed, going on: {e}",
+                    self.name
+                ),
+            }
         }
         Ok(())
     }
@@ -442,24 +541,33 @@ impl Core {
             }
             self.producer.begin()?;
         } else {
-            if !self.dirty {
+            if !self.dirty && !self.producer.has_unflushed() {
                 return Ok(());
             }
-            self.producer.flush(Duration::from_secs(60))?;
+            // As long as a delivery may take (message.timeout.ms): a broker that is away for a
+            // restart delays the commit instead of failing the thread.
+            self.producer.flush(Duration::from_secs(130))?;
             for t in self.tasks.values() {
                 for (_, store, _) in &t.stores {
                     store.flush()?;
                 }
             }
             if offsets.count() > 0 {
-                consumer
-                    .commit(&offsets, CommitMode::Sync)
-                    .map_err(Error::kafka("committing offsets"))?;
+                if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                    // Output and changelog are acknowledged, so a failed offset commit (the
+                    // coordinator moving or away, a rebalance under way) costs at most
+                    // duplicates: the offsets stay pending and the next commit retries them.
+                    log::warn!(
+                        "{}: committing offsets failed, retrying at the next commit: {e}",
+                        self.name
+                    );
+                    return Ok(());
+                }
             }
             let ids: Vec<String> = self.tasks.keys().cloned().collect();
             for id in ids {
                 if let Some(mut t) = self.tasks.remove(&id) {
-                    self.update_checkpoint(&mut t);
+                    t.update_checkpoint(&self.producer);
                     let written = t
                         .store_ctx
                         .checkpoint_path()
@@ -497,7 +605,11 @@ impl Core {
         } else {
             false
         };
-        let tasks = std::mem::take(&mut self.tasks);
+        for (_, r) in std::mem::take(&mut self.restoring) {
+            r.abandon(&self.shared);
+        }
+        let mut tasks = std::mem::take(&mut self.tasks);
+        tasks.append(&mut self.suspended);
         for (id, mut t) in tasks {
             for (_, _, txn) in &t.stores {
                 if let Some(txn) = txn {
@@ -505,7 +617,7 @@ impl Core {
                 }
             }
             if clean_abort {
-                self.update_checkpoint(&mut t);
+                t.update_checkpoint(&self.producer);
                 if let Err(e) = t
                     .store_ctx
                     .checkpoint_path()
@@ -554,13 +666,31 @@ pub(crate) fn to_record(m: &BorrowedMessage<'_>) -> (RecordMetadata, Record) {
     )
 }
 
+/// Kafka Streams' thread name: `<application.id>-StreamThread-<n>`.
+pub(crate) fn thread_name(shared: &Shared, index: usize) -> String {
+    format!(
+        "{}-StreamThread-{}",
+        shared.config.application_id,
+        index + 1
+    )
+}
+
 /// Runs one stream thread until shutdown or failure.
 pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
     let cfg = &shared.config;
-    let name = format!("{}-StreamThread-{}", cfg.application_id, index + 1);
+    let name = thread_name(&shared, index);
     let transactional_id =
         eos(&shared).then(|| format!("{}-{}-{}", cfg.application_id, shared.instance_id, index));
-    let producer = StreamProducer::new(cfg, transactional_id.as_deref())?;
+    let on_broker_state: crate::runtime::producer::BrokerStateHook = {
+        let (shared, name) = (shared.clone(), name.clone());
+        Box::new(move |up| shared.metrics.set_broker_up(&name, up))
+    };
+    let producer = StreamProducer::new(
+        cfg,
+        transactional_id.as_deref(),
+        Some(on_broker_state),
+        shared.metrics.dropped_records.clone(),
+    )?;
     if producer.is_transactional() {
         producer.begin()?;
     }
@@ -571,6 +701,8 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
         producer,
         sink,
         tasks: BTreeMap::new(),
+        restoring: BTreeMap::new(),
+        suspended: BTreeMap::new(),
         partitions: Vec::new(),
         dirty: false,
         failure: None,
@@ -605,6 +737,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
     for (k, v) in &cfg.client_properties {
         client.set(k, v);
     }
+    shared.set_thread_ready(&name, false);
     let consumer: BaseConsumer<StreamContext> = client
         .create_with_context(StreamContext { core: core.clone() })
         .map_err(Error::kafka("creating the consumer"))?;
@@ -617,14 +750,26 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
     let mut last_commit = Instant::now();
     let mut last_punctuate = Instant::now();
     let result: Result<()> = (|| {
+        let mut restoring = false;
         while !shared.shutdown.load(Ordering::SeqCst) {
-            let polled = consumer.poll(Duration::from_millis(50));
+            // While stores restore, poll without waiting (heartbeats, rebalances) and spend
+            // the time on restore slices instead.
+            let wait = if restoring {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(50)
+            };
+            let polled = consumer.poll(wait);
             let mut core = core
                 .lock()
                 .map_err(|_| Error::NotRunning("poisoned".into()))?;
             if let Some(e) = core.failure.take() {
                 return Err(e);
             }
+            if !core.restoring.is_empty() {
+                core.restore_step(&consumer, Duration::from_millis(100))?;
+            }
+            restoring = !core.restoring.is_empty();
             match polled {
                 Some(Ok(m)) => {
                     let (metadata, record) = to_record(&m);
@@ -656,7 +801,10 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
                 .iter()
                 .map(|p| (p.topic.clone(), p.partition))
                 .collect();
-            if let Err(e) = guard.revoke(&consumer, &all) {
+            if let Err(e) = guard
+                .revoke(&consumer, &all)
+                .and_then(|()| guard.close_suspended())
+            {
                 log::error!("{name}: closing tasks failed: {e}");
                 guard.close_dirty();
             }

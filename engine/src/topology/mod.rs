@@ -74,8 +74,10 @@ pub struct Topology {
     pub(crate) nodes: Vec<NodeDef>,
     pub(crate) stores: Vec<StoreSpec>,
     pub(crate) globals: Vec<GlobalStoreDef>,
-    /// Topics written by a sink and read by a source of the same topology.
     pub(crate) counter: usize,
+    /// Repartition topics the DSL added (named without the application id; the runtime scopes
+    /// them to the application, see [`Topology::scoped`]).
+    pub(crate) internal: BTreeSet<String>,
 }
 
 impl Topology {
@@ -299,6 +301,73 @@ impl Topology {
             reset,
         });
         Ok(self)
+    }
+
+    /// Marks `topic` as a repartition topic of this topology: the runtime names it
+    /// `<application.id>-<topic>` and creates it.
+    pub(crate) fn add_repartition_topic(&mut self, topic: &str) {
+        self.internal.insert(topic.to_string());
+    }
+
+    /// The repartition topics, as named in the topology.
+    pub fn repartition_topics(&self) -> Vec<String> {
+        self.internal.iter().cloned().collect()
+    }
+
+    /// This topology with its repartition topics named for `application_id`
+    /// (`<application.id>-<name>-repartition`, as Kafka Streams names internal topics), so two
+    /// applications with the same topology never read each other's repartitioned records.
+    pub(crate) fn scoped(&self, application_id: &str) -> Topology {
+        let scope = |t: &str| -> String {
+            if self.internal.contains(t) {
+                format!("{application_id}-{t}")
+            } else {
+                t.to_string()
+            }
+        };
+        let mut scoped = self.clone();
+        for node in &mut scoped.nodes {
+            match &mut node.kind {
+                NodeKind::Source { topics } => {
+                    for t in topics.iter_mut() {
+                        *t = scope(t);
+                    }
+                }
+                NodeKind::Sink { topic, .. } => *topic = scope(topic),
+                NodeKind::Processor { .. } => {}
+            }
+        }
+        scoped.internal = self.internal.iter().map(|t| scope(t)).collect();
+        scoped
+    }
+
+    /// Groups of topics that must be co-partitioned: the topics of a sub-topology read by more
+    /// than one source node (a join brings their records together by partition number). Topics
+    /// of a single source node need not be.
+    pub fn copartition_groups(&self) -> Vec<Vec<String>> {
+        self.subtopologies()
+            .iter()
+            .filter_map(|sub| {
+                let sources: Vec<&Vec<String>> = sub
+                    .nodes
+                    .iter()
+                    .filter_map(|&i| match &self.nodes[i].kind {
+                        NodeKind::Source { topics } => Some(topics),
+                        _ => None,
+                    })
+                    .collect();
+                (sources.len() > 1).then(|| sources.into_iter().flatten().cloned().collect())
+            })
+            .collect()
+    }
+
+    /// The sub-topology whose sinks write `topic`, if any.
+    pub(crate) fn writer_of(&self, topic: &str) -> Option<Subtopology> {
+        self.subtopologies().into_iter().find(|sub| {
+            sub.nodes.iter().any(
+                |&i| matches!(&self.nodes[i].kind, NodeKind::Sink { topic: t, .. } if t == topic),
+            )
+        })
     }
 
     /// The source node reading `topic`.

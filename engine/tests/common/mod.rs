@@ -159,3 +159,8 @@ pub fn test_config(app: &str, bootstrap: &str, state_dir: &std::path::Path) -> S
         .with_session_timeout(Duration::from_secs(6))
         .with_max_poll_interval(Duration::from_secs(20))
 }
+
+/// Partition counts of every topic on the broker.
+pub fn partition_counts(bootstrap: &str) -> std::collections::HashMap<String, i32> {
+    ks_engine::runtime::admin::partition_counts(&StreamsConfig::new("probe", bootstrap)).unwrap()
+}

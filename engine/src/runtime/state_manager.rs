@@ -1,0 +1,270 @@
+//! A task's state, from assignment to processing (Kafka Streams' state manager and restore
+//! phase): open its stores (wiping a persistent store without checkpoint under exactly-once),
+//! restore them from their changelogs in bounded slices between the stream thread's polls, and
+//! only then build the task and initialise its processors.
+//!
+//! Restoring outside the rebalance callback keeps the member polling: a long restore (a large
+//! changelog) never exceeds `max.poll.interval.ms` and gets the member evicted. While a task
+//! restores, its input partitions are paused on the group consumer.
+
+use crate::runtime::producer::StreamProducer;
+use crate::runtime::txn_store::TxnBufferStore;
+use crate::runtime::{now_ms, Shared};
+use crate::task::Task;
+use crate::topology::Subtopology;
+use crate::{Error, Result};
+use ks_stores::{
+    ChangeLoggingStore, ChangelogSink, Checkpoint, KeyValueStore, RestoreConfig, Restorer,
+    StoreContext,
+};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A task's store: its changelog topic, the store as processors write it, and under
+/// exactly-once the transaction buffer in front of it.
+pub(crate) type TaskStore = (
+    Option<String>,
+    Arc<dyn KeyValueStore>,
+    Option<Arc<TxnBufferStore>>,
+);
+
+/// A task that processes records.
+pub(crate) struct TaskState {
+    pub task: Task,
+    pub store_ctx: StoreContext,
+    pub stores: Vec<TaskStore>,
+    pub checkpoint: Checkpoint,
+    pub partitions: Vec<(String, i32)>,
+}
+
+impl TaskState {
+    /// Records in the checkpoint the highest acknowledged offset of each changelog.
+    pub fn update_checkpoint(&mut self, producer: &StreamProducer) {
+        for (topic, _, _) in &self.stores {
+            if let Some(topic) = topic {
+                if let Some(offset) = producer.acked_offset(topic, self.task.partition) {
+                    self.checkpoint
+                        .set(topic.clone(), self.task.partition, offset);
+                }
+            }
+        }
+    }
+}
+
+/// One store still to restore.
+struct PendingRestore {
+    name: String,
+    changelog: String,
+    store: Arc<dyn KeyValueStore>,
+    after: Option<i64>,
+    /// Started when this store's turn comes, so one restore consumer runs at a time.
+    restorer: Option<Restorer>,
+    /// Records already counted in the instance's `restored_records`.
+    counted: u64,
+}
+
+/// A task whose stores are open and being restored.
+pub(crate) struct RestoringTask {
+    pub id: String,
+    sub: Subtopology,
+    partition: i32,
+    store_ctx: StoreContext,
+    checkpoint: Checkpoint,
+    checkpoint_path: PathBuf,
+    stores: Vec<TaskStore>,
+    by_name: HashMap<String, Arc<dyn KeyValueStore>>,
+    pending: VecDeque<PendingRestore>,
+    pub partitions: Vec<(String, i32)>,
+    /// The lowest offset per input partition that arrived while restoring (and was not
+    /// processed), so the consumer is sent back there when the task starts.
+    pub skipped: HashMap<(String, i32), i64>,
+    restore_config: RestoreConfig,
+    started: Instant,
+}
+
+fn eos(shared: &Shared) -> bool {
+    shared.config.processing_guarantee == crate::ProcessingGuarantee::ExactlyOnce
+}
+
+/// Opens the stores of task `id` (sub-topology `sub`, `partition`) and plans their restore.
+pub(crate) fn open(
+    shared: &Arc<Shared>,
+    sink: &Arc<dyn ChangelogSink>,
+    sub: &Subtopology,
+    partition: i32,
+    id: &str,
+) -> Result<RestoringTask> {
+    let cfg = &shared.config;
+    let store_ctx = StoreContext::new(&cfg.state_dir, &cfg.application_id, id, partition);
+    let checkpoint_path = store_ctx.checkpoint_path()?;
+    let checkpoint = Checkpoint::read(&checkpoint_path)?;
+    let mut restore_config = RestoreConfig::new(&cfg.bootstrap_servers);
+    for (k, v) in &cfg.client_properties {
+        restore_config = restore_config.with_property(k, v);
+    }
+    if eos(shared) {
+        restore_config = restore_config.with_property("isolation.level", "read_committed");
+    }
+    let mut stores = Vec::new();
+    let mut by_name: HashMap<String, Arc<dyn KeyValueStore>> = HashMap::new();
+    let mut pending = VecDeque::new();
+    for name in &sub.stores {
+        let spec = shared
+            .topology
+            .store_specs()
+            .iter()
+            .find(|s| &s.name == name)
+            .ok_or_else(|| Error::UnknownStore(name.clone()))?;
+        if eos(shared) && spec.logging {
+            // No checkpoint under exactly-once means the task did not close cleanly: its
+            // local state may hold writes the changelog does not (an aborted transaction's, on
+            // a broker that shows them), so it is rebuilt from the changelog alone, as Kafka
+            // Streams does.
+            let changelog = ks_stores::changelog_topic(&cfg.application_id, name);
+            if checkpoint.offset(&changelog, partition).is_none() {
+                spec.wipe(&store_ctx)?;
+            }
+        }
+        let opened = spec.open(&store_ctx, Some(sink.clone()))?;
+        if let Some(changelog) = &opened.changelog_topic {
+            pending.push_back(PendingRestore {
+                name: name.clone(),
+                changelog: changelog.clone(),
+                store: opened.inner.clone(),
+                after: opened.restore_after(&checkpoint),
+                restorer: None,
+                counted: 0,
+            });
+        }
+        let (written, txn): (Arc<dyn KeyValueStore>, Option<Arc<TxnBufferStore>>) = if eos(shared) {
+            let txn = Arc::new(TxnBufferStore::new(opened.inner.clone()));
+            let inner: Arc<dyn KeyValueStore> = txn.clone();
+            let written: Arc<dyn KeyValueStore> = match &opened.changelog_topic {
+                Some(topic) => Arc::new(ChangeLoggingStore::new(
+                    inner,
+                    sink.clone(),
+                    topic.clone(),
+                    partition,
+                )),
+                None => inner,
+            };
+            (written, Some(txn))
+        } else {
+            (opened.store.clone(), None)
+        };
+        by_name.insert(name.clone(), written.clone());
+        stores.push((opened.changelog_topic.clone(), written, txn));
+        // Queries read the committed store: under exactly-once, never an aborted write.
+        shared.register_store(id, name, opened.inner.clone());
+    }
+    Ok(RestoringTask {
+        id: id.to_string(),
+        sub: sub.clone(),
+        partition,
+        store_ctx,
+        checkpoint,
+        checkpoint_path,
+        stores,
+        by_name,
+        pending,
+        partitions: Vec::new(),
+        skipped: HashMap::new(),
+        restore_config,
+        started: Instant::now(),
+    })
+}
+
+impl RestoringTask {
+    /// Restores for about `budget`; true once every store is caught up.
+    pub fn step(&mut self, shared: &Shared, thread: &str, budget: Duration) -> Result<bool> {
+        let deadline = Instant::now() + budget;
+        while let Some(head) = self.pending.front_mut() {
+            if head.restorer.is_none() {
+                head.restorer = Some(Restorer::start(
+                    &self.restore_config,
+                    &head.changelog,
+                    self.partition,
+                    head.after,
+                )?);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(restorer) = head.restorer.as_mut() else {
+                continue;
+            };
+            let done = restorer.step(head.store.as_ref(), left)?;
+            // Progress is visible while it goes on (metrics, the log at the end).
+            let so_far = restorer.records();
+            shared
+                .metrics
+                .restored_records
+                .fetch_add(so_far - head.counted, Ordering::Relaxed);
+            head.counted = so_far;
+            let Some(stats) = done else {
+                return Ok(false);
+            };
+            if let Some(offset) = stats.checkpoint_offset() {
+                self.checkpoint
+                    .set(head.changelog.clone(), self.partition, offset);
+            }
+            log::info!(
+                "{thread}: restored {} records of {} for task {} ({:.0} records/s)",
+                stats.records,
+                head.name,
+                self.id,
+                stats.records_per_second()
+            );
+            self.pending.pop_front();
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        Ok(self.pending.is_empty())
+    }
+
+    /// The restored task, ready to process: checkpoint written (at-least-once) or removed
+    /// (exactly-once: while the task runs no checkpoint exists, so a crash restores from the
+    /// changelog instead of trusting local state that may be ahead of it), processors built
+    /// and initialised.
+    pub fn into_active(self, shared: &Shared, thread: &str) -> Result<TaskState> {
+        if eos(shared) {
+            Checkpoint::delete(&self.checkpoint_path)?;
+        } else {
+            self.checkpoint.write(&self.checkpoint_path)?;
+        }
+        let mut task = Task::new(
+            &shared.topology,
+            &self.sub,
+            self.partition,
+            &shared.config.application_id,
+            self.by_name,
+            shared.global_stores(),
+        );
+        task.init(now_ms())?;
+        log::info!(
+            "{thread}: task {} ready (stores restored) in {} ms",
+            self.id,
+            self.started.elapsed().as_millis()
+        );
+        Ok(TaskState {
+            task,
+            store_ctx: self.store_ctx,
+            stores: self.stores,
+            checkpoint: self.checkpoint,
+            partitions: self.partitions,
+        })
+    }
+
+    /// Gives up the restore (the partition was revoked or lost): the stores close as they
+    /// are, and the old checkpoint (if any) stays, so the next owner here restores from it.
+    pub fn abandon(self, shared: &Shared) {
+        for (_, store, _) in &self.stores {
+            if let Err(e) = store.close() {
+                log::warn!("closing a store of restoring task {}: {e}", self.id);
+            }
+        }
+        shared.unregister_task(&self.id);
+    }
+}
