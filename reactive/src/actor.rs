@@ -36,16 +36,22 @@ pub const MAILBOX: usize = 64;
 /// How often dirty statistics are written.
 pub const STATS_FLUSH: Duration = Duration::from_secs(1);
 
+/// What an actor is sent.
 pub enum ActorMsg {
+    /// A new model: persist it, then serve it.
     Model(ModelIn),
+    /// A record to score; the output goes back on the sender.
     Record(WineRecord, Origin, oneshot::Sender<Output>),
+    /// A query of the actor's state (for `/state/{dataType}`).
     State(oneshot::Sender<ActorState>),
 }
 
 /// What an actor answers a state ask with.
 #[derive(Debug, Clone, Serialize)]
 pub struct ActorState {
+    /// The data type the actor serves.
     pub data_type: String,
+    /// The statistics of its current model.
     pub stats: Option<ServingStats>,
     /// Why a state file could not be restored, if one could not.
     pub restore_error: Option<String>,
@@ -114,6 +120,7 @@ fn unhex(s: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
+/// Where the actor of `data_type` keeps its files.
 pub fn actor_dir(state_dir: &Path, data_type: &str) -> PathBuf {
     state_dir.join("actors").join(hex(data_type))
 }
@@ -302,6 +309,7 @@ impl Manager {
         m
     }
 
+    /// The actors, shared with the HTTP API.
     pub fn actors(&self) -> Actors {
         Arc::clone(&self.actors)
     }

@@ -28,9 +28,13 @@ use warp::Filter;
 /// What the API reads.
 #[derive(Clone)]
 pub enum Queries {
+    /// Stage mode: the stage's shared state.
     Stage(Arc<StageState>),
+    /// Actor mode: the actors, asked with a timeout.
     Actor {
+        /// The actors by data type.
         actors: Actors,
+        /// How long an actor gets to answer.
         ask_timeout: Duration,
     },
 }

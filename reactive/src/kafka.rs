@@ -30,14 +30,18 @@ pub const MAX_IN_FLIGHT: usize = 256;
 
 /// One data record as read.
 pub struct DataIn {
+    /// The record's value (`None`: a tombstone).
     pub payload: Option<Vec<u8>>,
+    /// Where it was read.
     pub origin: Origin,
 }
 
 /// A built model and the sender to acknowledge it with once it is taken (and, in actor mode,
 /// persisted).
 pub struct ModelIn {
+    /// The built model.
     pub built: Built,
+    /// Sent once the model is taken (and persisted).
     pub ack: oneshot::Sender<()>,
 }
 
@@ -148,6 +152,7 @@ async fn partitions_of(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32
     ))
 }
 
+/// The producer of results and errors.
 pub fn producer(brokers: &str) -> Result<FutureProducer> {
     base(brokers)
         .set("linger.ms", "5")

@@ -8,16 +8,22 @@ use ks_serving::{FailureKind, FailureReport, ScoreResult, ServedModel, ServingSt
 /// Which topic an [`Output`] goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sink {
+    /// The results topic.
     Results,
+    /// The errors topic.
     Errors,
 }
 
 /// One message to write, and the data record it answers (whose offset is stored once written).
 #[derive(Debug, Clone)]
 pub struct Output {
+    /// Which topic.
     pub sink: Sink,
+    /// The message key.
     pub key: Option<Vec<u8>>,
+    /// The message value.
     pub payload: Vec<u8>,
+    /// The data record this answers.
     pub origin: Origin,
 }
 

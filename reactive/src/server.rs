@@ -27,6 +27,7 @@ pub const DATA_BUFFER: usize = 256;
 /// Records scored ahead of the sink.
 pub const OUT_BUFFER: usize = 256;
 
+/// How as-server scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// One custom stream stage (the tutorial's GraphStage).
@@ -35,18 +36,26 @@ pub enum Mode {
     Actor,
 }
 
+/// Everything as-server can be told.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Stage or actor mode.
     pub mode: Mode,
+    /// Kafka bootstrap servers.
     pub brokers: String,
+    /// HTTP host to bind.
     pub host: String,
     /// HTTP port; 0 picks a free one.
     pub port: u16,
+    /// Where actor mode keeps its state files.
     pub state_dir: PathBuf,
+    /// The topics read and written.
     pub topics: Topics,
     /// Consumer group of the data topic (and, with `-models`, of the model topic in actor mode).
     pub group_id: String,
+    /// Consumer group session timeout.
     pub session_timeout: Duration,
+    /// How often stored offsets are committed.
     pub commit_interval: Duration,
     /// How long `/state/{dataType}` waits for an actor.
     pub ask_timeout: Duration,
@@ -56,6 +65,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// The defaults for `mode` on `brokers`.
     pub fn new(mode: Mode, brokers: &str) -> Config {
         Config {
             mode,
@@ -74,6 +84,7 @@ impl Config {
     }
 }
 
+/// A running as-server. Dropping it stops it.
 pub struct Server {
     runtime: Option<tokio::runtime::Runtime>,
     http_addr: SocketAddr,
@@ -102,6 +113,7 @@ impl Server {
         })
     }
 
+    /// The address the HTTP API listens on.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
     }

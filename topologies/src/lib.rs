@@ -12,6 +12,9 @@
 //!   (routes, peer forwarding, metrics rendering), written against [`queries::ServingQueries`].
 //! - `bin/ks-server.rs`: the command line.
 
+// Fully documented: held to it (the workspace only warns, for the crates not yet documented).
+#![deny(missing_docs)]
+
 mod error;
 pub mod http;
 pub mod model_source;

@@ -8,9 +8,13 @@ use serde::{Deserialize, Serialize};
 /// One instance of the application, as `/state/instances` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceInfo {
+    /// The instance id.
     pub instance_id: String,
+    /// Its advertised HTTP host.
     pub host: String,
+    /// Its advertised HTTP port.
     pub port: u16,
+    /// The stores it hosts.
     pub stores: Vec<String>,
     /// Assigned data partitions as `topic-partition` pairs.
     pub partitions: Vec<(String, i32)>,
@@ -29,23 +33,30 @@ pub struct MetricsSnapshot {
     pub no_model: u64,
     /// Bad records and bad models sent to the errors topic.
     pub errors: u64,
+    /// Models built and swapped in.
     pub models_loaded: u64,
     /// Scoring latency histogram: cumulative counts per upper bound in seconds (the last bound
     /// is +Inf), the sum in seconds, and the count.
     pub latency_buckets: Vec<(f64, u64)>,
+    /// Total scoring time, seconds.
     pub latency_sum_seconds: f64,
+    /// Records scored (the histogram's count).
     pub latency_count: u64,
     /// Records waiting in assigned partitions (log end − committed), when known.
     pub lag: Option<u64>,
 }
 
+/// What the HTTP layer asks of a running server.
 pub trait ServingQueries: Send + Sync + 'static {
     /// The serving statistics of `data_type` over this instance's tasks (`None`: never served
     /// here).
     fn local_stats(&self, data_type: &str) -> Option<ServingStats>;
     /// Every live instance, this one included.
     fn instances(&self) -> Vec<InstanceInfo>;
+    /// The current model of every data type.
     fn models(&self) -> Vec<ModelInfo>;
+    /// Whether the server is healthy.
     fn health(&self) -> Health;
+    /// Counters for `/metrics`.
     fn metrics(&self) -> MetricsSnapshot;
 }

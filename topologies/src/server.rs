@@ -20,23 +20,34 @@ use std::time::Duration;
 /// Everything `ks-server` can be told.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// Which variant runs.
     pub store: StoreVariant,
+    /// Kafka bootstrap servers.
     pub brokers: String,
+    /// The consumer group and prefix of internal topics and state.
     pub application_id: String,
+    /// HTTP host to bind and advertise to other instances.
     pub host: String,
     /// HTTP port; 0 picks a free one (tests).
     pub port: u16,
+    /// Where persistent stores and checkpoints live.
     pub state_dir: PathBuf,
+    /// The topics read and written.
     pub topics: Topics,
+    /// At-least-once or exactly-once.
     pub processing_guarantee: ProcessingGuarantee,
+    /// Stream threads.
     pub threads: usize,
+    /// Commit interval (default: the guarantee's).
     pub commit_interval: Option<Duration>,
+    /// Consumer group session timeout.
     pub session_timeout: Duration,
     /// Partitions of the topics the server creates when they are missing.
     pub data_partitions: i32,
 }
 
 impl ServerConfig {
+    /// The defaults for `store` on `brokers`.
     pub fn new(store: StoreVariant, brokers: &str) -> ServerConfig {
         ServerConfig {
             store,
@@ -315,6 +326,7 @@ impl Server {
         })
     }
 
+    /// The address the HTTP API listens on.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
     }
@@ -324,6 +336,7 @@ impl Server {
         self.core.streams.read().as_ref().map(f)
     }
 
+    /// What the HTTP API reads, for in-process callers.
     pub fn queries(&self) -> Arc<dyn ServingQueries> {
         self.core.clone()
     }

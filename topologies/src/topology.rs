@@ -21,12 +21,16 @@ use std::sync::Arc;
 /// `--store`: which variant runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreVariant {
+    /// Processor API, in-memory store, no changelog.
     Memory,
+    /// DSL, RocksDB store, changelogged.
     Standard,
+    /// DSL, custom file store, changelogged.
     Custom,
 }
 
 impl StoreVariant {
+    /// The store kind of the serving store.
     pub fn store_kind(self) -> StoreKind {
         match self {
             StoreVariant::Memory => StoreKind::InMemory,
@@ -35,6 +39,7 @@ impl StoreVariant {
         }
     }
 
+    /// `memory`, `standard` or `custom`.
     pub fn as_str(self) -> &'static str {
         match self {
             StoreVariant::Memory => "memory",
@@ -61,12 +66,17 @@ impl std::str::FromStr for StoreVariant {
 /// What the processors share with the server.
 #[derive(Clone)]
 pub struct Wiring {
+    /// The built models.
     pub registry: Arc<ModelRegistry>,
+    /// The process-wide serving counters.
     pub metrics: Arc<ServerMetrics>,
+    /// Where model messages go to be built.
     pub builder: SyncSender<BuildJob>,
+    /// Where rejected models are reported.
     pub failures: Arc<dyn BuildFailures>,
 }
 
+/// The topology of `variant` over `topics`.
 pub fn build(variant: StoreVariant, topics: &Topics, wiring: &Wiring) -> Result<Topology> {
     let serving = {
         let (registry, metrics) = (wiring.registry.clone(), wiring.metrics.clone());

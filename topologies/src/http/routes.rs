@@ -9,19 +9,27 @@ use std::fmt::Write as _;
 pub enum Route {
     /// Serving statistics of one data type; `local_only` skips asking the other instances.
     StateValue {
+        /// The data type asked for.
         data_type: String,
+        /// Whether to leave the other instances out (`local=true`).
         local_only: bool,
     },
+    /// `/state/instances`.
     Instances,
+    /// `/models`.
     Models,
+    /// `/health`.
     Health,
+    /// `/metrics`.
     Metrics,
 }
 
 /// Why a request matched no [`Route`]: the status to answer with and a message for the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteError {
+    /// The HTTP status to answer with.
     pub status: u16,
+    /// What was wrong.
     pub message: String,
 }
 
