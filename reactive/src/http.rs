@@ -9,8 +9,9 @@
 //!
 //! Statistics are ks-topologies' `ServingStats` JSON, as ks-server's `/state/value`; in actor
 //! mode a `restore_error` field is added (to the statistics or the 404) when the actor's state
-//! file was rejected at start. Errors are
-//! `{"error": "...", "path": "..."}`: 404 for no statistics, 504 when an actor does not answer within the ask timeout.
+//! file was rejected at start. Errors are `{"error": "...", "path": "..."}`, as ks-server's: 404 for
+//! no statistics or an unknown path, 405 (with `Allow: GET`) for a known path with another method,
+//! 504 when an actor does not answer within the ask timeout.
 
 use crate::actor::Actors;
 use crate::stage::StageState;
@@ -22,8 +23,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use warp::http::StatusCode;
-use warp::Filter;
+use warp::http::{Method, StatusCode};
+use warp::path::FullPath;
+use warp::{Filter, Reply};
 
 /// What the API reads.
 #[derive(Clone)]
@@ -93,6 +95,31 @@ async fn state(q: Queries, data_type: String) -> warp::reply::WithStatus<warp::r
     }
 }
 
+/// What a request no route takes is answered with, in ks-server's shape: 404
+/// `{"error", "path"}` for an unknown path, 405 with `Allow: GET` for a known path with another
+/// method.
+fn fallback(method: &Method, path: &str) -> warp::reply::Response {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let known = matches!(
+        segments.as_slice(),
+        ["state"] | ["state", _] | ["models"] | ["health"]
+    );
+    if known && method != Method::GET {
+        let body = json!({
+            "error": format!("method {method} not allowed; use GET"),
+            "path": path,
+        });
+        warp::reply::with_header(reply(StatusCode::METHOD_NOT_ALLOWED, body), "allow", "GET")
+            .into_response()
+    } else {
+        reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": "no such path", "path": path}),
+        )
+        .into_response()
+    }
+}
+
 fn models(q: &Queries) -> Vec<String> {
     match q {
         Queries::Stage(s) => s.data_types(),
@@ -145,14 +172,30 @@ pub async fn serve(
                 .or(health)
                 .unify(),
         )
-        .recover(|r: warp::Rejection| async move {
-            let status = if r.is_not_found() {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::METHOD_NOT_ALLOWED
-            };
-            Ok::<_, std::convert::Infallible>(reply(status, json!({"error": "no such route"})))
-        });
+        .or(warp::method()
+            .and(warp::path::full())
+            .map(|method: Method, path: FullPath| fallback(&method, path.as_str())));
     let server = warp::serve(api).incoming(listener).graceful(shutdown);
     Ok((bound, tokio::spawn(server.run())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_paths_and_methods_answer_like_ks_server() {
+        let r = fallback(&Method::GET, "/nope");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = fallback(&Method::POST, "/state/wine");
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            r.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some("GET")
+        );
+        assert_eq!(
+            fallback(&Method::DELETE, "/a/b/c").status(),
+            StatusCode::NOT_FOUND
+        );
+    }
 }
