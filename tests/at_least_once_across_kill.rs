@@ -1,5 +1,6 @@
 //! At-least-once across kill -9, on Apache Kafka: the exactly-once scenario under
 //! `at_least_once`. No input is without a result; what was replayed shows as duplicates.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The README's list of tansu's differences from Apache Kafka, checked on both brokers: which
 //! behaviour holds where. ks codes for both (never for one broker's bug); these tests keep the
 //! list true.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! and later killed (SIGKILL) mid-stream and started again on its log dir, while the server
 //! process keeps running. `/health` answers 503 while the broker is away and 200 after, and
 //! every input has a result.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

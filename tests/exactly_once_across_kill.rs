@@ -2,6 +2,7 @@
 //! model, `ks-server --processing-guarantee exactly_once` killed with SIGKILL three times
 //! mid-stream and restarted on the same state dir. A read_committed reader of the results finds
 //! exactly one result per input, and the served usage count equals the inputs.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! min.insync.replicas 2): mid-stream, the leader of a data partition is killed (SIGKILL), and
 //! after it is back the leader of a results partition; ks-server keeps running and every input
 //! has a result.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

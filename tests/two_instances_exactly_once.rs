@@ -1,6 +1,7 @@
 //! Two ks-server instances under exactly-once on Apache Kafka, one killed with SIGKILL
 //! mid-stream: the survivor takes its partitions (after the group notices and the dead
 //! instance's open transaction is aborted) and there is exactly one committed result per input.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

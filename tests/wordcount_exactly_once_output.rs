@@ -5,6 +5,7 @@
 //!   counts 1..=n appear exactly once each;
 //! - a processing failure aborts a transaction that already wrote output: none of it is visible,
 //!   and the successor's output counts each record once.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

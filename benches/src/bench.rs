@@ -59,14 +59,14 @@ fn progress(msg: &str) {
     eprintln!("ks-bench: {msg}");
 }
 
-/// Runs the modes `opts` asks for, printing one JSON line per mode as it completes.
-pub fn run(opts: Options) -> Result<()> {
-    let modes = opts.modes()?;
-    // Only the binaries the selected modes run must exist; found before any data is loaded.
-    let kinds = kinds_of(&modes);
+/// The server binaries the selected modes run: only those must exist, found before any data is
+/// loaded. `(ks-server, as-server)`.
+type Binaries = (Option<PathBuf>, Option<PathBuf>);
+
+fn locate_binaries(opts: &Options, modes: &[&str]) -> Result<Binaries> {
     let mut ks_server_bin = None;
     let mut as_server_bin = None;
-    for kind in &kinds {
+    for kind in &kinds_of(modes) {
         match kind {
             ServerKind::KsServer(_) if ks_server_bin.is_none() => {
                 ks_server_bin = Some(server::locate(opts.server_bin.as_deref(), kind)?);
@@ -77,6 +77,11 @@ pub fn run(opts: Options) -> Result<()> {
             _ => {}
         }
     }
+    Ok((ks_server_bin, as_server_bin))
+}
+
+/// The model (its file and encoded descriptor) and the encoded wine records to publish.
+fn load_inputs(opts: &Options) -> Result<(ModelFile, Vec<u8>, Vec<Vec<u8>>)> {
     let data_dir = opts
         .data_dir
         .clone()
@@ -95,6 +100,14 @@ pub fn run(opts: Options) -> Result<()> {
             .iter()
             .map(|r| r.encode_to_vec())
             .collect();
+    Ok((model, descriptor, payloads))
+}
+
+/// Runs the modes `opts` asks for, printing one JSON line per mode as it completes.
+pub fn run(opts: Options) -> Result<()> {
+    let modes = opts.modes()?;
+    let (ks_server_bin, as_server_bin) = locate_binaries(&opts, &modes)?;
+    let (model, descriptor, payloads) = load_inputs(&opts)?;
 
     // Our own broker lives as long as this guard; a given one is used as it is.
     let (_broker, brokers) = match &opts.brokers {
@@ -131,21 +144,7 @@ pub fn run(opts: Options) -> Result<()> {
     ));
 
     if modes.iter().any(|m| !m.starts_with("steady")) {
-        kafka::create_topics(&ctx.brokers, &[(&ctx.data_topic, DATA_PARTITIONS)])?;
-        let t = Instant::now();
-        kafka::preload(
-            &ctx.brokers,
-            &ctx.data_topic,
-            DATA_PARTITIONS,
-            &payloads,
-            ctx.opts.records,
-        )?;
-        progress(&format!(
-            "preloaded {} records into {} in {:.1} s",
-            ctx.opts.records,
-            ctx.data_topic,
-            t.elapsed().as_secs_f64()
-        ));
+        preload(&ctx, &payloads)?;
     }
 
     let broker_pid = server::find_broker_pid(&ctx.brokers);
@@ -156,18 +155,7 @@ pub fn run(opts: Options) -> Result<()> {
         // shows who was busy.
         let broker_before = cpu_of(broker_pid.as_deref());
         let harness_before = cpu_of(Some("self"));
-        let mut result = match mode {
-            "passthrough" => run_passthrough(&ctx)?,
-            "memory" | "standard" | "custom" | "as-stage" | "as-actor" => {
-                let kind = ServerKind::for_mode(mode)
-                    .with_context(|| format!("{mode} is not a server mode"))?;
-                run_server(&ctx, mode, kind)?
-            }
-            "state_value" => run_state_value(&ctx)?,
-            "steady_passthrough" => run_steady_passthrough(&ctx, &payloads)?,
-            "steady" => run_steady(&ctx, &payloads)?,
-            other => bail!("unknown mode {other}"),
-        };
+        let mut result = run_mode(&ctx, mode, &payloads)?;
         for (key, before, pid) in [
             ("broker_cpu_s", broker_before, broker_pid.as_deref()),
             ("harness_cpu_s", harness_before, Some("self")),
@@ -190,6 +178,42 @@ pub fn run(opts: Options) -> Result<()> {
         let _ = std::fs::remove_dir_all(&ctx.work_dir);
     }
     Ok(())
+}
+
+/// Loads the records every non-steady mode reads into the data topic.
+fn preload(ctx: &Ctx, payloads: &[Vec<u8>]) -> Result<()> {
+    kafka::create_topics(&ctx.brokers, &[(&ctx.data_topic, DATA_PARTITIONS)])?;
+    let t = Instant::now();
+    kafka::preload(
+        &ctx.brokers,
+        &ctx.data_topic,
+        DATA_PARTITIONS,
+        payloads,
+        ctx.opts.records,
+    )?;
+    progress(&format!(
+        "preloaded {} records into {} in {:.1} s",
+        ctx.opts.records,
+        ctx.data_topic,
+        t.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Runs one mode.
+fn run_mode(ctx: &Ctx, mode: &str, payloads: &[Vec<u8>]) -> Result<ModeResult> {
+    match mode {
+        "passthrough" => run_passthrough(ctx),
+        "memory" | "standard" | "custom" | "as-stage" | "as-actor" => {
+            let kind = ServerKind::for_mode(mode)
+                .with_context(|| format!("{mode} is not a server mode"))?;
+            run_server(ctx, mode, kind)
+        }
+        "state_value" => run_state_value(ctx),
+        "steady_passthrough" => run_steady_passthrough(ctx, payloads),
+        "steady" => run_steady(ctx, payloads),
+        other => bail!("unknown mode {other}"),
+    }
 }
 
 fn latency_fields(result: &mut ModeResult, outcome: &ReadOutcome, skip: usize) {

@@ -1,97 +1,39 @@
-//! HTTP load on `/state/value`: a minimal keep-alive HTTP/1.1 GET client and paced clients.
+//! HTTP load on `/state/value`: a keep-alive GET client (ureq) and paced clients.
 //!
-//! Keep-alive so a sample is the server's answer time, not a TCP handshake; hand-written so the
-//! harness needs no HTTP stack of its own.
+//! Keep-alive so a sample is the server's answer time, not a TCP handshake.
 
-use anyhow::{anyhow, bail, Result};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use anyhow::Result;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Status and total length (head + body) of a complete response at the start of `buf`;
-/// `None` while more bytes are needed. Only `Content-Length` bodies (what the server sends).
-pub fn parse_response(buf: &[u8]) -> Result<Option<(u16, usize)>> {
-    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        if buf.len() > 64 * 1024 {
-            bail!("response head over 64 KiB");
-        }
-        return Ok(None);
-    };
-    let head =
-        std::str::from_utf8(&buf[..head_end]).map_err(|_| anyhow!("response head is not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
-    let length: usize = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .ok_or_else(|| anyhow!("response without Content-Length"))?;
-    let total = head_end + 4 + length;
-    Ok((buf.len() >= total).then_some((status, total)))
-}
-
-/// One keep-alive connection; reconnects when the server closes it.
+/// One keep-alive client (a ureq agent keeps the connection between requests).
 pub struct Client {
-    addr: String,
-    stream: Option<TcpStream>,
-    buf: Vec<u8>,
+    base: String,
+    agent: ureq::Agent,
 }
 
 impl Client {
+    /// A client of the server at `addr` (`host:port`).
     pub fn new(addr: &str) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
         Client {
-            addr: addr.to_string(),
-            stream: None,
-            buf: Vec::with_capacity(8192),
+            base: format!("http://{addr}"),
+            agent,
         }
     }
 
-    /// GETs `path`, returning the status.
+    /// GETs `path`, returning the status (the body is read, so the connection is reused).
     pub fn get(&mut self, path: &str) -> Result<u16> {
-        match self.try_get(path) {
-            Ok(s) => Ok(s),
-            Err(_) => {
-                // A keep-alive connection the server closed between requests: retry once fresh.
-                self.stream = None;
-                self.try_get(path)
-            }
-        }
-    }
-
-    fn try_get(&mut self, path: &str) -> Result<u16> {
-        if self.stream.is_none() {
-            let s = TcpStream::connect(&self.addr)?;
-            s.set_nodelay(true)?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            self.stream = Some(s);
-        }
-        let stream = self
-            .stream
-            .as_mut()
-            .ok_or_else(|| anyhow!("not connected"))?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr);
-        stream.write_all(request.as_bytes())?;
-        self.buf.clear();
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = stream.read(&mut chunk)?;
-            if n == 0 {
-                self.stream = None;
-                bail!("connection closed mid-response");
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-            if let Some((status, _)) = parse_response(&self.buf)? {
-                return Ok(status);
-            }
-        }
+        let mut response = self.agent.get(&format!("{}{path}", self.base)).call()?;
+        let status = response.status().as_u16();
+        response.body_mut().read_to_vec()?;
+        Ok(status)
     }
 }
 
@@ -187,17 +129,8 @@ fn client_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
-
-    #[test]
-    fn parses_complete_and_partial_responses() {
-        let r = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(r).unwrap(), Some((200, r.len())));
-        assert_eq!(parse_response(&r[..r.len() - 1]).unwrap(), None);
-        assert_eq!(parse_response(b"HTTP/1.1 404 Not").unwrap(), None);
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
-        assert!(parse_response(b"garbage\r\n\r\n").is_err());
-    }
 
     #[test]
     fn keep_alive_client_against_a_socket() {

@@ -6,10 +6,10 @@
 //! event, because the local broker's watermark query reports the last batch's base offset + 1.
 
 use anyhow::{anyhow, bail, Context, Result};
-use ks_client::kafka::DeliveryTracker;
+use ks_kafka::DeliveryTracker;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -17,22 +17,12 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-/// Wall-clock milliseconds since the epoch: the unit of Kafka record timestamps.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use ks_kafka::now_ms;
 
 fn base(brokers: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers)
-        .set("socket.timeout.ms", "10000")
-        .set("log_level", "3");
-    c
+    ks_kafka::client_config(brokers)
 }
 
 /// Creates each `(topic, partitions)` that is missing.
@@ -48,12 +38,7 @@ fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .with_context(|| format!("cannot fetch metadata of {topic}"))?;
-    let parts: Vec<i32> = md
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let parts = ks_kafka::partition_ids(&md, topic);
     if parts.is_empty() {
         bail!("topic {topic} has no partitions");
     }
@@ -109,28 +94,27 @@ impl Sender {
         payload: &[u8],
         timestamp: Option<i64>,
     ) -> Result<()> {
-        loop {
-            let mut record = BaseRecord::<[u8], [u8]>::to(topic)
-                .partition(partition)
-                .payload(payload);
-            if let Some(k) = key {
-                record = record.key(k);
-            }
-            if let Some(ts) = timestamp {
-                record = record.timestamp(ts);
-            }
-            match self.producer.send(record) {
-                Ok(()) => {
-                    self.producer.poll(Duration::ZERO);
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    // Back-pressure: serve delivery reports until the broker has acked some.
-                    self.producer.poll(Duration::from_millis(5));
-                }
-                Err((e, _)) => return Err(anyhow!("cannot send to {topic}: {e}")),
-            }
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+            .partition(partition)
+            .payload(payload);
+        if let Some(k) = key {
+            record = record.key(k);
         }
+        if let Some(ts) = timestamp {
+            record = record.timestamp(ts);
+        }
+        // Back-pressure: serve delivery reports until the broker has acked some.
+        ks_kafka::send_with_backoff(
+            record,
+            |r| self.producer.send(r),
+            || {
+                self.producer.poll(Duration::from_millis(5));
+                true
+            },
+        )
+        .map_err(|e| anyhow!("cannot send to {topic}: {e}"))?;
+        self.producer.poll(Duration::ZERO);
+        Ok(())
     }
 
     /// Waits for every queued message; an error if any was not delivered.
@@ -141,7 +125,7 @@ impl Sender {
         let ctx = self.producer.context();
         let failed = ctx.failed();
         if failed > 0 {
-            let first = ctx.first_error().unwrap_or_default();
+            let first = ctx.first_error().map(|f| f.to_string()).unwrap_or_default();
             bail!("{failed} messages were not delivered (first: {first})");
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Apache Kafka under ks-broker: ready means a Metadata answer listing the node; a stop
 //! (SIGTERM) and a kill (SIGKILL) are followed by a start on the same port and log directory,
 //! keeping the cluster id; a `--data-dir` given by the caller outlives the broker.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use ks_broker::{metadata_brokers, Broker, BrokerKind, BrokerOptions};
 use std::net::SocketAddr;

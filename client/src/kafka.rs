@@ -9,52 +9,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Counts acknowledged and failed deliveries, keeping the first failure's reason.
-#[derive(Default)]
-pub struct DeliveryTracker {
-    acked: AtomicU64,
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-}
-
-impl DeliveryTracker {
-    /// Messages the broker did not acknowledge so far.
-    pub fn failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
-    }
-
-    /// The reason the first unacknowledged message gave.
-    pub fn first_error(&self) -> Option<String> {
-        self.first_error.lock().ok().and_then(|f| f.clone())
-    }
-}
-
-impl ClientContext for DeliveryTracker {}
-
-impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => {
-                self.acked.fetch_add(1, Ordering::Relaxed);
-            }
-            Err((e, _)) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut first) = self.first_error.lock() {
-                    first.get_or_insert_with(|| e.to_string());
-                }
-            }
-        }
-    }
-}
+/// Counts acknowledged and failed deliveries, keeping the first failure (ks-kafka's tracker).
+pub use ks_kafka::DeliveryTracker;
 
 /// A producer for the client's topics. Sends never drop a message silently: a full local queue
 /// waits for room, and [`Publisher::flush`] reports any message the broker did not acknowledge.
@@ -63,13 +25,9 @@ pub struct Publisher {
     sent: AtomicU64,
 }
 
-/// The client settings shared by producer, admin and reader.
+/// The client settings shared by producer, admin and reader (ks-kafka's defaults).
 pub fn base_config(bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("socket.timeout.ms", "10000")
-        .set("log_level", "3");
-    c
+    ks_kafka::client_config(bootstrap)
 }
 
 impl Publisher {
@@ -88,28 +46,19 @@ impl Publisher {
 
     /// Queues one message (a `None` key lets the partitioner spread keyless records).
     pub fn send(&self, topic: &str, key: Option<&[u8]>, payload: &[u8]) -> Result<()> {
-        loop {
-            let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
-            if let Some(k) = key {
-                record = record.key(k);
-            }
-            match self.producer.send(record) {
-                Ok(()) => {
-                    self.sent.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    // Back-pressure: the producer thread drains the queue as the broker acks.
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((e, _)) => {
-                    return Err(Error::Kafka {
-                        what: format!("cannot send to {topic}"),
-                        source: e,
-                    })
-                }
-            }
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
+        if let Some(k) = key {
+            record = record.key(k);
         }
+        // Back-pressure: the producer thread drains the queue as the broker acks.
+        ks_kafka::send_with_backoff(
+            record,
+            |r| self.producer.send(r),
+            ks_kafka::pause(Duration::from_millis(5)),
+        )
+        .map_err(kafka_err(format!("cannot send to {topic}")))?;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Waits for every queued message to be acknowledged; an error names how many were lost.
@@ -118,22 +67,16 @@ impl Publisher {
             .flush(timeout)
             .map_err(kafka_err("messages still unacknowledged at flush"))?;
         let ctx = self.producer.context();
-        let failed = ctx.failed.load(Ordering::Relaxed);
+        let failed = ctx.failed();
         let sent = self.sent.load(Ordering::Relaxed);
         if failed > 0 {
-            let first = ctx
-                .first_error
-                .lock()
-                .ok()
-                .and_then(|f| f.clone())
-                .unwrap_or_default();
             return Err(Error::Undelivered {
                 failed,
                 sent,
-                first,
+                first: ctx.first_error(),
             });
         }
-        Ok(ctx.acked.load(Ordering::Relaxed))
+        Ok(ctx.acked())
     }
 }
 
@@ -170,10 +113,9 @@ pub async fn ensure_topics(bootstrap: &str, topics: &[(&str, i32)]) -> Result<()
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(Error::Kafka {
-                    what: format!("cannot create topic {topic}"),
-                    source: KafkaError::AdminOp(code),
-                })
+                return Err(kafka_err(format!("cannot create topic {topic}"))(
+                    KafkaError::AdminOp(code),
+                ))
             }
         }
     }
@@ -238,17 +180,11 @@ pub fn read_topic(
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .map_err(kafka_err(format!("cannot fetch metadata of {topic}")))?;
-    let partitions: Vec<i32> = md
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions = ks_kafka::partition_ids(&md, topic);
     if partitions.is_empty() {
-        return Err(Error::Kafka {
-            what: format!("topic {topic} does not exist"),
-            source: KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition),
-        });
+        return Err(kafka_err(format!("topic {topic} does not exist"))(
+            KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition),
+        ));
     }
     let mut tpl = TopicPartitionList::new();
     for p in &partitions {
@@ -276,12 +212,7 @@ pub fn read_topic(
                     return Ok(());
                 }
             }
-            Some(Err(e)) => {
-                return Err(Error::Kafka {
-                    what: format!("cannot read {topic}"),
-                    source: e,
-                })
-            }
+            Some(Err(e)) => return Err(kafka_err(format!("cannot read {topic}"))(e)),
         }
     }
 }

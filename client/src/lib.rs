@@ -21,6 +21,7 @@ use std::path::PathBuf;
 
 /// What failed while providing or reading.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("cannot read {path}: {source}")]
     ReadFile {
@@ -31,16 +32,14 @@ pub enum Error {
     UnknownModelFile(PathBuf),
     #[error("no broker answers at {0}")]
     BrokerUnreachable(String),
-    #[error("{what}: {source}")]
-    Kafka {
-        what: String,
-        source: rdkafka::error::KafkaError,
-    },
-    #[error("{failed} of {sent} messages were not delivered; first error: {first}")]
+    #[error(transparent)]
+    Kafka(#[from] ks_kafka::Error),
+    #[error("{failed} of {sent} messages were not delivered; first error: {}", first.as_ref().map(ToString::to_string).unwrap_or_default())]
     Undelivered {
         failed: u64,
         sent: u64,
-        first: String,
+        /// The first message the broker did not acknowledge.
+        first: Option<ks_kafka::DeliveryFailure>,
     },
     #[error("bad data line {line_no} of {path}: {source}")]
     BadData {
@@ -59,6 +58,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub(crate) fn kafka_err(
     what: impl Into<String>,
 ) -> impl FnOnce(rdkafka::error::KafkaError) -> Error {
-    let what = what.into();
-    move |source| Error::Kafka { what, source }
+    let context = ks_kafka::Error::context(what);
+    move |source| Error::Kafka(context(source))
 }

@@ -36,71 +36,80 @@ struct Cli {
 enum Command {
     /// Create the topics if missing, then publish wine records and, in turn, every model in the
     /// data directory. Starts an embedded broker if none answers at --brokers (stopped on exit).
-    Provide {
-        #[arg(long, env = "KS_DATA_TOPIC", default_value = "models_data")]
-        data_topic: String,
-        #[arg(long, env = "KS_MODELS_TOPIC", default_value = "models_models")]
-        models_topic: String,
-        #[arg(long, default_value_t = 4)]
-        data_partitions: i32,
-        #[arg(long, default_value_t = 1)]
-        models_partitions: i32,
-        /// Milliseconds between records (0 = as fast as possible).
-        #[arg(long, default_value_t = 1000)]
-        interval_ms: u64,
-        /// Stop after this many records (default: replay the file forever).
-        #[arg(long)]
-        count: Option<u64>,
-        /// Seconds between models (0 = every model once, at once).
-        #[arg(long, default_value_t = 60)]
-        model_interval_s: u64,
-        /// Where the wine CSV and the models are.
-        #[arg(long, env = "KS_DATA_DIR")]
-        data_dir: Option<PathBuf>,
-        #[arg(long, default_value = "wine")]
-        data_type: String,
-        /// Print progress every this many records (default: 10, or 10000 when --interval-ms is 0).
-        #[arg(long)]
-        progress_every: Option<u64>,
-        /// Fail instead of starting an embedded broker when none answers.
-        #[arg(long)]
-        no_embedded_broker: bool,
-    },
+    Provide(ProvideArgs),
     /// Print a topic's messages, decoded, one JSON object a line, with partition and offset.
-    Read {
-        #[arg(long)]
-        topic: String,
-        #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
-        format: FormatArg,
-        /// Stop once every partition has been read to its end.
-        #[arg(long)]
-        until_eof: bool,
-        /// Stop after this many messages.
-        #[arg(long)]
-        max: Option<u64>,
-        /// Stop after this many seconds.
-        #[arg(long, default_value_t = u64::MAX / 1000)]
-        timeout_s: u64,
-    },
+    Read(ReadArgs),
     /// Publish one model now.
-    PublishModel {
-        file: PathBuf,
-        /// Model type (default: from the extension, .pmml or .pb).
-        #[arg(long = "type", value_parser = parse_model_type)]
-        model_type: Option<ModelType>,
-        /// Model name (default: the file stem).
-        #[arg(long)]
-        name: Option<String>,
-        #[arg(long, default_value = "")]
-        description: String,
-        #[arg(long, default_value = "wine")]
-        data_type: String,
-        /// Send the file's absolute path (ModelDescriptor.location) instead of its bytes.
-        #[arg(long)]
-        by_reference: bool,
-        #[arg(long, env = "KS_MODELS_TOPIC", default_value = "models_models")]
-        models_topic: String,
-    },
+    PublishModel(PublishModelArgs),
+}
+
+#[derive(clap::Args)]
+struct ProvideArgs {
+    #[arg(long, env = "KS_DATA_TOPIC", default_value = "models_data")]
+    data_topic: String,
+    #[arg(long, env = "KS_MODELS_TOPIC", default_value = "models_models")]
+    models_topic: String,
+    #[arg(long, default_value_t = 4)]
+    data_partitions: i32,
+    #[arg(long, default_value_t = 1)]
+    models_partitions: i32,
+    /// Milliseconds between records (0 = as fast as possible).
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// Stop after this many records (default: replay the file forever).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Seconds between models (0 = every model once, at once).
+    #[arg(long, default_value_t = 60)]
+    model_interval_s: u64,
+    /// Where the wine CSV and the models are.
+    #[arg(long, env = "KS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "wine")]
+    data_type: String,
+    /// Print progress every this many records (default: 10, or 10000 when --interval-ms is 0).
+    #[arg(long)]
+    progress_every: Option<u64>,
+    /// Fail instead of starting an embedded broker when none answers.
+    #[arg(long)]
+    no_embedded_broker: bool,
+}
+
+#[derive(clap::Args)]
+struct ReadArgs {
+    #[arg(long)]
+    topic: String,
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    format: FormatArg,
+    /// Stop once every partition has been read to its end.
+    #[arg(long)]
+    until_eof: bool,
+    /// Stop after this many messages.
+    #[arg(long)]
+    max: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = u64::MAX / 1000)]
+    timeout_s: u64,
+}
+
+#[derive(clap::Args)]
+struct PublishModelArgs {
+    file: PathBuf,
+    /// Model type (default: from the extension, .pmml or .pb).
+    #[arg(long = "type", value_parser = parse_model_type)]
+    model_type: Option<ModelType>,
+    /// Model name (default: the file stem).
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long, default_value = "")]
+    description: String,
+    #[arg(long, default_value = "wine")]
+    data_type: String,
+    /// Send the file's absolute path (ModelDescriptor.location) instead of its bytes.
+    #[arg(long)]
+    by_reference: bool,
+    #[arg(long, env = "KS_MODELS_TOPIC", default_value = "models_models")]
+    models_topic: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -178,154 +187,161 @@ fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Provide {
-            data_topic,
-            models_topic,
-            data_partitions,
-            models_partitions,
-            interval_ms,
-            count,
-            model_interval_s,
-            data_dir,
-            data_type,
-            progress_every,
-            no_embedded_broker,
-        } => {
-            if data_partitions < 1 || models_partitions < 1 {
-                bail!("partition counts must be at least 1");
-            }
-            let data_dir = data_dir.unwrap_or_else(catalog::default_data_dir);
-            let models: Vec<ModelFile> = catalog::models_in(&data_dir)?;
-            let _embedded = embedded_broker_if_needed(&cli.brokers, no_embedded_broker)?;
-            kafka::ensure_topics(
-                &cli.brokers,
-                &[
-                    (&data_topic, data_partitions),
-                    (&models_topic, models_partitions),
-                ],
-            )
-            .await?;
-            let publisher = Publisher::connect(&cli.brokers)?;
-            let opts = ProvideOptions {
-                data_topic,
-                models_topic,
-                interval: Duration::from_millis(interval_ms),
-                count,
-                model_interval: Duration::from_secs(model_interval_s),
-                data_file: data_dir.join("winequality_red.csv"),
-                models,
-                data_type,
-                progress_every: progress_every.unwrap_or(if interval_ms == 0 {
-                    10_000
-                } else {
-                    10
-                }),
-            };
-            // The runtime is single-threaded and has nothing else to do: blocking here is fine.
-            let summary =
-                provide::run(&opts, &publisher, &stopped, &mut |line| println!("{line}"))?;
-            println!(
-                "done: {} records, {} models",
-                summary.records, summary.models
-            );
-            Ok(())
-        }
-        Command::Read {
-            topic,
-            format,
-            until_eof,
-            max,
-            timeout_s,
-        } => {
-            kafka::require_broker(&cli.brokers, Duration::from_secs(5))?;
-            let format = match format {
-                FormatArg::Auto => Format::Auto,
-                FormatArg::Wine => Format::Wine,
-                FormatArg::Model => Format::Model,
-                FormatArg::Text => Format::Text,
-                FormatArg::Raw => Format::Raw,
-            };
-            let mut seen = 0u64;
-            let mut out = std::io::stdout().lock();
-            kafka::read_topic(
-                &cli.brokers,
-                &topic,
-                until_eof,
-                Duration::from_secs(timeout_s),
-                |m| {
-                    let mut v = decode::decode(&m.payload, format);
-                    v["partition"] = m.partition.into();
-                    v["offset"] = m.offset.into();
-                    if let Some(k) = &m.key {
-                        v["key"] = String::from_utf8_lossy(k).into_owned().into();
-                    }
-                    // A closed pipe (`| head`) ends the read quietly instead of panicking.
-                    if writeln!(out, "{v}").is_err() {
-                        return false;
-                    }
-                    seen += 1;
-                    max.is_none_or(|n| seen < n)
-                },
-                &stopped,
-            )?;
-            Ok(())
-        }
-        Command::PublishModel {
-            file,
-            model_type,
-            name,
-            description,
-            data_type,
-            by_reference,
-            models_topic,
-        } => {
-            let model_type = match model_type {
-                Some(t) => t,
-                None => catalog::model_type_of(&file)?,
-            };
-            let model = ModelFile {
-                path: file.clone(),
-                model_type,
-            };
-            let mut md = if by_reference {
-                if !file.is_file() {
-                    bail!("cannot read {}: no such file", file.display());
-                }
-                let abs = std::fs::canonicalize(&file)
-                    .with_context(|| format!("cannot resolve {}", file.display()))?;
-                ModelDescriptor::with_location(
-                    &model.name(),
-                    &description,
-                    &data_type,
-                    model_type,
-                    &abs.to_string_lossy(),
-                )
-            } else {
-                provide::descriptor_for(&model, &data_type)?
-            };
-            if let Some(n) = name {
-                md.name = n;
-            }
-            if !description.is_empty() {
-                md.description = description;
-            }
-            kafka::require_broker(&cli.brokers, Duration::from_secs(5))?;
-            kafka::ensure_topics(&cli.brokers, &[(&models_topic, 1)]).await?;
-            let publisher = Publisher::connect(&cli.brokers)?;
-            publisher.send(
-                &models_topic,
-                Some(data_type.as_bytes()),
-                &md.encode_to_vec(),
-            )?;
-            publisher.flush(Duration::from_secs(20))?;
-            println!(
-                "published model {} ({}) to {models_topic}",
-                md.name,
-                model_type.as_str_name()
-            );
-            Ok(())
-        }
+        Command::Provide(args) => provide_cmd(&cli.brokers, args).await,
+        Command::Read(args) => read_cmd(&cli.brokers, args),
+        Command::PublishModel(args) => publish_model_cmd(&cli.brokers, args).await,
     }
+}
+
+/// `ks-client provide`.
+async fn provide_cmd(brokers: &str, args: ProvideArgs) -> anyhow::Result<()> {
+    let ProvideArgs {
+        data_topic,
+        models_topic,
+        data_partitions,
+        models_partitions,
+        interval_ms,
+        count,
+        model_interval_s,
+        data_dir,
+        data_type,
+        progress_every,
+        no_embedded_broker,
+    } = args;
+    if data_partitions < 1 || models_partitions < 1 {
+        bail!("partition counts must be at least 1");
+    }
+    let data_dir = data_dir.unwrap_or_else(catalog::default_data_dir);
+    let models: Vec<ModelFile> = catalog::models_in(&data_dir)?;
+    let _embedded = embedded_broker_if_needed(brokers, no_embedded_broker)?;
+    kafka::ensure_topics(
+        brokers,
+        &[
+            (&data_topic, data_partitions),
+            (&models_topic, models_partitions),
+        ],
+    )
+    .await?;
+    let publisher = Publisher::connect(brokers)?;
+    let opts = ProvideOptions {
+        data_topic,
+        models_topic,
+        interval: Duration::from_millis(interval_ms),
+        count,
+        model_interval: Duration::from_secs(model_interval_s),
+        data_file: data_dir.join("winequality_red.csv"),
+        models,
+        data_type,
+        progress_every: progress_every.unwrap_or(if interval_ms == 0 { 10_000 } else { 10 }),
+    };
+    // The runtime is single-threaded and has nothing else to do: blocking here is fine.
+    let summary = provide::run(&opts, &publisher, &stopped, &mut |line| println!("{line}"))?;
+    println!(
+        "done: {} records, {} models",
+        summary.records, summary.models
+    );
+    Ok(())
+}
+
+/// `ks-client read`.
+fn read_cmd(brokers: &str, args: ReadArgs) -> anyhow::Result<()> {
+    let ReadArgs {
+        topic,
+        format,
+        until_eof,
+        max,
+        timeout_s,
+    } = args;
+    kafka::require_broker(brokers, Duration::from_secs(5))?;
+    let format = match format {
+        FormatArg::Auto => Format::Auto,
+        FormatArg::Wine => Format::Wine,
+        FormatArg::Model => Format::Model,
+        FormatArg::Text => Format::Text,
+        FormatArg::Raw => Format::Raw,
+    };
+    let mut seen = 0u64;
+    let mut out = std::io::stdout().lock();
+    kafka::read_topic(
+        brokers,
+        &topic,
+        until_eof,
+        Duration::from_secs(timeout_s),
+        |m| {
+            let mut v = decode::decode(&m.payload, format);
+            v["partition"] = m.partition.into();
+            v["offset"] = m.offset.into();
+            if let Some(k) = &m.key {
+                v["key"] = String::from_utf8_lossy(k).into_owned().into();
+            }
+            // A closed pipe (`| head`) ends the read quietly instead of panicking.
+            if writeln!(out, "{v}").is_err() {
+                return false;
+            }
+            seen += 1;
+            max.is_none_or(|n| seen < n)
+        },
+        &stopped,
+    )?;
+    Ok(())
+}
+
+/// `ks-client publish-model`.
+async fn publish_model_cmd(brokers: &str, args: PublishModelArgs) -> anyhow::Result<()> {
+    let PublishModelArgs {
+        file,
+        model_type,
+        name,
+        description,
+        data_type,
+        by_reference,
+        models_topic,
+    } = args;
+    let model_type = match model_type {
+        Some(t) => t,
+        None => catalog::model_type_of(&file)?,
+    };
+    let model = ModelFile {
+        path: file.clone(),
+        model_type,
+    };
+    let mut md = if by_reference {
+        if !file.is_file() {
+            bail!("cannot read {}: no such file", file.display());
+        }
+        let abs = std::fs::canonicalize(&file)
+            .with_context(|| format!("cannot resolve {}", file.display()))?;
+        ModelDescriptor::with_location(
+            &model.name(),
+            &description,
+            &data_type,
+            model_type,
+            &abs.to_string_lossy(),
+        )
+    } else {
+        provide::descriptor_for(&model, &data_type)?
+    };
+    if let Some(n) = name {
+        md.name = n;
+    }
+    if !description.is_empty() {
+        md.description = description;
+    }
+    kafka::require_broker(brokers, Duration::from_secs(5))?;
+    kafka::ensure_topics(brokers, &[(&models_topic, 1)]).await?;
+    let publisher = Publisher::connect(brokers)?;
+    publisher.send(
+        &models_topic,
+        Some(data_type.as_bytes()),
+        &md.encode_to_vec(),
+    )?;
+    publisher.flush(Duration::from_secs(20))?;
+    println!(
+        "published model {} ({}) to {models_topic}",
+        md.name,
+        model_type.as_str_name()
+    );
+    Ok(())
 }
 
 /// The tutorial's client embeds Kafka; so does ours, when nothing answers on a local address.

@@ -1,4 +1,5 @@
 //! Bad input to `ks-client` gives a one-line error and a non-zero exit, never a panic.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::net::TcpListener;
 use std::process::{Command, Output};

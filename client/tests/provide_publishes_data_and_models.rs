@@ -1,5 +1,6 @@
 //! `ks-client provide` against a real broker: what is read back equals the CSV rows and the model
 //! files, and `ks-client read` decodes it.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use ks_client::catalog::{self, default_data_dir};
 use ks_client::kafka::read_topic;

@@ -2,6 +2,7 @@ use rdkafka::error::KafkaError;
 
 /// What failed in the engine.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("invalid topology: {0}")]
     InvalidTopology(String),
@@ -28,14 +29,17 @@ pub enum Error {
     Processing { processor: String, reason: String },
     #[error("state store: {0}")]
     Store(#[from] ks_stores::Error),
-    #[error("{what}: {source}")]
-    Kafka { what: String, source: KafkaError },
+    #[error(transparent)]
+    Kafka(#[from] ks_kafka::Error),
     #[error("this instance was fenced by a newer one: {0}")]
     Fenced(String),
     #[error("the streams instance is {0}")]
     NotRunning(String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -58,9 +62,15 @@ impl Error {
         }
     }
 
+    /// For `map_err`: an I/O error on `path`.
+    pub(crate) fn io(path: impl Into<std::path::PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+
     pub(crate) fn kafka(what: impl Into<String>) -> impl FnOnce(KafkaError) -> Error {
-        let what = what.into();
-        move |source| Error::Kafka { what, source }
+        let context = ks_kafka::Error::context(what);
+        move |source| Error::Kafka(context(source))
     }
 }
 

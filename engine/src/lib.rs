@@ -35,7 +35,6 @@
 
 pub mod dsl;
 mod error;
-pub mod examples;
 pub mod processor;
 pub mod record;
 pub mod runtime;

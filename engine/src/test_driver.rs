@@ -47,7 +47,7 @@ impl TopologyTestDriver {
     /// starts at `start_ms`.
     pub fn new(topology: &Topology, start_ms: i64) -> Result<TopologyTestDriver> {
         topology.validate()?;
-        let state_dir = tempfile::tempdir()?;
+        let state_dir = tempfile::tempdir().map_err(Error::io(std::env::temp_dir()))?;
         let app = "test-driver";
         let changelog = Arc::new(MemoryChangelogSink::default());
         let mut stores: HashMap<String, Arc<dyn KeyValueStore>> = HashMap::new();

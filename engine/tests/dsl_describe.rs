@@ -1,5 +1,6 @@
 //! The DSL builds the topology the Processor API would: same nodes, names, edges and stores,
 //! described in Kafka Streams' format.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use ks_engine::dsl::{Materialized, StreamsBuilder};
 use ks_engine::stores::{StoreKind, StoreSpec};

@@ -1,5 +1,6 @@
 //! A DSL topology with a key change runs on the real broker: the runtime creates the
 //! repartition topic the DSL put between `map` and `count`, and the counts are exact.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The DSL's tables, global tables, aggregations, joins and processors with stores, run through
 //! the test driver.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use ks_engine::dsl::{Json, Materialized, StreamsBuilder};
 use ks_engine::stores::{I64Serde, JsonSerde, Serde, StoreKind, StringSerde, TypedStore};

@@ -1,4 +1,5 @@
 //! The DSL's stateless operators, run through the test driver.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use ks_engine::dsl::{Consumed, DefaultSerde, Json, Proto, StreamsBuilder};
 use ks_engine::stores::{I64Serde, JsonSerde, ProstSerde, Serde, StringSerde};

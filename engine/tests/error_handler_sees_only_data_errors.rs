@@ -2,6 +2,7 @@
 //! fails the task instead of being skipped; an error raised by a punctuator goes through the
 //! processing handler; output the producer refuses goes to the production handler (continue:
 //! dropped and counted; fail, the default: the task fails).
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

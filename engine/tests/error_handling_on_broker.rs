@@ -1,9 +1,12 @@
 //! Poison records follow the configured handler and never crash the instance unless told to.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 
 use common::*;
-use ks_engine::examples::{dedup_count_topology, parse_count};
+#[path = "support/dedup_count.rs"]
+mod dedup_count;
+use dedup_count::{dedup_count_topology, parse_count};
 use ks_engine::stores::StoreKind;
 use ks_engine::{ErrorHandling, KafkaStreams, StreamsState};
 use std::sync::atomic::Ordering;

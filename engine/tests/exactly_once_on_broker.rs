@@ -6,9 +6,12 @@
 //! consumers also see aborted records. These tests therefore assert on what it lets us observe:
 //! committed offsets and the state stores (which never take an aborted write, see
 //! `runtime/txn_store.rs`), not on the absence of aborted records in output topics.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 
+#[path = "support/dedup_count.rs"]
+mod dedup_count;
 use common::*;
 use ks_engine::processor::supplier;
 use ks_engine::stores::{StoreKind, StoreSpec};
@@ -264,7 +267,7 @@ fn kill_9_mid_transaction_leaves_offsets_at_the_last_commit() {
 
     // The successor (same instance id) aborts the open transaction and finishes the input.
     let mut successor = KafkaStreams::new(
-        ks_engine::examples::dedup_count_topology(&input, &output, StoreKind::RocksDb).unwrap(),
+        dedup_count::dedup_count_topology(&input, &output, StoreKind::RocksDb).unwrap(),
         eos_config(&app, bs, dir.path()).with_instance_id("n1"),
     )
     .unwrap();

@@ -2,11 +2,14 @@
 //! instance did not close cleanly) wipes its local store and restores it from the changelog, so
 //! a local write the changelog does not have (as an aborted transaction's could be) does not
 //! survive.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
+#[path = "support/dedup_count.rs"]
+mod dedup_count;
 
 use common::*;
-use ks_engine::examples::dedup_count_topology;
+use dedup_count::dedup_count_topology;
 use ks_engine::stores::{StoreContext, StoreKind, StoreSpec};
 use ks_engine::{KafkaStreams, ProcessingGuarantee};
 use std::time::Duration;

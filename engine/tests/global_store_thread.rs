@@ -1,6 +1,7 @@
 //! The global store thread: a persistent global store resumes from its checkpoint instead of
 //! replaying its topic from the beginning at every start; a data error of the global processor
 //! follows the processing handler; a start that fails leaves nothing running.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Internal topics at start: repartition topics are scoped to the application, joined inputs
 //! must be co-partitioned, and a repartition topic gets the partition count of the sub-topology
 //! it feeds.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

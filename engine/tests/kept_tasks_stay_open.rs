@@ -1,6 +1,7 @@
 //! Under the range assignor every rebalance revokes every partition (eager). A task whose
 //! partition comes back to the same member stays open across it: its in-memory store is not
 //! restored from the changelog again.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -2,8 +2,11 @@
 //! is dropped from the group and its partitions are lost; when it resumes it closes those tasks
 //! dirty, rejoins and goes on, the instance never enters ERROR, and the (replay-safe) totals are
 //! exact.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
+#[path = "support/dedup_count.rs"]
+mod dedup_count;
 
 use common::*;
 use ks_engine::processor::supplier;
@@ -29,7 +32,7 @@ impl Processor for StallingCount {
         let store = ctx.store("counts")?;
         let (count, last) = store
             .get(&key)?
-            .and_then(|v| ks_engine::examples::parse_count(&v))
+            .and_then(|v| dedup_count::parse_count(&v))
             .unwrap_or((0, -1));
         if offset > last {
             store.put(&key, format!("{}:{offset}", count + 1).as_bytes())?;
@@ -71,7 +74,7 @@ fn a_member_stalled_past_max_poll_interval_rejoins_and_completes() {
             .unwrap()
             .get(k.as_bytes())
             .unwrap()
-            .and_then(|v| ks_engine::examples::parse_count(&v))
+            .and_then(|v| dedup_count::parse_count(&v))
             .map(|(c, _)| c)
     };
     let done = wait_until(Duration::from_secs(90), || {

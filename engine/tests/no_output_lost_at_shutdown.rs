@@ -1,6 +1,7 @@
 //! At-least-once: output forwarded by a wall-clock punctuation and by `close()` after the last
 //! record-driven commit is flushed and committed at a clean shutdown — every emitted record is on
 //! the topic (the producer is flushed, not dropped with queued messages).
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Processor API basics through the test driver: routing to named children, store access
 //! rules, changelog writes and tombstones, record metadata, topology validation.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use ks_engine::stores::{StoreKind, StoreSpec};
 use ks_engine::{

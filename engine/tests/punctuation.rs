@@ -1,5 +1,6 @@
 //! Stream-time punctuation follows record timestamps; wall-clock punctuation follows the
 //! (mock) clock. Both run through the test driver.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use ks_engine::dsl::StreamsBuilder;
 use ks_engine::stores::{I64Serde, Serde, StoreKind, StoreSpec};

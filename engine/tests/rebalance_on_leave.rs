@@ -1,9 +1,12 @@
 //! When an instance leaves the group cleanly (close), the others take its partitions.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 
 use common::*;
-use ks_engine::examples::dedup_count_topology;
+#[path = "support/dedup_count.rs"]
+mod dedup_count;
+use dedup_count::dedup_count_topology;
 use ks_engine::stores::StoreKind;
 use ks_engine::KafkaStreams;
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! (100 000 changelog records into a store that applies them slowly) runs in slices between
 //! polls, so the member is never evicted; the task starts processing once its store is caught
 //! up, and the records that arrived meanwhile are processed then.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! One instance per state directory and application: a second `KafkaStreams` on the same
 //! `state.dir` fails at construction with an error naming the lock, and succeeds once the first
 //! is gone.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use ks_engine::processor::supplier;
 use ks_engine::{

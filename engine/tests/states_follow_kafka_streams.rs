@@ -1,6 +1,7 @@
 //! Instance states as Kafka Streams has them: `Created → Rebalancing → Running`, `Running` only
 //! once every assigned task is restored, back to `Rebalancing` while a rebalance is under way,
 //! then `PendingShutdown → NotRunning`; a state listener sees every transition.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The uncaught exception handler: replace-thread starts a new stream thread in place of a
 //! failed one and processing completes; shutdown-application stops every instance of the
 //! application, not only the failing one.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,11 +1,14 @@
 //! At-least-once on the real broker: exact counts over 4 partitions, restart from the
 //! checkpoint, two instances splitting the partitions, and a killed instance's tasks moving to
 //! the survivor, which restores them from the changelog.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 
 use common::*;
-use ks_engine::examples::{dedup_count_topology, parse_count};
+#[path = "support/dedup_count.rs"]
+mod dedup_count;
+use dedup_count::{dedup_count_topology, parse_count};
 use ks_engine::stores::StoreKind;
 use ks_engine::{KafkaStreams, StreamsState};
 use std::collections::BTreeMap;

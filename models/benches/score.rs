@@ -1,5 +1,6 @@
 //! Per-record scoring cost of every seed model (and the TF graph per record in a batch).
 //! Run: `cargo bench -p ks-models --bench score`.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::hint::black_box;
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! Profiling driver: `prof_score <model.pmml> <iterations>` scores the wine rows in a loop
 //! through `Model::score_row` (e.g. under `valgrind --tool=callgrind`).
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::hint::black_box;
 

@@ -3,6 +3,7 @@
 
 /// Everything that can go wrong while loading a model or scoring a record.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The model bytes exceed the size we are willing to parse.
     #[error("model document is too large: {size} bytes (limit {limit})")]
@@ -20,8 +21,15 @@ pub enum Error {
     #[error("model document has too many XML nodes (limit {limit})")]
     TooManyNodes { limit: usize },
     /// The bytes are not well-formed XML.
-    #[error("model document is not well-formed XML: {0}")]
-    Xml(String),
+    #[error("model document is not well-formed XML at line {line}, column {column}: {reason}")]
+    Xml {
+        /// 1-based line of the error.
+        line: u32,
+        /// 1-based column of the error.
+        column: u32,
+        /// What the XML parser said.
+        reason: String,
+    },
     /// Well-formed XML, but not PMML (wrong root element).
     #[error("not a PMML document: {0}")]
     NotPmml(String),

@@ -1,4 +1,5 @@
 //! The `ks-score` binary end to end: CSV in, JPMML-shaped CSV out, `--bench` last line.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

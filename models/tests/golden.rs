@@ -1,6 +1,7 @@
 //! Every data/golden/<stem>.csv is scored with its model (data/<stem>.pmml,
 //! data/<stem>.pb or data/sklearn/<stem>.pmml) and compared cell by cell with the
 //! reference outputs (JPMML-Evaluator for PMML, TensorFlow for the graph).
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! Randomized robustness: truncated and mutated versions of every seed PMML load to Ok or
 //! Err and, when they load, score to Ok or Err — never a panic. This is what CI runs;
 //! `fuzz/` holds the cargo-fuzz target for deeper runs on a nightly toolchain.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::path::Path;
 

@@ -1,5 +1,6 @@
 //! PMML features beyond the seed models, each on a hand-written document whose expected
 //! result is derived by hand from the PMML specification.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use ks_models::{Error, Model, ModelType, Prediction, Record, Value};
 

@@ -23,6 +23,16 @@ pub mod model {
 pub use model::model_descriptor::{MessageContent, ModelType};
 pub use model::{ModelDescriptor, WineRecord};
 
+/// Wall-clock milliseconds since the epoch, the unit of Kafka record timestamps and of every
+/// `*_ms` time in ks (0 if the clock is before the epoch). Re-exported by ks-kafka, the plumbing
+/// layer, as its time helper; here so the engine-free crates share it too.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// The data type the tutorial publishes wine records under.
 pub const WINE_DATA_TYPE: &str = "wine";
 
@@ -43,6 +53,7 @@ pub const WINE_FEATURES: [&str; 11] = [
 
 /// What went wrong turning text into a wire type.
 #[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     #[error("line {line}: expected at least 11 ';'-separated columns, found {found}")]
     TooFewColumns { line: String, found: usize },

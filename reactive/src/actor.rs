@@ -22,13 +22,12 @@ use crate::kafka::{DataIn, ModelIn};
 use crate::model::{self, Origin};
 use crate::scoring::{self, Output};
 use crate::{framed, Error, Result};
+use dashmap::DashMap;
 use ks_proto::WineRecord;
-use ks_topologies::registry::ServedModel;
-use ks_topologies::stats::ServingStats;
+use ks_serving::{ServedModel, ServingStats};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -37,16 +36,22 @@ pub const MAILBOX: usize = 64;
 /// How often dirty statistics are written.
 pub const STATS_FLUSH: Duration = Duration::from_secs(1);
 
+/// What an actor is sent.
 pub enum ActorMsg {
+    /// A new model: persist it, then serve it.
     Model(ModelIn),
+    /// A record to score; the output goes back on the sender.
     Record(WineRecord, Origin, oneshot::Sender<Output>),
+    /// A query of the actor's state (for `/state/{dataType}`).
     State(oneshot::Sender<ActorState>),
 }
 
 /// What an actor answers a state ask with.
 #[derive(Debug, Clone, Serialize)]
 pub struct ActorState {
+    /// The data type the actor serves.
     pub data_type: String,
+    /// The statistics of its current model.
     pub stats: Option<ServingStats>,
     /// Why a state file could not be restored, if one could not.
     pub restore_error: Option<String>,
@@ -94,7 +99,8 @@ impl ActorRef {
 }
 
 /// The actors by data type, shared with the HTTP API.
-pub type Actors = Arc<Mutex<BTreeMap<String, ActorRef>>>;
+/// A `DashMap`: the router inserts while the HTTP API reads, and no lock can be poisoned.
+pub type Actors = Arc<DashMap<String, ActorRef>>;
 
 fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
@@ -114,6 +120,7 @@ fn unhex(s: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
+/// Where the actor of `data_type` keeps its files.
 pub fn actor_dir(state_dir: &Path, data_type: &str) -> PathBuf {
     state_dir.join("actors").join(hex(data_type))
 }
@@ -302,22 +309,20 @@ impl Manager {
         m
     }
 
+    /// The actors, shared with the HTTP API.
     pub fn actors(&self) -> Actors {
         Arc::clone(&self.actors)
     }
 
     /// The actor of `data_type`, created on first use.
     fn actor(&self, data_type: &str) -> ActorRef {
-        let Ok(mut actors) = self.actors.lock() else {
-            // A poisoned lock means a panic elsewhere; an unregistered actor still serves.
-            return self.spawn(data_type);
-        };
-        if let Some(a) = actors.get(data_type) {
+        if let Some(a) = self.actors.get(data_type) {
             return a.clone();
         }
-        let a = self.spawn(data_type);
-        actors.insert(data_type.to_string(), a.clone());
-        a
+        self.actors
+            .entry(data_type.to_string())
+            .or_insert_with(|| self.spawn(data_type))
+            .clone()
     }
 
     fn spawn(&self, data_type: &str) -> ActorRef {
@@ -377,8 +382,6 @@ impl Manager {
                 }
             }
         }
-        if let Ok(mut actors) = self.actors.lock() {
-            actors.clear();
-        }
+        self.actors.clear();
     }
 }

@@ -13,7 +13,7 @@
 use crate::model::{self, Built, Origin};
 use crate::scoring::{Output, Sink};
 use crate::{Error, Result};
-use ks_topologies::topology::Topics;
+use ks_serving::Topics;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -30,23 +30,23 @@ pub const MAX_IN_FLIGHT: usize = 256;
 
 /// One data record as read.
 pub struct DataIn {
+    /// The record's value (`None`: a tombstone).
     pub payload: Option<Vec<u8>>,
+    /// Where it was read.
     pub origin: Origin,
 }
 
 /// A built model and the sender to acknowledge it with once it is taken (and, in actor mode,
 /// persisted).
 pub struct ModelIn {
+    /// The built model.
     pub built: Built,
+    /// Sent once the model is taken (and persisted).
     pub ack: oneshot::Sender<()>,
 }
 
 fn base(brokers: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers)
-        .set("socket.timeout.ms", "10000")
-        .set("log_level", "3");
-    c
+    ks_kafka::client_config(brokers)
 }
 
 /// The data consumer: group `group`, offsets stored by the sink and auto-committed.
@@ -136,12 +136,7 @@ async fn partitions_of(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32
     for _ in 0..60 {
         match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
             Ok(md) => {
-                let ps: Vec<i32> = md
-                    .topics()
-                    .iter()
-                    .filter(|t| t.name() == topic && t.error().is_none())
-                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                    .collect();
+                let ps = ks_kafka::partition_ids(&md, topic);
                 if !ps.is_empty() {
                     return Ok(ps);
                 }
@@ -150,19 +145,24 @@ async fn partitions_of(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Err(Error::Kafka {
-        what: format!("topic {topic} has no partitions"),
-        source: last.unwrap_or(rdkafka::error::KafkaError::MetadataFetch(
+    Err(Error::kafka(format!("topic {topic} has no partitions"))(
+        last.unwrap_or(rdkafka::error::KafkaError::MetadataFetch(
             RDKafkaErrorCode::UnknownTopicOrPartition,
         )),
-    })
+    ))
 }
 
+/// The producer of results and errors.
 pub fn producer(brokers: &str) -> Result<FutureProducer> {
     base(brokers)
         .set("linger.ms", "5")
         .create()
         .map_err(Error::kafka("cannot create the producer"))
+}
+
+/// Where a consumed message came from.
+fn origin_of(m: &impl Message) -> Origin {
+    Origin::new(m.topic(), m.partition(), m.offset())
 }
 
 /// Reads the data topic into `tx` until shutdown or until `tx`'s receiver is gone.
@@ -179,11 +179,7 @@ pub async fn read_data(
         let item = match msg {
             Ok(m) => DataIn {
                 payload: m.payload().map(<[u8]>::to_vec),
-                origin: Origin {
-                    topic: m.topic().to_string(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                },
+                origin: origin_of(&m),
             },
             Err(e) => {
                 log::warn!("data consumer: {e}");
@@ -215,14 +211,7 @@ pub async fn read_models(
             m = consumer.recv() => m,
         };
         let (payload, origin) = match msg {
-            Ok(m) => (
-                m.payload().map(<[u8]>::to_vec),
-                Origin {
-                    topic: m.topic().to_string(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                },
-            ),
+            Ok(m) => (m.payload().map(<[u8]>::to_vec), origin_of(&m)),
             Err(e) => {
                 log::warn!("model consumer: {e}");
                 continue;
@@ -232,7 +221,7 @@ pub async fn read_models(
             continue; // a tombstone: nothing to build
         };
         let o = origin.clone();
-        let built = tokio::task::spawn_blocking(move || model::build(model::decode(&payload, &o)?))
+        let built = tokio::task::spawn_blocking(move || model::decode_and_build(&payload, &o))
             .await
             .map_err(|e| Error::Stopped(format!("model builder: {e}")))?;
         match built {
@@ -252,13 +241,14 @@ pub async fn read_models(
                     return Ok(());
                 }
             }
-            Err(e) => {
+            Err(report) => {
                 log::warn!(
-                    "model message {}:{} rejected: {e}",
+                    "model message {}:{} rejected: {}",
                     origin.partition,
-                    origin.offset
+                    origin.offset,
+                    report.reason
                 );
-                let out = Output::error("model", "", &e.to_string(), origin.clone());
+                let out = Output::error(report);
                 let delivery = send(&producer, &errors_topic, &out).await?;
                 wait_delivery(delivery, &errors_topic).await?;
             }
@@ -277,27 +267,20 @@ pub async fn read_models(
 
 /// Enqueues `out` with the producer, waiting while its queue is full.
 async fn send(producer: &FutureProducer, topic: &str, out: &Output) -> Result<DeliveryFuture> {
-    loop {
-        let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&out.payload);
-        if let Some(k) = &out.key {
-            record = record.key(k);
-        }
-        match producer.send_result(record) {
-            Ok(f) => return Ok(f),
-            Err((
-                rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
-                _,
-            )) => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err((e, _)) => {
-                return Err(Error::Delivery {
-                    topic: topic.to_string(),
-                    reason: e.to_string(),
-                })
-            }
-        }
+    let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&out.payload);
+    if let Some(k) = &out.key {
+        record = record.key(k);
     }
+    ks_kafka::send_with_backoff_async(
+        record,
+        |r| producer.send_result(r),
+        Duration::from_millis(5),
+    )
+    .await
+    .map_err(|e| Error::Delivery {
+        topic: topic.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 async fn wait_delivery(f: DeliveryFuture, topic: &str) -> Result<()> {

@@ -1,110 +1,52 @@
-//! Model messages: decoding a `ModelDescriptor` into a [`ModelUpdate`], building it into
-//! ks-topologies' [`ServedModel`] (off the async workers: a large model takes seconds), and the
-//! byte layout an actor persists a model in.
+//! Model messages for as-server: decoded by ks-serving's one decoder and built into its
+//! [`ServedModel`] (off the async workers: a large model takes seconds), and the byte layout an
+//! actor persists a model in.
 
 use crate::{Error, Result};
-use ks_models::{Model, ModelType};
-use ks_proto::{Message, MessageContent, ModelDescriptor};
-use ks_topologies::registry::ServedModel;
-use serde::{Deserialize, Serialize};
+use ks_serving::{descriptor, FailureKind, FailureReport, ServedModel};
+pub use ks_serving::{ModelMeta, ModelUpdate, Origin};
 use std::sync::Arc;
-
-/// The largest model file a location may point to (as ks-server).
-pub const MAX_MODEL_FILE: u64 = ks_topologies::model_source::MAX_MODEL_FILE;
-
-/// Where a message came from, named in results and errors.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-}
-
-/// A decoded model message, with its bytes (actors persist them).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelMeta {
-    pub data_type: String,
-    pub name: String,
-    pub description: String,
-    /// `PMML` or `TENSORFLOW`.
-    pub model_type: String,
-    /// `<partition>:<offset>` of the model message, as in ks-server.
-    pub version: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct ModelUpdate {
-    pub meta: ModelMeta,
-    pub bytes: Vec<u8>,
-}
 
 /// A built model plus what it was built from.
 #[derive(Clone)]
 pub struct Built {
+    /// The model, ready to score.
     pub served: Arc<ServedModel>,
+    /// The message it was built from (actors persist it).
     pub update: Arc<ModelUpdate>,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn read_location(path: &str) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::BadModel(format!("cannot read model file {path}: {e}")))?;
-    if !meta.is_file() || meta.len() > MAX_MODEL_FILE {
-        return Err(Error::BadModel(format!(
-            "model location {path} is not a file of at most {MAX_MODEL_FILE} bytes"
-        )));
-    }
-    std::fs::read(path).map_err(|e| Error::BadModel(format!("cannot read model file {path}: {e}")))
-}
-
-/// Decodes one model message (blocking: a location is read from disk).
-pub fn decode(payload: &[u8], origin: &Origin) -> Result<ModelUpdate> {
-    let md = ModelDescriptor::decode(payload)
-        .map_err(|e| Error::BadModel(format!("not a ModelDescriptor: {e}")))?;
-    let model_type = md
-        .model_type()
-        .map_err(|e| Error::BadModel(e.to_string()))?;
-    if md.data_type.is_empty() {
-        return Err(Error::BadModel("the model message has no dataType".into()));
-    }
-    let bytes = match &md.message_content {
-        Some(MessageContent::Data(d)) => d.clone(),
-        Some(MessageContent::Location(path)) => read_location(path)?,
-        None => return Err(Error::BadModel("the model message carries no model".into())),
+/// Decodes and builds one model message (blocking: a location is read from disk, a large model
+/// takes seconds to build); a rejected one becomes its errors-topic report.
+pub fn decode_and_build(
+    payload: &[u8],
+    origin: &Origin,
+) -> std::result::Result<Built, FailureReport> {
+    let report = |data_type: &str, name: &str, error: &ks_serving::Error| FailureReport {
+        kind: FailureKind::Model,
+        origin: origin.clone(),
+        data_type: data_type.to_string(),
+        name: name.to_string(),
+        reason: error.to_string(),
     };
-    Ok(ModelUpdate {
-        meta: ModelMeta {
-            data_type: md.data_type.clone(),
-            name: md.name.clone(),
-            description: md.description.clone(),
-            model_type: model_type.as_str_name().to_string(),
-            version: format!("{}:{}", origin.partition, origin.offset),
-        },
-        bytes,
+    let decoded =
+        descriptor::decode(payload, origin).map_err(|r| report(&r.data_type, &r.name, &r.error))?;
+    let served = decoded.update.build(ks_serving::now_ms()).map_err(|e| {
+        report(
+            &decoded.update.meta.data_type,
+            &decoded.update.meta.name,
+            &e,
+        )
+    })?;
+    Ok(Built {
+        served: Arc::new(served),
+        update: Arc::new(decoded.update),
     })
 }
 
-/// Builds a model (blocking, CPU-heavy for large models).
+/// Builds a persisted model (blocking, CPU-heavy for large models).
 pub fn build(update: ModelUpdate) -> Result<Built> {
-    let model_type = ModelType::from_str_name(&update.meta.model_type)
-        .ok_or_else(|| Error::BadModel(format!("unknown model type {}", update.meta.model_type)))?;
-    let model = Model::from_bytes(model_type, &update.bytes)
-        .map_err(|e| Error::BadModel(format!("model {} rejected: {e}", update.meta.name)))?;
-    let m = &update.meta;
-    let served = ServedModel::new(
-        &m.data_type,
-        &m.name,
-        &m.description,
-        &m.version,
-        now_ms(),
-        model,
-    );
+    let served = update.build(ks_serving::now_ms())?;
     Ok(Built {
         served: Arc::new(served),
         update: Arc::new(update),
@@ -114,10 +56,12 @@ pub fn build(update: ModelUpdate) -> Result<Built> {
 /// The persisted form: `header length (u32 LE) | header JSON | model bytes`; framed and
 /// checksummed by [`crate::framed`].
 pub fn to_file_bytes(update: &ModelUpdate) -> Result<Vec<u8>> {
-    let header = serde_json::to_vec(&update.meta)
-        .map_err(|e| Error::BadModel(format!("cannot encode model header: {e}")))?;
-    let len = u32::try_from(header.len())
-        .map_err(|_| Error::BadModel("model header over 4 GiB".into()))?;
+    let header = serde_json::to_vec(&update.meta).map_err(|e| Error::PersistedModel {
+        reason: format!("cannot encode the header: {e}"),
+    })?;
+    let len = u32::try_from(header.len()).map_err(|_| Error::PersistedModel {
+        reason: "header over 4 GiB".into(),
+    })?;
     let mut out = Vec::with_capacity(4 + header.len() + update.bytes.len());
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&header);
@@ -125,18 +69,19 @@ pub fn to_file_bytes(update: &ModelUpdate) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The inverse of [`to_file_bytes`].
 pub fn from_file_bytes(bytes: &[u8]) -> Result<ModelUpdate> {
-    let bad = |r: &str| Error::BadModel(format!("persisted model: {r}"));
+    let bad = |r: String| Error::PersistedModel { reason: r };
     let (len, rest) = bytes
         .split_first_chunk::<4>()
-        .ok_or_else(|| bad("no header"))?;
+        .ok_or_else(|| bad("no header".into()))?;
     let len = u32::from_le_bytes(*len) as usize;
     if rest.len() < len {
-        return Err(bad("header runs past the end"));
+        return Err(bad("header runs past the end".into()));
     }
     let (header, model) = rest.split_at(len);
     let meta: ModelMeta =
-        serde_json::from_slice(header).map_err(|e| bad(&format!("bad header: {e}")))?;
+        serde_json::from_slice(header).map_err(|e| bad(format!("bad header: {e}")))?;
     Ok(ModelUpdate {
         meta,
         bytes: model.to_vec(),

@@ -3,46 +3,51 @@
 
 use crate::model::Origin;
 use ks_proto::{Message, WineRecord};
-use ks_topologies::registry::ServedModel;
-use ks_topologies::serving::ScoreResult;
-use ks_topologies::stats::ServingStats;
-use std::collections::BTreeMap;
+use ks_serving::{FailureKind, FailureReport, ScoreResult, ServedModel, ServingStats};
 
 /// Which topic an [`Output`] goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sink {
+    /// The results topic.
     Results,
+    /// The errors topic.
     Errors,
 }
 
 /// One message to write, and the data record it answers (whose offset is stored once written).
 #[derive(Debug, Clone)]
 pub struct Output {
+    /// Which topic.
     pub sink: Sink,
+    /// The message key.
     pub key: Option<Vec<u8>>,
+    /// The message value.
     pub payload: Vec<u8>,
+    /// The data record this answers.
     pub origin: Origin,
 }
 
 impl Output {
-    /// A bad input record, for the errors topic (same JSON shape as ks-server's).
-    pub fn error(kind: &str, data_type: &str, reason: &str, origin: Origin) -> Output {
-        let payload = serde_json::json!({
-            "kind": kind,
-            "dataType": data_type,
-            "error": reason,
-            "topic": origin.topic,
-            "partition": origin.partition,
-            "offset": origin.offset,
-        })
-        .to_string()
-        .into_bytes();
+    /// A rejected record or model, for the errors topic (ks-serving's [`FailureReport`], the
+    /// same JSON as ks-server's).
+    pub fn error(report: FailureReport) -> Output {
         Output {
             sink: Sink::Errors,
-            key: (!data_type.is_empty()).then(|| data_type.as_bytes().to_vec()),
-            payload,
-            origin,
+            key: report.key().map(<[u8]>::to_vec),
+            payload: report.to_json().into_bytes(),
+            origin: report.origin,
         }
+    }
+
+    /// A bad data record.
+    fn bad_data(data_type: &str, reason: String, origin: Origin) -> Output {
+        Output::error(FailureReport {
+            kind: FailureKind::Data,
+            origin,
+            data_type: data_type.to_string(),
+            name: String::new(),
+            reason,
+        })
     }
 
     fn result(result: &ScoreResult, origin: Origin) -> Output {
@@ -53,7 +58,7 @@ impl Output {
                 payload,
                 origin,
             },
-            Err(e) => Output::error("data", &result.data_type, &e.to_string(), origin),
+            Err(e) => Output::bad_data(&result.data_type, e.to_string(), origin),
         }
     }
 }
@@ -66,7 +71,7 @@ pub fn decode(payload: Option<&[u8]>, origin: &Origin) -> Result<WineRecord, Out
         Some(Ok(w)) if w.data_type.is_empty() => "the record has no dataType".to_string(),
         Some(Ok(w)) => return Ok(w),
     };
-    Err(Output::error("data", "", &reason, origin.clone()))
+    Err(Output::bad_data("", reason, origin.clone()))
 }
 
 /// Scores `wine` with `model` (if any), counting into `stats`.
@@ -76,18 +81,7 @@ pub fn score(
     wine: &WineRecord,
     origin: Origin,
 ) -> Output {
-    let mut result = ScoreResult {
-        data_type: wine.data_type.clone(),
-        model: None,
-        model_version: None,
-        prediction: serde_json::Value::Null,
-        probabilities: BTreeMap::new(),
-        duration_us: None,
-        topic: origin.topic.clone(),
-        partition: origin.partition,
-        offset: origin.offset,
-        error: None,
-    };
+    let mut result = ScoreResult::unscored(&wine.data_type, &origin);
     let Some(m) = model else {
         result.error = Some("no model".into());
         return Output::result(&result, origin);
@@ -98,7 +92,7 @@ pub fn score(
         Ok(p) => p,
         Err(e) => {
             let reason = format!("model {} cannot score this record: {e}", m.name);
-            return Output::error("data", &wine.data_type, &reason, origin);
+            return Output::bad_data(&wine.data_type, reason, origin);
         }
     };
     if let Some(s) = stats {
@@ -110,5 +104,5 @@ pub fn score(
 
 /// Fresh statistics for a model that starts serving now.
 pub fn fresh_stats(m: &ServedModel) -> ServingStats {
-    m.fresh_stats(crate::model::now_ms())
+    m.fresh_stats(ks_serving::now_ms())
 }

@@ -15,7 +15,7 @@ use crate::http::{self, Queries};
 use crate::kafka::{self};
 use crate::stage::{self, StageState};
 use crate::{Error, Result};
-use ks_topologies::topology::Topics;
+use ks_serving::Topics;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +27,7 @@ pub const DATA_BUFFER: usize = 256;
 /// Records scored ahead of the sink.
 pub const OUT_BUFFER: usize = 256;
 
+/// How as-server scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// One custom stream stage (the tutorial's GraphStage).
@@ -35,26 +36,36 @@ pub enum Mode {
     Actor,
 }
 
+/// Everything as-server can be told.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Stage or actor mode.
     pub mode: Mode,
+    /// Kafka bootstrap servers.
     pub brokers: String,
+    /// HTTP host to bind.
     pub host: String,
     /// HTTP port; 0 picks a free one.
     pub port: u16,
+    /// Where actor mode keeps its state files.
     pub state_dir: PathBuf,
+    /// The topics read and written.
     pub topics: Topics,
     /// Consumer group of the data topic (and, with `-models`, of the model topic in actor mode).
     pub group_id: String,
+    /// Consumer group session timeout.
     pub session_timeout: Duration,
+    /// How often stored offsets are committed.
     pub commit_interval: Duration,
     /// How long `/state/{dataType}` waits for an actor.
     pub ask_timeout: Duration,
-    /// Test hook: every scoring takes at least this long.
+    /// Test hook (feature `test-hooks`): every scoring takes at least this long.
+    #[cfg(feature = "test-hooks")]
     pub slow_score: Option<Duration>,
 }
 
 impl Config {
+    /// The defaults for `mode` on `brokers`.
     pub fn new(mode: Mode, brokers: &str) -> Config {
         Config {
             mode,
@@ -67,11 +78,13 @@ impl Config {
             session_timeout: Duration::from_secs(45),
             commit_interval: Duration::from_secs(1),
             ask_timeout: Duration::from_secs(2),
+            #[cfg(feature = "test-hooks")]
             slow_score: None,
         }
     }
 }
 
+/// A running as-server. Dropping it stops it.
 pub struct Server {
     runtime: Option<tokio::runtime::Runtime>,
     http_addr: SocketAddr,
@@ -100,6 +113,7 @@ impl Server {
         })
     }
 
+    /// The address the HTTP API listens on.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
     }
@@ -166,6 +180,10 @@ async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, Queries, tokio::task::JoinHandle<Result<()>>)> {
     std::fs::create_dir_all(&config.state_dir).map_err(Error::io(&config.state_dir))?;
+    #[cfg(feature = "test-hooks")]
+    let slow_score = config.slow_score;
+    #[cfg(not(feature = "test-hooks"))]
+    let slow_score = None;
     let (data_tx, data_rx) = mpsc::channel(DATA_BUFFER);
     let (model_tx, model_rx) = mpsc::channel(4);
     let (out_tx, out_rx) = mpsc::channel(OUT_BUFFER);
@@ -179,12 +197,12 @@ async fn start(
                 data_rx,
                 out_tx,
                 Arc::clone(&state),
-                config.slow_score,
+                slow_score,
             ));
             (Queries::Stage(state), task)
         }
         Mode::Actor => {
-            let manager = Manager::new(&config.state_dir, config.slow_score);
+            let manager = Manager::new(&config.state_dir, slow_score);
             let actors = manager.actors();
             let task = tokio::spawn(manager.run(model_rx, data_rx, out_tx));
             (
@@ -197,9 +215,11 @@ async fn start(
         }
     };
 
-    let addr: SocketAddr = format!("{}:{}", config.host, config.port)
-        .parse()
-        .map_err(|e| Error::Http(format!("bad --host/--port: {e}")))?;
+    let value = format!("{}:{}", config.host, config.port);
+    let addr: SocketAddr = value.parse().map_err(|e| Error::BadAddress {
+        reason: format!("{e}"),
+        value: value.clone(),
+    })?;
     let mut http_shutdown = shutdown.clone();
     let (http_addr, http_task) = http::serve(queries.clone(), addr, async move {
         let _ = http_shutdown.changed().await;

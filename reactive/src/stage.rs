@@ -6,30 +6,31 @@
 
 use crate::kafka::{DataIn, ModelIn};
 use crate::scoring::{self, Output};
-use ks_topologies::registry::ServedModel;
-use ks_topologies::stats::ServingStats;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use dashmap::DashMap;
+use ks_serving::{ServedModel, ServingStats};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// What the stage shows the outside: the statistics of each data type's current model.
+/// What the stage shows the outside: the statistics of each data type's current model (a
+/// `DashMap`: the HTTP API reads while the stage writes, and no lock can be poisoned).
 #[derive(Default)]
 pub struct StageState {
-    stats: RwLock<BTreeMap<String, ServingStats>>,
+    stats: DashMap<String, ServingStats>,
 }
 
 impl StageState {
+    /// The statistics of `data_type`'s current model.
     pub fn stats(&self, data_type: &str) -> Option<ServingStats> {
-        self.stats.read().ok()?.get(data_type).cloned()
+        self.stats.get(data_type).map(|s| s.clone())
     }
 
-    /// Data types with a current model.
+    /// Data types with a current model, sorted.
     pub fn data_types(&self) -> Vec<String> {
-        self.stats
-            .read()
-            .map(|s| s.keys().cloned().collect())
-            .unwrap_or_default()
+        let mut v: Vec<String> = self.stats.iter().map(|e| e.key().clone()).collect();
+        v.sort();
+        v
     }
 }
 
@@ -74,9 +75,9 @@ pub async fn run(
                             Some(slot) => {
                                 if let Some(p) = slot.pending.take() {
                                     // The swap: fresh statistics for the new model.
-                                    if let Ok(mut s) = state.stats.write() {
-                                        s.insert(wine.data_type.clone(), scoring::fresh_stats(&p));
-                                    }
+                                    state
+                                        .stats
+                                        .insert(wine.data_type.clone(), scoring::fresh_stats(&p));
                                     slot.current = Some(p);
                                 }
                                 slot.current.clone()
@@ -86,9 +87,8 @@ pub async fn run(
                         if let (Some(d), Some(_)) = (slow, &model) {
                             tokio::time::sleep(d).await;
                         }
-                        let mut stats = state.stats.write().ok();
-                        let s = stats.as_mut().and_then(|s| s.get_mut(&wine.data_type));
-                        scoring::score(model.as_deref(), s, &wine, origin)
+                        let mut stats = state.stats.get_mut(&wine.data_type);
+                        scoring::score(model.as_deref(), stats.as_deref_mut(), &wine, origin)
                     }
                 };
                 let (tx, rx) = oneshot::channel();

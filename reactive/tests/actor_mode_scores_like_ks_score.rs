@@ -1,6 +1,7 @@
 //! Actor mode against the real broker: the router creates the `wine` actor on first use, its
 //! results equal ks-models on the same records, and HTTP answers `/models` and `/state/wine`.
 //! An ask that nobody answers times out with a clear error.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Actor mode, kill -9 and restart: the actor comes back with its model and statistics from
 //! its files before any model is sent again (the model topic is read with a committed group,
 //! so old models are not replayed); a truncated state file is reported, not loaded.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! At-least-once: a stage-mode server killed (-9) mid-backlog and restarted leaves no record
 //! without a result; records whose result was confirmed and committed are not redone.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Back pressure: with a deliberately slow model (`--slow-score-ms`, a hidden test hook) and a
 //! 100k-record backlog in the data topic, the as-server process reads only what it can score:
 //! its resident memory stays flat and most of the backlog stays in the broker.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Stage mode against the real broker: models and data in, results equal ks-models on the
 //! same records, a model swap on the next record, bad input on the errors topic, HTTP state.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! the ratio to raw rocksdb.
 //!
 //! cargo bench -p ks-stores --bench overhead       (KS_BENCH_ROUNDS=15, KS_BENCH_OPS=100000)
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod support;
 

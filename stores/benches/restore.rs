@@ -3,6 +3,7 @@
 //! each kind, plus a store that drops what it is given, to show what the consumer alone reaches.
 //!
 //! cargo bench -p ks-stores --bench restore            (KS_RESTORE_RECORDS=200000 by default)
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -3,6 +3,7 @@
 //! shared machine see benches/overhead.rs, which interleaves the subjects.
 //!
 //! cargo bench -p ks-stores --bench stores
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod support;
 

@@ -11,10 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use crate::store::{
     ChangelogRecord, KeyValue, KeyValueStore, ReadOnlyKeyValueStore, StateStore, Visitor,
@@ -147,36 +144,8 @@ impl KeyValueStore for ChangeLoggingStore {
 /// Highest acked offset per (topic, partition).
 pub type AckedOffsets = BTreeMap<(String, i32), i64>;
 
-/// Records what the broker acked, from librdkafka's delivery reports.
-#[derive(Default)]
-pub struct AckTracker {
-    acked: Mutex<AckedOffsets>,
-    failures: Mutex<Vec<String>>,
-}
-
-impl ClientContext for AckTracker {}
-
-impl ProducerContext for AckTracker {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(m) => {
-                if let Ok(mut acked) = self.acked.lock() {
-                    let slot = acked
-                        .entry((m.topic().to_string(), m.partition()))
-                        .or_insert(m.offset());
-                    *slot = (*slot).max(m.offset());
-                }
-            }
-            Err((e, m)) => {
-                if let Ok(mut failures) = self.failures.lock() {
-                    failures.push(format!("{}[{}]: {e}", m.topic(), m.partition()));
-                }
-            }
-        }
-    }
-}
+/// Records what the broker acked, from librdkafka's delivery reports (ks-kafka's tracker).
+pub use ks_kafka::DeliveryTracker as AckTracker;
 
 /// A [`ChangelogSink`] over an rdkafka producer (acks=all, idempotent).
 pub struct KafkaChangelogSink {
@@ -218,18 +187,11 @@ impl KafkaChangelogSink {
         self.producer
             .flush(self.flush_timeout)
             .map_err(|e| Error::ChangelogFlush(format!("waiting for acks: {e}")))?;
-        let ctx = self.producer.context();
-        let failures = std::mem::take(
-            &mut *ctx
-                .failures
-                .lock()
-                .map_err(|_| Error::LockPoisoned("changelog sink".into()))?,
-        );
-        if !failures.is_empty() {
+        let (failed, first) = self.producer.context().take_failures();
+        if failed > 0 {
             return Err(Error::ChangelogFlush(format!(
-                "{} records not delivered, first: {}",
-                failures.len(),
-                failures[0]
+                "{failed} records not delivered, first: {}",
+                first.map(|f| f.to_string()).unwrap_or_default()
             )));
         }
         self.acked_offsets()
@@ -237,12 +199,7 @@ impl KafkaChangelogSink {
 
     /// The highest acked offset per partition so far, without waiting.
     pub fn acked_offsets(&self) -> Result<AckedOffsets> {
-        self.producer
-            .context()
-            .acked
-            .lock()
-            .map(|a| a.clone())
-            .map_err(|_| Error::LockPoisoned("changelog sink".into()))
+        Ok(self.producer.context().acked_offsets())
     }
 }
 
@@ -255,25 +212,17 @@ impl ChangelogSink for KafkaChangelogSink {
             record = record.payload(v);
         }
         let deadline = std::time::Instant::now() + self.flush_timeout;
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                // The local queue is full: the producer's thread is draining it; wait a little.
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                    if std::time::Instant::now() < deadline =>
-                {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, _)) => {
-                    return Err(Error::ChangelogSend {
-                        topic: topic.to_string(),
-                        partition,
-                        reason: e.to_string(),
-                    })
-                }
-            }
-        }
+        // The local queue is full: the producer's thread is draining it; wait a little.
+        ks_kafka::send_with_backoff(
+            record,
+            |r| self.producer.send(r),
+            ks_kafka::pause_until(Duration::from_millis(1), deadline),
+        )
+        .map_err(|e| Error::ChangelogSend {
+            topic: topic.to_string(),
+            partition,
+            reason: e.to_string(),
+        })
     }
 }
 

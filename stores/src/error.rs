@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Everything that can fail in a state store, named after what failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("I/O on {path}: {source}")]
     Io {
@@ -41,11 +42,8 @@ pub enum Error {
     },
     #[error("changelog flush failed: {0}")]
     ChangelogFlush(String),
-    #[error("Kafka client ({context}): {source}")]
-    Kafka {
-        context: String,
-        source: rdkafka::error::KafkaError,
-    },
+    #[error(transparent)]
+    Kafka(#[from] ks_kafka::Error),
     #[error(
         "restore of {topic}[{partition}] made no progress for {seconds} s (at offset {offset})"
     )]
@@ -78,9 +76,6 @@ impl Error {
     }
 
     pub(crate) fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
-        Error::Kafka {
-            context: context.into(),
-            source,
-        }
+        Error::Kafka(ks_kafka::Error::context(context)(source))
     }
 }

@@ -1,5 +1,6 @@
 //! A persistent store reopened with a checkpoint restores only the changelog records after it;
 //! a store that cannot be trusted (in-memory, wiped) restores everything despite the checkpoint.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

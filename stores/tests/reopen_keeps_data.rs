@@ -1,4 +1,5 @@
 //! Persistent stores keep their data across drop -> reopen; the in-memory one starts empty.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Every store rebuilds from its changelog alone: writes go to the compacted
 //! `<application.id>-<store>-changelog` partition of the task, deletes as tombstones, and restore
 //! applies them up to the partition's end.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

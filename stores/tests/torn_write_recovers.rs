@@ -1,6 +1,7 @@
 //! A torn write of the file store's log (a crash mid-append: the file cut short, or garbage at
 //! its end) is detected on open, never read as data; the store starts empty, says its state is
 //! not to be trusted, and the changelog rebuilds it — even though a checkpoint exists.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

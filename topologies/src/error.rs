@@ -1,23 +1,47 @@
+//! The crate's one error type.
+
+use std::net::SocketAddr;
+
 /// What failed in the model server.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// The engine failed.
     #[error("engine: {0}")]
     Engine(#[from] ks_engine::Error),
-    #[error("model: {0}")]
-    Model(#[from] ks_models::Error),
+    /// A setting is out of range or malformed.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
-    #[error("cannot read model file {path}: {reason}")]
-    ModelFile { path: String, reason: String },
-    #[error("{what}: {source}")]
-    Kafka {
-        what: String,
-        source: rdkafka::error::KafkaError,
+    /// A Kafka client failed.
+    #[error(transparent)]
+    Kafka(#[from] ks_kafka::Error),
+    /// An HTTP request (to a peer) failed.
+    #[error("http {authority}{path}: {reason}")]
+    Http {
+        /// `host:port` asked.
+        authority: String,
+        /// The path asked.
+        path: String,
+        /// What went wrong.
+        reason: String,
     },
-    #[error("http: {0}")]
-    Http(String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    /// The HTTP listener could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A thread or runtime could not be started.
+    #[error("cannot start {what}: {source}")]
+    Start {
+        /// What: `the model builder`, `the HTTP runtime`.
+        what: &'static str,
+        /// What the OS said.
+        source: std::io::Error,
+    },
 }
 
+/// A result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

@@ -1,34 +1,25 @@
 //! What the HTTP layer asks of a running server. A small trait, so the routes are written and
 //! tested once, against the real server or a fake.
 
-use crate::stats::ServingStats;
+use ks_serving::ServingStats;
+pub use ks_serving::{Health, ModelInfo};
 use serde::{Deserialize, Serialize};
 
 /// One instance of the application, as `/state/instances` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceInfo {
+    /// The instance id.
     pub instance_id: String,
+    /// Its advertised HTTP host.
     pub host: String,
+    /// Its advertised HTTP port.
     pub port: u16,
+    /// The stores it hosts.
     pub stores: Vec<String>,
     /// Assigned data partitions as `topic-partition` pairs.
     pub partitions: Vec<(String, i32)>,
     /// Whether this is the instance answering.
     pub local: bool,
-}
-
-/// A data type's current model, as `/models` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    pub data_type: String,
-    pub name: String,
-    pub description: String,
-    pub model_type: String,
-    pub version: String,
-    /// When this instance finished building it (ms since the epoch).
-    pub loaded: i64,
-    pub inputs: Vec<String>,
-    pub outputs: Vec<String>,
 }
 
 /// Counters for `/metrics`.
@@ -42,34 +33,30 @@ pub struct MetricsSnapshot {
     pub no_model: u64,
     /// Bad records and bad models sent to the errors topic.
     pub errors: u64,
+    /// Models built and swapped in.
     pub models_loaded: u64,
     /// Scoring latency histogram: cumulative counts per upper bound in seconds (the last bound
     /// is +Inf), the sum in seconds, and the count.
     pub latency_buckets: Vec<(f64, u64)>,
+    /// Total scoring time, seconds.
     pub latency_sum_seconds: f64,
+    /// Records scored (the histogram's count).
     pub latency_count: u64,
     /// Records waiting in assigned partitions (log end − committed), when known.
     pub lag: Option<u64>,
 }
 
-/// `/health`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Health {
-    pub healthy: bool,
-    /// The engine state (`Running`, `Error(..)`, …).
-    pub state: String,
-    /// `reachable`, `unreachable` (no stream thread has a broker connection up: 503) or
-    /// `unknown` (no client statistics yet).
-    pub broker: String,
-}
-
+/// What the HTTP layer asks of a running server.
 pub trait ServingQueries: Send + Sync + 'static {
     /// The serving statistics of `data_type` over this instance's tasks (`None`: never served
     /// here).
     fn local_stats(&self, data_type: &str) -> Option<ServingStats>;
     /// Every live instance, this one included.
     fn instances(&self) -> Vec<InstanceInfo>;
+    /// The current model of every data type.
     fn models(&self) -> Vec<ModelInfo>;
+    /// Whether the server is healthy.
     fn health(&self) -> Health;
+    /// Counters for `/metrics`.
     fn metrics(&self) -> MetricsSnapshot;
 }

@@ -2,41 +2,52 @@
 //! publisher and the HTTP API.
 
 use crate::queries::{Health, InstanceInfo, MetricsSnapshot, ModelInfo, ServingQueries};
-use crate::registry::{start_builder, BuildFailures, BuildJob, ModelRegistry};
 use crate::serving::{ServerMetrics, SERVING_STORE};
-use crate::stats::ServingStats;
 use crate::topology::{self, StoreVariant, Topics, Wiring};
 use crate::{Error, Result};
 use ks_engine::runtime::admin::{ensure_topics, TopicSpec};
 use ks_engine::{ErrorHandling, KafkaStreams, ProcessingGuarantee, StreamsConfig, StreamsState};
+use ks_serving::{start_builder, BuildFailures, FailureReport, ModelRegistry, ServingStats};
+use parking_lot::RwLock;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything `ks-server` can be told.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// Which variant runs.
     pub store: StoreVariant,
+    /// Kafka bootstrap servers.
     pub brokers: String,
+    /// The consumer group and prefix of internal topics and state.
     pub application_id: String,
+    /// HTTP host to bind and advertise to other instances.
     pub host: String,
     /// HTTP port; 0 picks a free one (tests).
     pub port: u16,
+    /// Where persistent stores and checkpoints live.
     pub state_dir: PathBuf,
+    /// The topics read and written.
     pub topics: Topics,
+    /// At-least-once or exactly-once.
     pub processing_guarantee: ProcessingGuarantee,
+    /// Stream threads.
     pub threads: usize,
+    /// Commit interval (default: the guarantee's).
     pub commit_interval: Option<Duration>,
+    /// Consumer group session timeout.
     pub session_timeout: Duration,
     /// Partitions of the topics the server creates when they are missing.
     pub data_partitions: i32,
 }
 
 impl ServerConfig {
+    /// The defaults for `store` on `brokers`.
     pub fn new(store: StoreVariant, brokers: &str) -> ServerConfig {
         ServerConfig {
             store,
@@ -63,9 +74,14 @@ struct ErrorsPublisher {
 }
 
 impl BuildFailures for ErrorsPublisher {
-    fn failed(&self, job: &BuildJob, reason: &str) {
+    fn failed(&self, report: &FailureReport) {
         self.count.fetch_add(1, Ordering::Relaxed);
-        let (topic, partition, offset) = &job.origin;
+        let reason = report.reason.as_str();
+        let (topic, partition, offset) = (
+            &report.origin.topic,
+            report.origin.partition,
+            report.origin.offset,
+        );
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: "ks.error",
@@ -83,22 +99,13 @@ impl BuildFailures for ErrorsPublisher {
                 key: "ks.source.offset",
                 value: Some(&offset.to_string()),
             });
-        let payload = serde_json::json!({
-            "kind": "model",
-            "dataType": job.data_type,
-            "name": job.name,
-            "error": reason,
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-        })
-        .to_string();
+        let payload = report.to_json();
         let record = BaseRecord::<str, str>::to(&self.topic)
-            .key(job.data_type.as_str())
+            .key(report.data_type.as_str())
             .payload(&payload)
             .headers(headers);
         if let Err((e, _)) = self.producer.send(record) {
-            log::error!("cannot report the rejected model {}: {e}", job.name);
+            log::error!("cannot report the rejected model {}: {e}", report.name);
         }
     }
 }
@@ -112,7 +119,7 @@ struct Core {
 
 impl ServingQueries for Core {
     fn local_stats(&self, data_type: &str) -> Option<ServingStats> {
-        let guard = self.streams.read().ok()?;
+        let guard = self.streams.read();
         let streams = guard.as_ref()?;
         let mut merged: Option<ServingStats> = None;
         for (_, store) in streams.task_stores(SERVING_STORE) {
@@ -131,9 +138,7 @@ impl ServingQueries for Core {
     }
 
     fn instances(&self) -> Vec<InstanceInfo> {
-        let Ok(guard) = self.streams.read() else {
-            return Vec::new();
-        };
+        let guard = self.streams.read();
         let Some(streams) = guard.as_ref() else {
             return Vec::new();
         };
@@ -160,11 +165,8 @@ impl ServingQueries for Core {
         let (state, reachable) = self
             .streams
             .read()
-            .ok()
-            .and_then(|g| {
-                g.as_ref()
-                    .map(|s| (s.state(), s.metrics().brokers_reachable()))
-            })
+            .as_ref()
+            .map(|s| (s.state(), s.metrics().brokers_reachable()))
             .unwrap_or((StreamsState::NotRunning, None));
         Health {
             healthy: state == StreamsState::Running && reachable != Some(false),
@@ -183,14 +185,12 @@ impl ServingQueries for Core {
         let (engine_errors, lag) = self
             .streams
             .read()
-            .ok()
-            .and_then(|g| {
-                g.as_ref().map(|s| {
-                    (
-                        s.metrics().errors.load(Ordering::Relaxed),
-                        s.metrics().lag(),
-                    )
-                })
+            .as_ref()
+            .map(|s| {
+                (
+                    s.metrics().errors.load(Ordering::Relaxed),
+                    s.metrics().lag(),
+                )
             })
             .unwrap_or((0, None));
         MetricsSnapshot {
@@ -260,14 +260,13 @@ impl Server {
                 },
             ],
         )?;
-        let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        let mut producer_config = rdkafka::ClientConfig::new();
+        producer_config
             .set("bootstrap.servers", &config.brokers)
-            .set("log_level", "3")
+            .set("log_level", "3");
+        let producer: ThreadedProducer<DefaultProducerContext> = producer_config
             .create()
-            .map_err(|source| Error::Kafka {
-                what: "creating the errors producer".into(),
-                source,
-            })?;
+            .map_err(ks_kafka::Error::context("creating the errors producer"))?;
         let errors = Arc::new(ErrorsPublisher {
             producer,
             topic: t.errors.clone(),
@@ -275,7 +274,11 @@ impl Server {
         });
         let registry = Arc::new(ModelRegistry::default());
         let metrics = Arc::new(ServerMetrics::default());
-        let (builder, _builder_thread) = start_builder(registry.clone(), errors.clone(), 64)?;
+        let (builder, _builder_thread) = start_builder(registry.clone(), errors.clone(), 64)
+            .map_err(|source| Error::Start {
+                what: "the model builder",
+                source,
+            })?;
         let wiring = Wiring {
             registry: registry.clone(),
             metrics: metrics.clone(),
@@ -294,7 +297,11 @@ impl Server {
             .worker_threads(2)
             .thread_name("ks-http")
             .enable_all()
-            .build()?;
+            .build()
+            .map_err(|source| Error::Start {
+                what: "the HTTP runtime",
+                source,
+            })?;
         let addr: SocketAddr = format!("{}:{}", config.host, config.port)
             .parse()
             .map_err(|e| Error::InvalidConfig(format!("--host/--port: {e}")))?;
@@ -306,9 +313,7 @@ impl Server {
 
         let mut streams = KafkaStreams::new(topology, streams_config(http_addr.port()))?;
         streams.start()?;
-        if let Ok(mut s) = core.streams.write() {
-            *s = Some(streams);
-        }
+        *core.streams.write() = Some(streams);
         log::info!(
             "ks-server ({}) serving HTTP on {http_addr}",
             config.store.as_str()
@@ -321,15 +326,17 @@ impl Server {
         })
     }
 
+    /// The address the HTTP API listens on.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
     }
 
     /// Runs `f` with the engine (for tests and the binary's status line).
     pub fn with_streams<R>(&self, f: impl FnOnce(&KafkaStreams) -> R) -> Option<R> {
-        self.core.streams.read().ok()?.as_ref().map(f)
+        self.core.streams.read().as_ref().map(f)
     }
 
+    /// What the HTTP API reads, for in-process callers.
     pub fn queries(&self) -> Arc<dyn ServingQueries> {
         self.core.clone()
     }
@@ -346,7 +353,7 @@ impl Server {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(2));
         }
-        let streams = self.core.streams.write().ok().and_then(|mut s| s.take());
+        let streams = self.core.streams.write().take();
         let _ = self.core.errors.producer.flush(Duration::from_secs(5));
         match streams {
             Some(mut s) => Ok(s.close()?),

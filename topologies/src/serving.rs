@@ -6,17 +6,15 @@
 //! punctuation, on a model swap and on close: one store write (and changelog record) per second
 //! per data type instead of one per scored record.
 
-use crate::registry::{now_ms, ModelRegistry, ServedModel};
-use crate::stats::ServingStats;
 use ks_engine::{Error, Processor, ProcessorContext, PunctuationType, Record, Result};
-use ks_models::Value;
 use ks_proto::{Message, WineRecord};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use ks_serving::{now_ms, ModelRegistry, Origin, ScoreResult, ServingStats};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The task store holding the serving statistics per data type.
 pub const SERVING_STORE: &str = "serving";
 
 /// Upper bounds (seconds) of the scoring-latency histogram.
@@ -27,9 +25,13 @@ pub const LATENCY_BOUNDS: [f64; 12] = [
 /// Process-wide serving counters.
 #[derive(Default)]
 pub struct ServerMetrics {
+    /// Data records processed.
     pub records: AtomicU64,
+    /// Records scored by a model.
     pub scores: AtomicU64,
+    /// Records that found no model.
     pub no_model: AtomicU64,
+    /// Records a model could not score.
     pub model_errors: AtomicU64,
     /// Per bound in [`LATENCY_BOUNDS`], then +Inf (not cumulative).
     buckets: [AtomicU64; 13],
@@ -38,6 +40,7 @@ pub struct ServerMetrics {
 }
 
 impl ServerMetrics {
+    /// Counts one scoring that took `seconds`.
     pub fn observe(&self, seconds: f64) {
         let i = LATENCY_BOUNDS
             .iter()
@@ -67,56 +70,6 @@ impl ServerMetrics {
     }
 }
 
-/// One result on the results topic (JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScoreResult {
-    #[serde(rename = "dataType")]
-    pub data_type: String,
-    /// The model's name; `None` when no model serves this data type yet.
-    pub model: Option<String>,
-    pub model_version: Option<String>,
-    /// A number for regression, the class label for classification, `null` without a model.
-    pub prediction: serde_json::Value,
-    /// Class probabilities, when the model gives them.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub probabilities: BTreeMap<String, f64>,
-    /// Scoring time, µs.
-    pub duration_us: Option<f64>,
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl ScoreResult {
-    /// Fills in what `model` predicted and how long it took (µs).
-    pub fn scored_by(
-        &mut self,
-        model: &ServedModel,
-        prediction: &ks_models::Prediction,
-        micros: f64,
-    ) {
-        self.model = Some(model.name.clone());
-        self.model_version = Some(model.version.clone());
-        self.prediction = value_json(prediction.value());
-        self.probabilities = prediction
-            .probabilities()
-            .map(|(l, p)| (l.to_string(), p))
-            .collect();
-        self.duration_us = Some(micros);
-    }
-}
-
-pub fn value_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Missing => serde_json::Value::Null,
-        Value::Number(f) => serde_json::Number::from_f64(*f)
-            .map_or(serde_json::Value::Null, serde_json::Value::Number),
-        Value::Text(s) => serde_json::Value::String(s.to_string()),
-    }
-}
-
 struct Serving {
     stats: Option<ServingStats>,
     dirty: bool,
@@ -130,6 +83,7 @@ pub struct ModelServing {
 }
 
 impl ModelServing {
+    /// A processor scoring with `registry`'s models, counting into `metrics`.
     pub fn new(registry: Arc<ModelRegistry>, metrics: Arc<ServerMetrics>) -> ModelServing {
         ModelServing {
             registry,
@@ -203,18 +157,12 @@ impl Processor for ModelServing {
             return Err(bad_record(ctx, "the record has no dataType".into()));
         }
         let meta = ctx.record_metadata().cloned().unwrap_or_default();
-        let mut result = ScoreResult {
-            data_type: wine.data_type.clone(),
-            model: None,
-            model_version: None,
-            prediction: serde_json::Value::Null,
-            probabilities: BTreeMap::new(),
-            duration_us: None,
+        let origin = Origin {
             topic: meta.topic,
             partition: meta.partition,
             offset: meta.offset,
-            error: None,
         };
+        let mut result = ScoreResult::unscored(&wine.data_type, &origin);
         match self.registry.get(&wine.data_type) {
             None => {
                 self.metrics.no_model.fetch_add(1, Ordering::Relaxed);

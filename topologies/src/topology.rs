@@ -7,25 +7,30 @@
 //! | custom   | DSL               | custom file store, changelogged| read again        |
 
 use crate::model_source::{ModelSource, MODELS_STORE};
-use crate::registry::{BuildFailures, BuildJob, ModelRegistry};
 use crate::serving::{ModelServing, ServerMetrics, SERVING_STORE};
 use crate::{Error, Result};
 use ks_engine::dsl::StreamsBuilder;
 use ks_engine::processor::supplier;
 use ks_engine::stores::{StoreKind, StoreSpec};
 use ks_engine::{GlobalReset, Topology};
+pub use ks_serving::Topics;
+use ks_serving::{BuildFailures, BuildJob, ModelRegistry};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
 /// `--store`: which variant runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreVariant {
+    /// Processor API, in-memory store, no changelog.
     Memory,
+    /// DSL, RocksDB store, changelogged.
     Standard,
+    /// DSL, custom file store, changelogged.
     Custom,
 }
 
 impl StoreVariant {
+    /// The store kind of the serving store.
     pub fn store_kind(self) -> StoreKind {
         match self {
             StoreVariant::Memory => StoreKind::InMemory,
@@ -34,6 +39,7 @@ impl StoreVariant {
         }
     }
 
+    /// `memory`, `standard` or `custom`.
     pub fn as_str(self) -> &'static str {
         match self {
             StoreVariant::Memory => "memory",
@@ -57,35 +63,20 @@ impl std::str::FromStr for StoreVariant {
     }
 }
 
-/// The topics a server reads and writes.
-#[derive(Debug, Clone)]
-pub struct Topics {
-    pub data: String,
-    pub models: String,
-    pub results: String,
-    pub errors: String,
-}
-
-impl Default for Topics {
-    fn default() -> Topics {
-        Topics {
-            data: "models_data".into(),
-            models: "models_models".into(),
-            results: "models_results".into(),
-            errors: "models_errors".into(),
-        }
-    }
-}
-
 /// What the processors share with the server.
 #[derive(Clone)]
 pub struct Wiring {
+    /// The built models.
     pub registry: Arc<ModelRegistry>,
+    /// The process-wide serving counters.
     pub metrics: Arc<ServerMetrics>,
+    /// Where model messages go to be built.
     pub builder: SyncSender<BuildJob>,
+    /// Where rejected models are reported.
     pub failures: Arc<dyn BuildFailures>,
 }
 
+/// The topology of `variant` over `topics`.
 pub fn build(variant: StoreVariant, topics: &Topics, wiring: &Wiring) -> Result<Topology> {
     let serving = {
         let (registry, metrics) = (wiring.registry.clone(), wiring.metrics.clone());

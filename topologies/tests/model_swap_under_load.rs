@@ -1,6 +1,7 @@
 //! Models change while records stream: every result is scored by a whole model (its prediction
 //! is exactly what that model gives), each partition moves from the old model to the new one
 //! once and never back, and a bad model leaves the previous one serving.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! ks-server --store standard against the real broker.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Two ks-server instances on different ports over 4 data partitions: the partitions split,
 //! both score, each lists both; stop one and the other takes every partition (restoring the
 //! stopped one's statistics from the changelog) and keeps scoring.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,7 +1,10 @@
 //! `ks-wordcount`: the engine's example application (a replay-safe count per key), run as a
 //! separate process by the tests that kill an instance mid-stream.
 
-use ks_engine::examples::dedup_count_topology;
+#[path = "../../tests/support/dedup_count.rs"]
+mod dedup_count;
+
+use dedup_count::dedup_count_topology;
 use ks_engine::stores::StoreKind;
 use ks_engine::{ErrorHandling, KafkaStreams, ProcessingGuarantee, StreamsConfig, StreamsState};
 use std::process::ExitCode;

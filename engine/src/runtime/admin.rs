@@ -79,10 +79,9 @@ pub fn ensure_topics(config: &StreamsConfig, topics: &[TopicSpec]) -> Result<()>
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(Error::Kafka {
-                    what: format!("creating topic {topic}"),
-                    source: rdkafka::error::KafkaError::AdminOp(code),
-                })
+                return Err(Error::kafka(format!("creating topic {topic}"))(
+                    rdkafka::error::KafkaError::AdminOp(code),
+                ))
             }
         }
     }

@@ -227,9 +227,12 @@ impl StreamsConfig {
         let mut c = rdkafka::ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap_servers)
             .set("log_level", "3");
-        for (k, v) in &self.client_properties {
-            c.set(k, v);
-        }
+        ks_kafka::with_properties(
+            &mut c,
+            self.client_properties
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         c
     }
 
@@ -239,17 +242,18 @@ impl StreamsConfig {
     /// transactional ids.
     pub(crate) fn lock_state_dir(&self) -> Result<std::fs::File> {
         let dir = self.state_dir.join(&self.application_id);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
         let path = dir.join(".lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&path)?;
+            .open(&path)
+            .map_err(Error::io(&path))?;
         match file.try_lock() {
             Ok(()) => Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::StateDirLocked { path }),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::Io(e)),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::Io { path, source: e }),
         }
     }
 
@@ -259,7 +263,7 @@ impl StreamsConfig {
             return Ok(id.clone());
         }
         let dir = self.state_dir.join(&self.application_id);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
         let path = dir.join("instance.id");
         if let Ok(id) = std::fs::read_to_string(&path) {
             let id = id.trim().to_string();
@@ -269,8 +273,8 @@ impl StreamsConfig {
         }
         let id = format!("{:016x}", rand::random::<u64>());
         let tmp = dir.join("instance.id.tmp");
-        std::fs::write(&tmp, &id)?;
-        std::fs::rename(&tmp, &path)?;
+        std::fs::write(&tmp, &id).map_err(Error::io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(Error::io(&path))?;
         Ok(id)
     }
 }

@@ -29,12 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use ks_kafka::now_ms;
 
 /// Where a [`KafkaStreams`] instance is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -204,7 +204,7 @@ impl StreamProducer {
         timestamp: Option<i64>,
         headers: &[(String, Vec<u8>)],
     ) -> Result<()> {
-        loop {
+        {
             let mut rec = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, kind);
             if let Some(p) = partition {
                 rec = rec.partition(p);
@@ -228,22 +228,15 @@ impl StreamProducer {
                 }
                 rec = rec.headers(h);
             }
-            match self.producer.send(rec) {
-                Ok(()) => {
-                    self.unflushed.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    // Back-pressure: wait for acks to make room instead of buffering without bound.
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err((e, _)) => {
-                    return Err(Error::Kafka {
-                        what: format!("producing to {topic}"),
-                        source: e,
-                    })
-                }
-            }
+            // Back-pressure: wait for acks to make room instead of buffering without bound.
+            ks_kafka::send_with_backoff(
+                rec,
+                |r| self.producer.send(r),
+                ks_kafka::pause(Duration::from_millis(2)),
+            )
+            .map_err(Error::kafka(format!("producing to {topic}")))?;
+            self.unflushed.fetch_add(1, Ordering::Relaxed);
+            Ok(())
         }
     }
 
@@ -268,10 +261,11 @@ impl StreamProducer {
                     "{failed_output} output record(s) not delivered, dropped: {first_output}"
                 );
             } else {
-                return Err(Error::Kafka {
-                    what: format!("an output record was not delivered: {first_output}"),
-                    source: KafkaError::Flush(RDKafkaErrorCode::MessageTimedOut),
-                });
+                return Err(Error::kafka(format!(
+                    "an output record was not delivered: {first_output}"
+                ))(KafkaError::Flush(
+                    RDKafkaErrorCode::MessageTimedOut,
+                )));
             }
         }
         if ctx.failed.swap(0, Ordering::SeqCst) > 0 {
@@ -281,10 +275,11 @@ impl StreamProducer {
                 .ok()
                 .and_then(|mut f| f.take())
                 .unwrap_or_default();
-            return Err(Error::Kafka {
-                what: format!("a record was not delivered: {first}"),
-                source: KafkaError::Flush(RDKafkaErrorCode::MessageTimedOut),
-            });
+            return Err(
+                Error::kafka(format!("a record was not delivered: {first}"))(KafkaError::Flush(
+                    RDKafkaErrorCode::MessageTimedOut,
+                )),
+            );
         }
         Ok(())
     }
@@ -374,10 +369,7 @@ fn fenced_or(what: &'static str) -> impl FnOnce(KafkaError) -> Error {
         if fenced {
             Error::Fenced(format!("{what}: {e}"))
         } else {
-            Error::Kafka {
-                what: what.to_string(),
-                source: e,
-            }
+            Error::kafka(what)(e)
         }
     }
 }

@@ -42,7 +42,14 @@ pub fn parse(text: &str) -> Result<Document<'_>> {
         roxmltree::Error::NodesLimitReached => Error::TooManyNodes {
             limit: MAX_NODES as usize,
         },
-        other => Error::Xml(other.to_string()),
+        other => {
+            let pos = other.pos();
+            Error::Xml {
+                line: pos.row,
+                column: pos.col,
+                reason: other.to_string(),
+            }
+        }
     })
 }
 

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use ks_reactive::server::{Config, Mode, Server};
-use ks_topologies::topology::Topics;
+use ks_serving::Topics;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,7 +43,9 @@ struct Args {
     /// How long /state/{dataType} waits for an actor before answering 504.
     #[arg(long, default_value_t = 2000)]
     ask_timeout_ms: u64,
-    /// Test hook: make every scoring take at least this long (back-pressure tests).
+    /// Test hook: make every scoring take at least this long (back-pressure tests; built with
+    /// the `test-hooks` feature only).
+    #[cfg(feature = "test-hooks")]
     #[arg(long, hide = true)]
     slow_score_ms: Option<u64>,
 }
@@ -65,7 +67,10 @@ fn main() -> anyhow::Result<()> {
     config.session_timeout = Duration::from_millis(a.session_timeout_ms);
     config.commit_interval = Duration::from_millis(a.commit_interval_ms);
     config.ask_timeout = Duration::from_millis(a.ask_timeout_ms);
-    config.slow_score = a.slow_score_ms.map(Duration::from_millis);
+    #[cfg(feature = "test-hooks")]
+    {
+        config.slow_score = a.slow_score_ms.map(Duration::from_millis);
+    }
     let mode = config.mode;
     let mut server = Server::start(config).context("cannot start as-server")?;
     // Tests and scripts read this line to find a port picked with --port 0.

@@ -6,8 +6,7 @@ use ks_client::kafka::{read_topic, Publisher, ReadMessage};
 use ks_models::Model;
 use ks_proto::{Message, ModelDescriptor, ModelType, WineRecord};
 use ks_reactive::server::{Config, Mode};
-use ks_topologies::serving::ScoreResult;
-use ks_topologies::topology::Topics;
+use ks_serving::{ScoreResult, Topics};
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -237,24 +236,18 @@ pub fn model(file: &str) -> Model {
 /// What ks-score gives for `record` with `model`: the primary prediction as JSON.
 pub fn expected_prediction(model: &Model, record: &WineRecord) -> serde_json::Value {
     let p = model.score(&ks_models::Record::from_wine(record)).unwrap();
-    ks_topologies::serving::value_json(p.value())
+    ks_serving::value_json(p.value())
 }
 
 pub fn http_get(addr: &str, path: &str) -> (u16, serde_json::Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
         .build()
-        .unwrap();
-    let (status, body) = rt
-        .block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(10),
-                ks_topologies::http::get(addr, path),
-            )
-            .await
-        })
-        .unwrap()
-        .unwrap();
+        .into();
+    let mut response = agent.get(&format!("http://{addr}{path}")).call().unwrap();
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap();
     let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
     (status, json)
 }

@@ -5,8 +5,8 @@
 use ks_client::kafka::{read_topic, Publisher, ReadMessage};
 use ks_models::Model;
 use ks_proto::{Message, ModelDescriptor, ModelType, WineRecord};
+use ks_serving::ScoreResult;
 use ks_topologies::server::{Server, ServerConfig};
-use ks_topologies::serving::ScoreResult;
 use ks_topologies::topology::{StoreVariant, Topics};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -173,7 +173,7 @@ pub fn model(file: &str) -> Model {
 /// What ks-score gives for `record` with `model`: the primary prediction as JSON.
 pub fn expected_prediction(model: &Model, record: &WineRecord) -> serde_json::Value {
     let p = model.score(&ks_models::Record::from_wine(record)).unwrap();
-    ks_topologies::serving::value_json(p.value())
+    ks_serving::value_json(p.value())
 }
 
 pub fn http_get(server: &Server, path: &str) -> (u16, serde_json::Value) {

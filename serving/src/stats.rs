@@ -4,10 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The statistics of one data type's current model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServingStats {
     /// The model's name.
     pub name: String,
+    /// The model's description.
     pub description: String,
     /// `PMML` or `TENSORFLOW`.
     pub model_type: String,
@@ -22,10 +24,12 @@ pub struct ServingStats {
     pub duration: f64,
     /// Fastest and slowest scoring, µs (`None` until the first record).
     pub min: Option<f64>,
+    /// Slowest scoring, µs.
     pub max: Option<f64>,
 }
 
 impl ServingStats {
+    /// Statistics of a model that starts serving at `since` (ms): nothing counted yet.
     pub fn new(
         name: &str,
         description: &str,

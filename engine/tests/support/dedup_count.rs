@@ -1,10 +1,11 @@
-//! Example topologies, shared by the `ks-wordcount` binary, the docs and the tests.
+//! Test support, not product API: the replay-safe count the `ks-wordcount` test binary runs and
+//! the engine tests check (a processor that fails on `poison`). Included by path from
+//! `src/bin/ks-wordcount.rs` and from the tests that use it.
+#![allow(dead_code)]
 
-use crate::processor::{supplier, Processor, ProcessorContext};
-use crate::record::Record;
-use crate::topology::Topology;
-use crate::{Error, Result};
-use ks_stores::{StoreKind, StoreSpec};
+use ks_engine::processor::{supplier, Processor, ProcessorContext};
+use ks_engine::stores::{StoreKind, StoreSpec};
+use ks_engine::{Error, Record, Result, Topology};
 
 /// Counts records per key into the store `counts` and emits `(key, count)` as text to
 /// `output`. Each stored value is `count:last_offset`; a record at or below the stored offset

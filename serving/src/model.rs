@@ -1,0 +1,116 @@
+//! [`ServedModel`]: a built model ready to score, and [`ModelInfo`], what `/models` says of it.
+
+use crate::ServingStats;
+use ks_models::{Model, ModelType};
+use ks_proto::{WineRecord, WINE_FEATURES};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// A model ready to score.
+pub struct ServedModel {
+    /// The data type it serves.
+    pub data_type: String,
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// PMML or TensorFlow.
+    pub model_type: ModelType,
+    /// `<partition>:<offset>` of the model message: stable across restarts.
+    pub version: String,
+    /// When this process finished building it (ms since the epoch).
+    pub loaded_ms: i64,
+    /// The model.
+    pub model: Model,
+    /// The model takes exactly the 11 wine features in CSV order: score rows directly.
+    pub wine_row: bool,
+}
+
+/// A data type's current model, as `/models` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// The data type it serves.
+    pub data_type: String,
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// `PMML` or `TENSORFLOW`.
+    pub model_type: String,
+    /// `<partition>:<offset>` of the model message.
+    pub version: String,
+    /// When this instance finished building it (ms since the epoch).
+    pub loaded: i64,
+    /// The model's input fields.
+    pub inputs: Vec<String>,
+    /// The model's output fields.
+    pub outputs: Vec<String>,
+}
+
+impl ServedModel {
+    /// A model for `data_type` built from the model message `version`, at `loaded_ms`.
+    pub fn new(
+        data_type: &str,
+        name: &str,
+        description: &str,
+        version: &str,
+        loaded_ms: i64,
+        model: Model,
+    ) -> ServedModel {
+        let wine_row = model
+            .input_fields()
+            .iter()
+            .map(String::as_str)
+            .eq(WINE_FEATURES.iter().copied());
+        ServedModel {
+            data_type: data_type.to_string(),
+            name: name.to_string(),
+            description: description.to_string(),
+            model_type: model.model_type(),
+            version: version.to_string(),
+            loaded_ms,
+            model,
+            wine_row,
+        }
+    }
+
+    /// Scores one wine record (the numeric fast path when the inputs are the 11 features in
+    /// order) and says how long it took.
+    pub fn score_wine(
+        &self,
+        wine: &WineRecord,
+    ) -> (ks_models::Result<ks_models::Prediction>, Duration) {
+        let started = Instant::now();
+        let scored = if self.wine_row {
+            self.model.score_row(&wine.features())
+        } else {
+            self.model.score(&ks_models::Record::from_wine(wine))
+        };
+        (scored, started.elapsed())
+    }
+
+    /// Statistics for this model starting to serve at `since` (ms).
+    pub fn fresh_stats(&self, since: i64) -> ServingStats {
+        ServingStats::new(
+            &self.name,
+            &self.description,
+            self.model_type.as_str_name(),
+            &self.version,
+            since,
+        )
+    }
+
+    /// What `/models` says of this model.
+    pub fn info(&self) -> ModelInfo {
+        ModelInfo {
+            data_type: self.data_type.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            model_type: self.model_type.as_str_name().to_string(),
+            version: self.version.clone(),
+            loaded: self.loaded_ms,
+            inputs: self.model.input_fields().to_vec(),
+            outputs: self.model.output_fields().to_vec(),
+        }
+    }
+}

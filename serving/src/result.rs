@@ -1,0 +1,79 @@
+//! [`ScoreResult`]: one result on the results topic, the same JSON from both servers.
+
+use crate::{Origin, ServedModel};
+use ks_models::Value;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One result on the results topic (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreResult {
+    /// The record's data type.
+    #[serde(rename = "dataType")]
+    pub data_type: String,
+    /// The model's name; `None` when no model serves this data type yet.
+    pub model: Option<String>,
+    /// The model's version (`<partition>:<offset>` of its message).
+    pub model_version: Option<String>,
+    /// A number for regression, the class label for classification, `null` without a model.
+    pub prediction: serde_json::Value,
+    /// Class probabilities, when the model gives them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub probabilities: BTreeMap<String, f64>,
+    /// Scoring time, µs.
+    pub duration_us: Option<f64>,
+    /// The data record's topic.
+    pub topic: String,
+    /// The data record's partition.
+    pub partition: i32,
+    /// The data record's offset.
+    pub offset: i64,
+    /// Why there is no prediction (`"no model"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ScoreResult {
+    /// A result for a record of `data_type` from `origin`, with nothing scored yet.
+    pub fn unscored(data_type: &str, origin: &Origin) -> ScoreResult {
+        ScoreResult {
+            data_type: data_type.to_string(),
+            model: None,
+            model_version: None,
+            prediction: serde_json::Value::Null,
+            probabilities: BTreeMap::new(),
+            duration_us: None,
+            topic: origin.topic.clone(),
+            partition: origin.partition,
+            offset: origin.offset,
+            error: None,
+        }
+    }
+
+    /// Fills in what `model` predicted and how long it took (µs).
+    pub fn scored_by(
+        &mut self,
+        model: &ServedModel,
+        prediction: &ks_models::Prediction,
+        micros: f64,
+    ) {
+        self.model = Some(model.name.clone());
+        self.model_version = Some(model.version.clone());
+        self.prediction = value_json(prediction.value());
+        self.probabilities = prediction
+            .probabilities()
+            .map(|(l, p)| (l.to_string(), p))
+            .collect();
+        self.duration_us = Some(micros);
+    }
+}
+
+/// A model output value as JSON: `null` for missing (and non-finite numbers).
+pub fn value_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Missing => serde_json::Value::Null,
+        Value::Number(f) => serde_json::Number::from_f64(*f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Value::Text(s) => serde_json::Value::String(s.to_string()),
+    }
+}

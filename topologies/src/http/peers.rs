@@ -1,0 +1,158 @@
+//! Peer forwarding: `/state/value` merges this instance's statistics with every other live
+//! instance's, asked over HTTP (ureq, off the async workers) with `local=true`.
+
+use super::routes::percent_encode_segment;
+use super::{Answer, PEER_TIMEOUT};
+use crate::{Error, Result};
+use ks_serving::ServingStats;
+use serde_json::{json, Value};
+use std::fmt::Display;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Cap on what [`get`] buffers.
+const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+/// The longest a [`get`] takes, connect included.
+pub const GET_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `host:port`, with an IPv6 literal bracketed so the port stays separable.
+pub(super) fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+enum PeerStats {
+    Found(ServingStats),
+    /// The peer answered and has no statistics for the data type: not a failure.
+    None,
+    Unreachable,
+}
+
+pub(super) async fn state_value(
+    data_type: &str,
+    mine: Option<ServingStats>,
+    peers: Vec<String>,
+    path: &str,
+) -> Answer {
+    let peer_path = format!(
+        "/state/value/{}?local=true",
+        percent_encode_segment(data_type)
+    );
+    // Spawned so the peers are asked at once: the slowest bounds the answer, not their sum.
+    let asks: Vec<(String, JoinHandle<PeerStats>)> = peers
+        .into_iter()
+        .map(|peer| {
+            let ask = tokio::spawn(ask_peer(peer.clone(), peer_path.clone()));
+            (peer, ask)
+        })
+        .collect();
+    let mut merged = mine;
+    let mut unreachable = Vec::new();
+    // Merged in instance order, so the same cluster state always gives the same answer.
+    for (peer, ask) in asks {
+        match ask.await {
+            Ok(PeerStats::Found(theirs)) => {
+                merged = Some(match merged {
+                    Some(ours) => ours.merge(&theirs),
+                    None => theirs,
+                });
+            }
+            Ok(PeerStats::None) => {}
+            Ok(PeerStats::Unreachable) | Err(_) => unreachable.push(peer),
+        }
+    }
+    let Some(stats) = merged else {
+        let mut body = json!({
+            "error": format!("no serving statistics for data type '{data_type}'"),
+            "path": path,
+            "data_type": data_type,
+        });
+        if !unreachable.is_empty() {
+            body["unreachable"] = json!(unreachable);
+        }
+        return Answer::json(404, &body);
+    };
+    let mean = stats.mean();
+    let mut body = match serde_json::to_value(&stats) {
+        Ok(v) => v,
+        Err(e) => return Answer::error(500, &format!("cannot encode the answer: {e}"), path),
+    };
+    if let Value::Object(fields) = &mut body {
+        fields.insert("mean".into(), json!(mean));
+        if !unreachable.is_empty() {
+            fields.insert("unreachable".into(), json!(unreachable));
+        }
+    }
+    Answer::json(200, &body)
+}
+
+async fn ask_peer(peer: String, path: String) -> PeerStats {
+    let answer = match tokio::time::timeout(PEER_TIMEOUT, get(&peer, &path)).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => {
+            log::warn!("peer {peer}: {e}");
+            return PeerStats::Unreachable;
+        }
+        Err(_) => {
+            log::warn!("peer {peer}: no answer within {PEER_TIMEOUT:?}");
+            return PeerStats::Unreachable;
+        }
+    };
+    match answer {
+        (200, body) => match serde_json::from_str::<ServingStats>(&body) {
+            Ok(stats) => PeerStats::Found(stats),
+            Err(e) => {
+                log::warn!("peer {peer}: undecodable statistics: {e}");
+                PeerStats::Unreachable
+            }
+        },
+        (404, _) => PeerStats::None,
+        (status, _) => {
+            log::warn!("peer {peer}: status {status} for {path}");
+            PeerStats::Unreachable
+        }
+    }
+}
+
+/// One GET with ureq (run off the async workers), returning the status and the body whatever
+/// the status. The body is capped at [`MAX_RESPONSE_BYTES`] so a misbehaving peer cannot make us
+/// allocate without bound; the whole request is bounded by [`GET_TIMEOUT`] (callers that need
+/// less bound it themselves).
+pub async fn get(addr: impl Display, path: &str) -> Result<(u16, String)> {
+    let authority = addr.to_string();
+    let http_error = |reason: String| Error::Http {
+        authority: authority.clone(),
+        path: path.to_string(),
+        reason,
+    };
+    // The path goes into the request line verbatim, so anything that could end it is refused.
+    if !path.starts_with('/')
+        || path
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(http_error("invalid request path".into()));
+    }
+    let url = format!("http://{authority}{path}");
+    let fetched = tokio::task::spawn_blocking(move || -> std::result::Result<_, ureq::Error> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(GET_TIMEOUT))
+            .build()
+            .into();
+        let mut response = agent.get(&url).call()?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_string()?;
+        Ok((status, body))
+    })
+    .await
+    .map_err(|e| http_error(format!("the request task failed: {e}")))?;
+    fetched.map_err(|e| http_error(e.to_string()))
+}

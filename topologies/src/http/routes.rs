@@ -1,0 +1,157 @@
+//! The closed set of routes and how a request line maps onto one.
+
+use super::{DEFAULT_DATA_TYPE, MAX_DATA_TYPE_LEN};
+use std::fmt::Write as _;
+
+/// Every request the API understands: a closed set, so adding a route means adding a variant
+/// and the compiler points at every place that must answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Serving statistics of one data type; `local_only` skips asking the other instances.
+    StateValue {
+        /// The data type asked for.
+        data_type: String,
+        /// Whether to leave the other instances out (`local=true`).
+        local_only: bool,
+    },
+    /// `/state/instances`.
+    Instances,
+    /// `/models`.
+    Models,
+    /// `/health`.
+    Health,
+    /// `/metrics`.
+    Metrics,
+}
+
+/// Why a request matched no [`Route`]: the status to answer with and a message for the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteError {
+    /// The HTTP status to answer with.
+    pub status: u16,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl RouteError {
+    fn new(status: u16, message: impl Into<String>) -> RouteError {
+        RouteError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl Route {
+    /// Parses a request line's method, path (still percent-encoded, as sent) and raw query.
+    pub fn parse(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+    ) -> std::result::Result<Route, RouteError> {
+        let segments: Vec<&str> = match path.strip_prefix('/') {
+            Some(rest) => rest.split('/').collect(),
+            None => return Err(RouteError::new(404, "no such path")),
+        };
+        let route = match segments.as_slice() {
+            ["state", "value"] => Route::StateValue {
+                data_type: DEFAULT_DATA_TYPE.to_string(),
+                local_only: local_only(query),
+            },
+            ["state", "value", raw] => Route::StateValue {
+                data_type: decode_data_type(raw)?,
+                local_only: local_only(query),
+            },
+            ["state", "instances"] => Route::Instances,
+            ["models"] => Route::Models,
+            ["health"] => Route::Health,
+            ["metrics"] => Route::Metrics,
+            _ => return Err(RouteError::new(404, "no such path")),
+        };
+        // The path is checked before the method so an unknown path is a 404 whatever the method.
+        if method != "GET" {
+            return Err(RouteError::new(
+                405,
+                format!("method {method} not allowed; use GET"),
+            ));
+        }
+        Ok(route)
+    }
+}
+
+fn local_only(query: Option<&str>) -> bool {
+    query.unwrap_or("").split('&').any(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        key == "local" && matches!(percent_decode(value).as_deref(), Some("true") | Some("1"))
+    })
+}
+
+fn decode_data_type(raw: &str) -> std::result::Result<String, RouteError> {
+    let decoded = percent_decode(raw)
+        .ok_or_else(|| RouteError::new(400, "data type is not valid percent-encoded UTF-8"))?;
+    if decoded.is_empty() {
+        return Err(RouteError::new(400, "data type is empty"));
+    }
+    if decoded.len() > MAX_DATA_TYPE_LEN {
+        return Err(RouteError::new(
+            400,
+            format!(
+                "data type is {} bytes, over the limit of {MAX_DATA_TYPE_LEN}",
+                decoded.len()
+            ),
+        ));
+    }
+    Ok(decoded)
+}
+
+/// `None` on a `%` not followed by two hex digits or on bytes that are not UTF-8. `+` stays a
+/// `+`: it means a space only in form-encoded queries, not in paths.
+fn percent_decode(s: &str) -> Option<String> {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let pair = bytes.get(i + 1..i + 3)?;
+            out.push((hex(pair[0])? << 4) | hex(pair[1])?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Encodes all but RFC 3986's unreserved characters, so any data type survives as one segment.
+pub(crate) fn percent_encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+pub(crate) fn route_path(route: &Route) -> String {
+    match route {
+        Route::StateValue { data_type, .. } => {
+            format!("/state/value/{}", percent_encode_segment(data_type))
+        }
+        Route::Instances => "/state/instances".into(),
+        Route::Models => "/models".into(),
+        Route::Health => "/health".into(),
+        Route::Metrics => "/metrics".into(),
+    }
+}
