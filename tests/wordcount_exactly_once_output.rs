@@ -156,11 +156,11 @@ fn kill_9_twice_leaves_each_count_exactly_once_in_the_output() {
     child.wait().unwrap();
     let by_key = committed_counts(&bs, &output);
     let (results, duplicates) = check_exact(&by_key, (INPUTS / KEYS) as u64);
-    println!(
-        "COUNTS test=wordcount_exactly_once_output/kill broker=kafka inputs={INPUTS} results={results} missing={} duplicates={duplicates} seconds={:.1}",
+    print_counts(&format!(
+        "test=wordcount_exactly_once_output/kill broker=kafka inputs={INPUTS} results={results} missing={} duplicates={duplicates} seconds={:.1}",
         INPUTS - (results - duplicates),
         started.elapsed().as_secs_f64()
-    );
+    ));
     assert_eq!(duplicates, 0);
     assert_eq!(results, INPUTS);
 }
@@ -201,6 +201,7 @@ fn count_topology(input: &str, output: &str) -> Topology {
 
 #[test]
 fn an_aborted_transaction_leaves_no_output() {
+    let started = Instant::now();
     let broker = ks_broker::Broker::kafka().unwrap();
     let bs = broker.bootstrap_servers().to_string();
     let (input, output, app) = (unique("in"), unique("out"), unique("eos"));
@@ -253,9 +254,10 @@ fn an_aborted_transaction_leaves_no_output() {
     successor.close().unwrap();
     let by_key = committed_counts(&bs, &output);
     let (results, duplicates) = check_exact(&by_key, (300 / KEYS) as u64);
-    println!(
-        "COUNTS test=wordcount_exactly_once_output/abort broker=kafka inputs=300 results={results} missing={} duplicates={duplicates} seconds=-",
-        300 - (results - duplicates)
-    );
+    print_counts(&format!(
+        "test=wordcount_exactly_once_output/abort broker=kafka inputs=300 results={results} missing={} duplicates={duplicates} seconds={:.1}",
+        300 - (results - duplicates),
+        started.elapsed().as_secs_f64()
+    ));
     assert_eq!((results, duplicates), (300, 0));
 }

@@ -1,0 +1,311 @@
+//! The task manager (Kafka Streams' `TaskManager`): which tasks this thread runs and how they
+//! come and go with the group's assignment — opened and restored on assign (see
+//! `state_manager`), suspended on an eager revoke and resumed if their partitions come back,
+//! closed clean on a revoke (after a commit), closed dirty when partitions are lost or the
+//! thread fails.
+
+use super::*;
+
+/// The ids of the tasks in `tasks` that hold any of `partitions`.
+fn ids_touching<T>(
+    tasks: &BTreeMap<String, T>,
+    partitions_of: impl Fn(&T) -> &Vec<(String, i32)>,
+    partitions: &[(String, i32)],
+) -> Vec<String> {
+    tasks
+        .iter()
+        .filter(|(_, t)| partitions_of(t).iter().any(|p| partitions.contains(p)))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+impl Core {
+    pub(super) fn assign(
+        &mut self,
+        consumer: &BaseConsumer<StreamContext>,
+        assigned: &[(String, i32)],
+    ) -> Result<()> {
+        let mut paused = TopicPartitionList::new();
+        for (topic, partition) in assigned {
+            let Some(sub) = self
+                .shared
+                .subtopologies
+                .iter()
+                .find(|s| s.source_topics.contains(topic))
+                .cloned()
+            else {
+                continue;
+            };
+            let id = task_id(sub.id, *partition);
+            if !self
+                .partitions
+                .iter()
+                .any(|p| p.topic == *topic && p.partition == *partition)
+            {
+                self.partitions.push(PartitionState {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    task: id.clone(),
+                    consumed: None,
+                });
+            }
+            if let Some(t) = self.suspended.remove(&id) {
+                log::info!(
+                    "{}: task {id} resumed (kept across the rebalance)",
+                    self.name
+                );
+                self.tasks.insert(id.clone(), t);
+            }
+            let tp = (topic.clone(), *partition);
+            if let Some(t) = self.tasks.get_mut(&id) {
+                if !t.partitions.contains(&tp) {
+                    t.partitions.push(tp);
+                }
+                continue;
+            }
+            if !self.restoring.contains_key(&id) {
+                let opened = state_manager::open(&self.shared, &self.sink, &sub, *partition, &id)?;
+                self.restoring.insert(id.clone(), opened);
+            }
+            if let Some(r) = self.restoring.get_mut(&id) {
+                if !r.partitions.contains(&tp) {
+                    r.partitions.push(tp);
+                }
+            }
+            paused.add_partition(topic, *partition);
+        }
+        // Nothing of a restoring task is fetched until its stores are caught up.
+        if paused.count() > 0 {
+            consumer
+                .pause(&paused)
+                .map_err(Error::kafka("pausing restoring partitions"))?;
+        }
+        // Suspended tasks whose partitions went elsewhere close now.
+        self.close_suspended()?;
+        self.publish_tasks();
+        Ok(())
+    }
+
+    /// An eager revoke: everything processed so far is committed, then the revoked tasks are
+    /// set aside open (see `suspended`) until the assignment that follows.
+    pub(super) fn suspend(
+        &mut self,
+        consumer: &BaseConsumer<StreamContext>,
+        revoked: &[(String, i32)],
+    ) -> Result<()> {
+        self.abandon_restoring(revoked);
+        self.commit(consumer)?;
+        let ids = ids_touching(&self.tasks, |t| &t.partitions, revoked);
+        for id in ids {
+            if let Some(mut t) = self.tasks.remove(&id) {
+                t.partitions.clear();
+                self.suspended.insert(id, t);
+            }
+        }
+        self.partitions.retain(|p| {
+            !revoked
+                .iter()
+                .any(|(t, n)| *t == p.topic && *n == p.partition)
+        });
+        self.publish_tasks();
+        Ok(())
+    }
+
+    /// Closes the suspended tasks cleanly: their processors' last output goes out with the
+    /// next flush (their input offsets were committed when they were suspended; suspension is
+    /// at-least-once only).
+    pub(super) fn close_suspended(&mut self) -> Result<()> {
+        for (id, mut t) in std::mem::take(&mut self.suspended) {
+            let mut collector = ProducerCollector(&self.producer);
+            t.task.close(&mut collector, now_ms())?;
+            self.close_task_clean(&id, t)?;
+        }
+        Ok(())
+    }
+
+    /// Restores for about `budget`, then starts the tasks that are caught up: their
+    /// partitions are resumed, from the first record that arrived while they restored.
+    pub(super) fn restore_step(
+        &mut self,
+        consumer: &BaseConsumer<StreamContext>,
+        budget: Duration,
+    ) -> Result<()> {
+        let Some(id) = self.restoring.keys().next().cloned() else {
+            return Ok(());
+        };
+        let done = match self.restoring.get_mut(&id) {
+            Some(r) => r.step(&self.shared, &self.name, budget)?,
+            None => false,
+        };
+        if !done {
+            return Ok(());
+        }
+        let Some(restored) = self.restoring.remove(&id) else {
+            return Ok(());
+        };
+        let skipped = restored.skipped.clone();
+        let state = restored.into_active(&self.shared, &self.name)?;
+        let mut resumed = TopicPartitionList::new();
+        for (topic, partition) in &state.partitions {
+            if let Some(&offset) = skipped.get(&(topic.clone(), *partition)) {
+                consumer
+                    .seek(
+                        topic,
+                        *partition,
+                        Offset::Offset(offset),
+                        Duration::from_secs(10),
+                    )
+                    .map_err(Error::kafka("rewinding a restored task's partition"))?;
+            }
+            resumed.add_partition(topic, *partition);
+        }
+        self.tasks.insert(id, state);
+        consumer
+            .resume(&resumed)
+            .map_err(Error::kafka("resuming a restored task's partitions"))?;
+        self.publish_tasks();
+        if self.restoring.is_empty() {
+            self.shared.set_thread_ready(&self.name, true);
+        }
+        Ok(())
+    }
+
+    /// Drops restoring tasks of `partitions` (revoked or lost).
+    pub(super) fn abandon_restoring(&mut self, partitions: &[(String, i32)]) {
+        let ids = ids_touching(&self.restoring, |r| &r.partitions, partitions);
+        for id in ids {
+            if let Some(r) = self.restoring.remove(&id) {
+                r.abandon(&self.shared);
+            }
+        }
+    }
+
+    pub(super) fn publish_tasks(&self) {
+        let entries: Vec<TaskEntry> = self
+            .tasks
+            .iter()
+            .map(|(id, t)| (id, &t.partitions))
+            .chain(self.restoring.iter().map(|(id, r)| (id, &r.partitions)))
+            .map(|(id, partitions)| TaskEntry {
+                id: id.clone(),
+                partitions: partitions.clone(),
+            })
+            .collect();
+        self.shared.set_thread_tasks(&self.name, entries);
+    }
+
+    pub(super) fn revoke(
+        &mut self,
+        consumer: &BaseConsumer<StreamContext>,
+        revoked: &[(String, i32)],
+    ) -> Result<()> {
+        self.abandon_restoring(revoked);
+        let closing = ids_touching(&self.tasks, |t| &t.partitions, revoked);
+        // Let closing processors emit their last output inside the commit that follows.
+        for id in &closing {
+            if let Some(t) = self.tasks.get_mut(id) {
+                let mut collector = ProducerCollector(&self.producer);
+                t.task.close(&mut collector, now_ms())?;
+            }
+        }
+        self.commit(consumer)?;
+        for id in &closing {
+            if let Some(t) = self.tasks.remove(id) {
+                self.close_task_clean(id, t)?;
+            }
+        }
+        self.partitions.retain(|p| {
+            !revoked
+                .iter()
+                .any(|(t, n)| *t == p.topic && *n == p.partition)
+        });
+        self.publish_tasks();
+        Ok(())
+    }
+
+    /// Partitions lost without a clean revoke: their tasks close dirty (no commit, no new
+    /// checkpoint), and the group's next assignment opens them again from what was committed.
+    /// Under exactly-once the open transaction may hold records of any task of this thread,
+    /// so it is aborted and every task closes dirty; under at-least-once only the lost ones.
+    pub(super) fn lose(&mut self, lost: &[(String, i32)]) -> Result<()> {
+        self.abandon_restoring(lost);
+        // Suspended tasks were committed; what they hold is safe to close as it is.
+        self.close_suspended()?;
+        if self.producer.is_transactional() {
+            self.close_dirty();
+            return self.producer.begin();
+        }
+        let closing = ids_touching(&self.tasks, |t| &t.partitions, lost);
+        for id in closing {
+            if let Some(t) = self.tasks.remove(&id) {
+                for (_, store, _) in &t.stores {
+                    if let Err(e) = store.close() {
+                        log::warn!("{}: closing a store of lost task {id}: {e}", self.name);
+                    }
+                }
+                self.shared.unregister_task(&id);
+            }
+        }
+        self.partitions
+            .retain(|p| !lost.contains(&(p.topic.clone(), p.partition)));
+        self.publish_tasks();
+        Ok(())
+    }
+
+    pub(super) fn close_task_clean(&mut self, id: &str, mut t: TaskState) -> Result<()> {
+        t.update_checkpoint(&self.producer);
+        for (_, store, _) in &t.stores {
+            store.close()?;
+        }
+        t.checkpoint.write(t.store_ctx.checkpoint_path()?)?;
+        self.shared.unregister_task(id);
+        Ok(())
+    }
+
+    /// After a failure: no commit. Under exactly-once the open transaction is aborted and the
+    /// buffered writes dropped, so the input is processed again from the last commit. The local
+    /// stores then hold exactly the committed state, so they are checkpointed past everything
+    /// this producer wrote (committed or aborted): a restart restores nothing it should not,
+    /// even on a broker that shows aborted records to read_committed consumers.
+    pub(super) fn close_dirty(&mut self) {
+        let clean_abort = if self.producer.is_transactional() {
+            match self.producer.abort() {
+                Ok(()) => true,
+                Err(e) => {
+                    log::warn!("{}: aborting the transaction failed: {e}", self.name);
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        for (_, r) in std::mem::take(&mut self.restoring) {
+            r.abandon(&self.shared);
+        }
+        let mut tasks = std::mem::take(&mut self.tasks);
+        tasks.append(&mut self.suspended);
+        for (id, mut t) in tasks {
+            for (_, _, txn) in &t.stores {
+                if let Some(txn) = txn {
+                    let _ = txn.discard_pending();
+                }
+            }
+            if clean_abort {
+                t.update_checkpoint(&self.producer);
+                if let Err(e) = t
+                    .store_ctx
+                    .checkpoint_path()
+                    .and_then(|p| t.checkpoint.write(p))
+                {
+                    log::warn!("{}: checkpoint of {id} after abort failed: {e}", self.name);
+                }
+            }
+            for (_, store, _) in &t.stores {
+                let _ = store.close();
+            }
+            self.shared.unregister_task(&id);
+        }
+        self.partitions.clear();
+        self.publish_tasks();
+    }
+}
