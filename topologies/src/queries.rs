@@ -57,6 +57,11 @@ pub trait ServingQueries: Send + Sync + 'static {
     fn models(&self) -> Vec<ModelInfo>;
     /// Whether the server is healthy.
     fn health(&self) -> Health;
+    /// Whether state queries may be answered: not while the engine is rebalancing or
+    /// restoring, when this instance's statistics would be partial.
+    fn queryable(&self) -> bool {
+        true
+    }
     /// Counters for `/metrics`.
     fn metrics(&self) -> MetricsSnapshot;
 }

@@ -161,6 +161,13 @@ impl ServingQueries for Core {
         self.registry.all().iter().map(|m| m.info()).collect()
     }
 
+    fn queryable(&self) -> bool {
+        self.streams
+            .read()
+            .as_ref()
+            .is_some_and(|s| s.state() == StreamsState::Running)
+    }
+
     fn health(&self) -> Health {
         let (state, reachable) = self
             .streams

@@ -20,10 +20,15 @@ struct Fake {
     /// Set after binding, since peers' ports are only known then.
     instances: Mutex<Vec<InstanceInfo>>,
     healthy: bool,
+    /// Rebalancing or restoring: no state query is answered.
+    restoring: bool,
     metrics: MetricsSnapshot,
 }
 
 impl ServingQueries for Fake {
+    fn queryable(&self) -> bool {
+        !self.restoring
+    }
     fn local_stats(&self, data_type: &str) -> Option<ServingStats> {
         self.stats.get(data_type).cloned()
     }
@@ -356,6 +361,25 @@ async fn unhealthy_is_503() {
     let (status, v) = get_json(server.addr, "/health").await;
     assert_eq!((status, &v["healthy"]), (503, &Value::from(false)));
     assert_eq!(v["state"], "Error(broker down)");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn state_queries_are_503_while_restoring() {
+    let fake = Fake {
+        restoring: true,
+        ..fake_with(&[("wine", stats(2, 1.0))])
+    };
+    let server = start(Arc::new(fake)).await;
+    for path in [
+        "/state/value",
+        "/state/value/wine",
+        "/state/value?local=true",
+    ] {
+        let (status, v) = get_json(server.addr, path).await;
+        assert_eq!(status, 503, "{path}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("restoring"), "{v}");
+    }
     server.stop().await;
 }
 

@@ -19,7 +19,11 @@ fn scores_every_record_and_answers_queries() {
 /// model arrives.
 fn restart_check(env: &Env, dir: &std::path::Path, _scored: u64) {
     let server = env.start(StoreVariant::Memory, dir);
-    std::thread::sleep(Duration::from_secs(2));
+    // State queries answer once the instance runs (503 while it joins and restores).
+    assert!(wait_until(Duration::from_secs(30), || http_get(
+        &server, "/health"
+    )
+    .0 == 200));
     let (status, models) = http_get(&server, "/models");
     assert_eq!(status, 200);
     assert_eq!(models.as_array().map(Vec::len), Some(0));

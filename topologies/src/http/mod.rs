@@ -198,6 +198,14 @@ fn local_answer(queries: &dyn ServingQueries, route: &Route) -> Local {
             data_type,
             local_only,
         } => {
+            if !queries.queryable() {
+                // No partial answer: a peer asking us counts us as unreachable instead.
+                return Local::Done(Answer::error(
+                    503,
+                    "this instance is rebalancing or restoring its state; ask again shortly",
+                    &path,
+                ));
+            }
             let mine = queries.local_stats(data_type);
             let mut peers = Vec::new();
             if !local_only {
