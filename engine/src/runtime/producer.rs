@@ -115,7 +115,10 @@ impl StreamProducer {
             .set("message.timeout.ms", "120000")
             // Bounded: a full queue makes `send_raw` wait (back-pressure) instead of buffering
             // up to librdkafka's default 1 GiB.
-            .set("queue.buffering.max.kbytes", "16384");
+            .set("queue.buffering.max.kbytes", "16384")
+            // As Kafka's own producer defaults to since 3.0: a batch retried after a broker
+            // failure (written, but its acknowledgement lost) is not written twice.
+            .set("enable.idempotence", "true");
         if let Some(id) = transactional_id {
             // Kafka Streams' exactly-once default: an instance that dies with a transaction
             // open blocks its partitions' readers (and its successor's offset fetch) until the
