@@ -56,11 +56,7 @@ fn the_server_rides_out_a_broker_stop_and_a_broker_kill() {
     server.wait_usage(after_first + INPUTS as u64 / 10, Duration::from_secs(600));
     outage(&mut server, &mut broker, "kill (SIGKILL)", Broker::kill);
     server.wait_usage(INPUTS as u64, Duration::from_secs(600));
-    let mut counts = s.count("broker_restart", "kafka");
-    assert!(wait_until(Duration::from_secs(120), || {
-        counts = s.count("broker_restart", "kafka");
-        counts.missing == 0
-    }));
+    let counts = s.final_count("broker_restart", "kafka", Duration::from_secs(120));
     assert_eq!(counts.inputs, INPUTS);
     assert_eq!(counts.missing, 0);
     assert!(

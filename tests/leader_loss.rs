@@ -39,11 +39,7 @@ fn every_input_has_a_result_when_leaders_die() {
     server.wait_usage(INPUTS as u64 / 2, Duration::from_secs(600));
     kill_leader(&mut cluster, &bootstrap, &s.results, "a results");
     server.wait_usage(INPUTS as u64, Duration::from_secs(600));
-    let mut counts = s.count("leader_loss", "kafka x3");
-    assert!(wait_until(Duration::from_secs(120), || {
-        counts = s.count("leader_loss", "kafka x3");
-        counts.missing == 0
-    }));
+    let counts = s.final_count("leader_loss", "kafka x3", Duration::from_secs(120));
     assert_eq!(counts.inputs, INPUTS);
     assert_eq!(counts.missing, 0);
     assert!(server.is_running(), "log:\n{}", server.log_tail());

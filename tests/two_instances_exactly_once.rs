@@ -56,11 +56,11 @@ fn the_survivor_takes_over_with_one_result_per_input() {
     a.wait_usage(INPUTS as u64, Duration::from_secs(600));
     // The dead instance's open transaction holds back read_committed readers of the partitions
     // it wrote until the coordinator aborts it (transaction.timeout.ms, 10 s).
-    let mut counts = s.count("two_instances_exactly_once", "kafka");
-    assert!(wait_until(Duration::from_secs(120), || {
-        counts = s.count("two_instances_exactly_once", "kafka");
-        counts.missing == 0
-    }));
+    let counts = s.final_count(
+        "two_instances_exactly_once",
+        "kafka",
+        Duration::from_secs(120),
+    );
     assert_eq!(counts.inputs, INPUTS);
     assert_eq!(counts.missing, 0);
     assert_eq!(counts.duplicates, 0);

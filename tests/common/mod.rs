@@ -166,11 +166,22 @@ impl Scenario {
         out
     }
 
-    /// Compares results with inputs and prints the line CI logs show.
-    pub fn count(&self, test: &str, broker: &str) -> Counts {
+    /// Compares results with inputs.
+    pub fn count(&self) -> Counts {
         let inputs = self.inputs();
         let results = self.results_by_input();
-        let counts = Counts::of(&inputs, &results, self.started.elapsed());
+        Counts::of(&inputs, &results, self.started.elapsed())
+    }
+
+    /// Counts until no input is missing (results behind an open transaction or a slow commit
+    /// arrive a little later) or `timeout` passes, then prints the line CI logs show.
+    pub fn final_count(&self, test: &str, broker: &str, timeout: Duration) -> Counts {
+        let deadline = Instant::now() + timeout;
+        let mut counts = self.count();
+        while counts.missing > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_secs(2));
+            counts = self.count();
+        }
         counts.print(test, broker);
         counts
     }
@@ -394,12 +405,7 @@ pub fn kill_three_times(test: &str, store: &str, guarantee: &str, inputs: usize)
     let mut server = s.spawn_server(store, guarantee, dir.path());
     let usage = server.wait_usage(n, Duration::from_secs(600));
     // Every input has a result once the committed results cover them all.
-    let mut counts = s.count(test, "kafka");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while counts.missing > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_secs(2));
-        counts = s.count(test, "kafka");
-    }
+    let counts = s.final_count(test, "kafka", Duration::from_secs(120));
     // Usage as the stores hold it after the last commit.
     std::thread::sleep(Duration::from_millis(1500));
     let usage = server.usage().max(usage);
