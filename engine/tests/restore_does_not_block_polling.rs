@@ -7,12 +7,11 @@
 mod common;
 
 use common::*;
-use ks_engine::processor::supplier;
 use ks_engine::stores::{
     ChangelogRecord, InMemoryKeyValueStore, KeyValueStore, LocalState, ReadOnlyKeyValueStore,
     StateStore, StoreContext, StoreFactory, StoreSpec, Visitor,
 };
-use ks_engine::{KafkaStreams, Processor, ProcessorContext, Record, StreamsState, Topology};
+use ks_engine::{KafkaStreams, StreamsState};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use std::sync::atomic::Ordering;
@@ -90,16 +89,6 @@ impl StoreFactory for SlowFactory {
     }
 }
 
-struct Last;
-
-impl Processor for Last {
-    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> ks_engine::Result<()> {
-        let key = r.key.clone().unwrap_or_default();
-        ctx.store("kv")?.put(&key, &r.value.unwrap_or_default())?;
-        Ok(())
-    }
-}
-
 #[test]
 fn a_restore_longer_than_the_poll_interval_keeps_the_member() {
     let broker = ks_broker::Broker::tansu().unwrap();
@@ -126,13 +115,7 @@ fn a_restore_longer_than_the_poll_interval_keeps_the_member() {
     p.flush(Duration::from_secs(60)).unwrap();
     produce(bs, &input, &keyed(10, 10, 0));
 
-    let mut t = Topology::new();
-    t.add_source("in", &[&input])
-        .unwrap()
-        .add_processor("last", supplier(|| Last), &["in"])
-        .unwrap()
-        .add_state_store(StoreSpec::custom("kv", Arc::new(SlowFactory)), &["last"])
-        .unwrap();
+    let t = last_value_topology(&input, StoreSpec::custom("kv", Arc::new(SlowFactory)));
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(&app, bs, dir.path()).with_max_poll_interval(Duration::from_secs(6));
     let mut streams = KafkaStreams::new(t, config).unwrap();

@@ -46,16 +46,23 @@ fn stage_mode_scores_swaps_and_answers_state() {
         .read(&env.topics.errors)
         .is_empty()));
 
-    // A new model is pending until the next record, then serves with fresh statistics.
+    // A new model is pending until the next record, then serves with fresh statistics. It is
+    // built off the stream, so records keep coming until one is scored by it.
     let linear = env.publish_model(LINEAR);
-    env.publish_records(40, 20);
-    let results = env.wait_results(60, Duration::from_secs(20));
-    assert_eq!(results.len(), 60);
-    let swapped: Vec<_> = results
-        .iter()
-        .filter(|r| r.model.as_deref() == Some(linear.as_str()))
-        .cloned()
-        .collect();
+    let mut published = 40;
+    let mut swapped = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while swapped.is_empty() && std::time::Instant::now() < deadline {
+        env.publish_records(published, 20);
+        published += 20;
+        let results = env.wait_results(published, Duration::from_secs(20));
+        assert_eq!(results.len(), published);
+        swapped = results
+            .iter()
+            .filter(|r| r.model.as_deref() == Some(linear.as_str()))
+            .cloned()
+            .collect();
+    }
     assert!(!swapped.is_empty());
     env.check_results(&swapped, LINEAR);
     let (_, body) = http_get(&addr, "/state/wine");

@@ -164,3 +164,34 @@ pub fn test_config(app: &str, bootstrap: &str, state_dir: &std::path::Path) -> S
 pub fn partition_counts(bootstrap: &str) -> std::collections::HashMap<String, i32> {
     ks_engine::runtime::admin::partition_counts(&StreamsConfig::new("probe", bootstrap)).unwrap()
 }
+
+/// Keeps the last value of each key in store `kv`.
+pub struct LastValue;
+
+impl ks_engine::Processor for LastValue {
+    fn process(
+        &mut self,
+        ctx: &mut ks_engine::ProcessorContext<'_>,
+        r: ks_engine::Record,
+    ) -> ks_engine::Result<()> {
+        let key = r.key.clone().unwrap_or_default();
+        ctx.store("kv")?.put(&key, &r.value.unwrap_or_default())?;
+        Ok(())
+    }
+}
+
+/// `input` → [`LastValue`] into the store `kv` of `spec`.
+pub fn last_value_topology(input: &str, spec: ks_engine::stores::StoreSpec) -> ks_engine::Topology {
+    let mut t = ks_engine::Topology::new();
+    t.add_source("in", &[input])
+        .unwrap()
+        .add_processor(
+            "last",
+            ks_engine::processor::supplier(|| LastValue),
+            &["in"],
+        )
+        .unwrap()
+        .add_state_store(spec, &["last"])
+        .unwrap();
+    t
+}

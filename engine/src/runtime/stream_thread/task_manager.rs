@@ -20,6 +20,12 @@ fn ids_touching<T>(
 }
 
 impl Core {
+    /// Stops tracking `gone` partitions (their consumed offsets with them).
+    fn forget_partitions(&mut self, gone: &[(String, i32)]) {
+        self.partitions
+            .retain(|p| !gone.iter().any(|(t, n)| *t == p.topic && *n == p.partition));
+    }
+
     pub(super) fn assign(
         &mut self,
         consumer: &BaseConsumer<StreamContext>,
@@ -102,11 +108,7 @@ impl Core {
                 self.suspended.insert(id, t);
             }
         }
-        self.partitions.retain(|p| {
-            !revoked
-                .iter()
-                .any(|(t, n)| *t == p.topic && *n == p.partition)
-        });
+        self.forget_partitions(revoked);
         self.publish_tasks();
         Ok(())
     }
@@ -214,11 +216,7 @@ impl Core {
                 self.close_task_clean(id, t)?;
             }
         }
-        self.partitions.retain(|p| {
-            !revoked
-                .iter()
-                .any(|(t, n)| *t == p.topic && *n == p.partition)
-        });
+        self.forget_partitions(revoked);
         self.publish_tasks();
         Ok(())
     }
@@ -246,8 +244,7 @@ impl Core {
                 self.shared.unregister_task(&id);
             }
         }
-        self.partitions
-            .retain(|p| !lost.contains(&(p.topic.clone(), p.partition)));
+        self.forget_partitions(lost);
         self.publish_tasks();
         Ok(())
     }
