@@ -237,8 +237,19 @@ pub(crate) fn existing_cluster_id(dir: &Path) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// A new random cluster id: 16 bytes in URL-safe base64 without padding, as Kafka's `Uuid`.
+/// A new random cluster id: 16 bytes in URL-safe base64 without padding, as Kafka's `Uuid`,
+/// and, as Kafka's `Uuid.randomUuid` does, never one starting with `-` (the storage tool would
+/// take it for an option).
 pub(crate) fn random_cluster_id() -> String {
+    loop {
+        let id = random_base64_uuid();
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
+fn random_base64_uuid() -> String {
     let mut bytes = [0u8; 16];
     let filled = std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
@@ -294,5 +305,7 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_ne!(id, random_cluster_id());
+        // About one id in 64 would start with '-' without the check.
+        assert!((0..2000).all(|_| !random_cluster_id().starts_with('-')));
     }
 }
