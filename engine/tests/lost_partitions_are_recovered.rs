@@ -73,7 +73,8 @@ fn a_member_stalled_past_max_poll_interval_rejoins_and_completes() {
             .store("counts")
             .unwrap()
             .get(k.as_bytes())
-            .unwrap()
+            .ok()
+            .flatten()
             .and_then(|v| dedup_count::parse_count(&v))
             .map(|(c, _)| c)
     };

@@ -560,6 +560,15 @@ fn spawn(
         .map_err(|e| Error::NotRunning(format!("cannot start the {name} thread: {e}")))
 }
 
+/// A task's store closed between the view listing it and reading it: the task is leaving
+/// (a rebalance), so the view reads as if it were gone already.
+fn skip_closed<T: Default>(r: ks_stores::Result<T>) -> ks_stores::Result<T> {
+    match r {
+        Err(ks_stores::Error::StoreClosed(_)) => Ok(T::default()),
+        other => other,
+    }
+}
+
 /// A read-only view of one store name over every task of this instance.
 struct LocalStoreView {
     shared: Arc<Shared>,
@@ -583,7 +592,7 @@ impl LocalStoreView {
 impl ReadOnlyKeyValueStore for LocalStoreView {
     fn get(&self, key: &[u8]) -> ks_stores::Result<Option<Vec<u8>>> {
         for s in self.stores() {
-            if let Some(v) = s.get(key)? {
+            if let Some(v) = skip_closed(s.get(key))? {
                 return Ok(Some(v));
             }
         }
@@ -598,7 +607,7 @@ impl ReadOnlyKeyValueStore for LocalStoreView {
     ) -> ks_stores::Result<()> {
         let mut all = BTreeMap::new();
         for s in self.stores() {
-            for (k, v) in s.range(from, to)? {
+            for (k, v) in skip_closed(s.range(from, to))? {
                 all.insert(k, v);
             }
         }

@@ -260,11 +260,11 @@ impl RestoringTask {
     /// Gives up the restore (the partition was revoked or lost): the stores close as they
     /// are, and the old checkpoint (if any) stays, so the next owner here restores from it.
     pub fn abandon(self, shared: &Shared) {
+        shared.unregister_task(&self.id);
         for (_, store, _) in &self.stores {
             if let Err(e) = store.close() {
                 log::warn!("closing a store of restoring task {}: {e}", self.id);
             }
         }
-        shared.unregister_task(&self.id);
     }
 }

@@ -236,12 +236,13 @@ impl Core {
         let closing = ids_touching(&self.tasks, |t| &t.partitions, lost);
         for id in closing {
             if let Some(t) = self.tasks.remove(&id) {
+                // Queries stop seeing the task before its stores close.
+                self.shared.unregister_task(&id);
                 for (_, store, _) in &t.stores {
                     if let Err(e) = store.close() {
                         log::warn!("{}: closing a store of lost task {id}: {e}", self.name);
                     }
                 }
-                self.shared.unregister_task(&id);
             }
         }
         self.forget_partitions(lost);
@@ -251,11 +252,11 @@ impl Core {
 
     pub(super) fn close_task_clean(&mut self, id: &str, mut t: TaskState) -> Result<()> {
         t.update_checkpoint(&self.producer);
+        self.shared.unregister_task(id);
         for (_, store, _) in &t.stores {
             store.close()?;
         }
         t.checkpoint.write(t.store_ctx.checkpoint_path()?)?;
-        self.shared.unregister_task(id);
         Ok(())
     }
 
@@ -297,10 +298,10 @@ impl Core {
                     log::warn!("{}: checkpoint of {id} after abort failed: {e}", self.name);
                 }
             }
+            self.shared.unregister_task(&id);
             for (_, store, _) in &t.stores {
                 let _ = store.close();
             }
-            self.shared.unregister_task(&id);
         }
         self.partitions.clear();
         self.publish_tasks();
