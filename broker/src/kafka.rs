@@ -113,6 +113,8 @@ impl NodeSpec {
              share.coordinator.state.topic.min.isr={min_isr}\n\
              # Tests and the demo join groups at once instead of waiting 3 s for more members.\n\
              group.initial.rebalance.delay.ms=0\n\
+             # A transaction past its timeout is aborted within a second, not up to 10 s later.\n\
+             transaction.abort.timed.out.transaction.cleanup.interval.ms=1000\n\
              auto.create.topics.enable=true\n",
             voters = self.voters,
             logs = self.log_dirs().display(),

@@ -25,6 +25,13 @@ pub enum Error {
         offset: i64,
         reason: String,
     },
+    #[error("invalid timestamp {timestamp} of the record at {topic}[{partition}]@{offset} (a timestamp extractor returned a negative time)")]
+    InvalidTimestamp {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        timestamp: i64,
+    },
     #[error("processing failed in {processor}: {reason}")]
     Processing { processor: String, reason: String },
     #[error("state store: {0}")]
@@ -33,6 +40,10 @@ pub enum Error {
     Kafka(#[from] ks_kafka::Error),
     #[error("this instance was fenced by a newer one: {0}")]
     Fenced(String),
+    /// The thread's tasks moved on without it (a stale group generation, or a transaction the
+    /// coordinator aborted): they close dirty and the thread rejoins the group.
+    #[error("the tasks of this thread migrated to another member: {0}")]
+    TaskMigrated(String),
     #[error("the streams instance is {0}")]
     NotRunning(String),
     #[error("{}: {source}", path.display())]
@@ -50,7 +61,9 @@ impl Error {
     pub fn is_data_error(&self) -> bool {
         matches!(
             self,
-            Error::Deserialization { .. } | Error::Processing { .. }
+            Error::Deserialization { .. }
+                | Error::Processing { .. }
+                | Error::InvalidTimestamp { .. }
         )
     }
 

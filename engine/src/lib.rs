@@ -9,6 +9,8 @@
 //! - [`task`]: one sub-topology for one partition, shared by the runtime and the test driver.
 //! - [`runtime`]: [`KafkaStreams`] — stream threads, tasks per partition, restore, commit
 //!   (at-least-once and exactly-once), global stores, error handling, instance metadata.
+//! - [`timestamp`]: event time — [`timestamp::TimestampExtractor`] and partition time kept
+//!   across restarts.
 //! - [`test_driver`]: [`TopologyTestDriver`], topology tests without a broker.
 //!
 //! ```
@@ -40,6 +42,7 @@ pub mod record;
 pub mod runtime;
 pub mod task;
 pub mod test_driver;
+pub mod timestamp;
 pub mod topology;
 
 pub use error::{Error, Result};

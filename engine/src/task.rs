@@ -7,6 +7,7 @@ use crate::record::{Header, OutputRecord, Record, RecordMetadata};
 
 /// Records a processor forwarded: to one child (`Some`) or to all of them.
 type Forwarded = Vec<(Option<usize>, Record)>;
+use crate::timestamp::{RecordTimestamp, TimestampExtractor};
 use crate::topology::{NodeKind, Subtopology, Topology};
 use crate::{Error, Result};
 use ks_stores::{KeyValueStore, ReadOnlyKeyValueStore};
@@ -51,6 +52,29 @@ pub struct Task {
     global_stores: GlobalStores,
     schedules: Vec<Schedule>,
     stream_time: i64,
+    /// Source nodes' own timestamp extractors; the others use `default_extractor`.
+    extractors: HashMap<usize, Arc<dyn TimestampExtractor>>,
+    default_extractor: Arc<dyn TimestampExtractor>,
+    /// The highest timestamp processed from each input topic's partition (-1 before any).
+    partition_times: HashMap<String, i64>,
+}
+
+/// Runs user code of processor `name`: a panic in it becomes a processing error of that
+/// processor (so it reaches the processing handler, as an exception thrown by a Kafka Streams
+/// processor does) instead of silently ending the stream thread.
+pub(crate) fn guarded<R>(name: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|payload| Err(Error::processing(name, panic_message(&*payload))))
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic".into());
+    format!("panicked: {text}")
 }
 
 pub fn task_id(subtopology: u32, partition: i32) -> String {
@@ -82,7 +106,11 @@ impl Task {
             })
             .collect();
         let mut sources = HashMap::new();
+        let mut extractors = HashMap::new();
         for &i in &sub.nodes {
+            if let Some(e) = topology.extractors.get(&topology.nodes[i].name) {
+                extractors.insert(i, e.clone());
+            }
             nodes[i].kind = match &topology.nodes[i].kind {
                 NodeKind::Source { topics } => {
                     for t in topics {
@@ -108,7 +136,48 @@ impl Task {
             global_stores,
             schedules: Vec::new(),
             stream_time: -1,
+            extractors,
+            default_extractor: Arc::new(RecordTimestamp),
+            partition_times: HashMap::new(),
         }
+    }
+
+    /// The extractor of sources without their own (the runtime's `default.timestamp.extractor`).
+    pub fn set_default_timestamp_extractor(&mut self, extractor: Arc<dyn TimestampExtractor>) {
+        self.default_extractor = extractor;
+    }
+
+    /// The event time of `record` (from `metadata`'s topic), without processing it.
+    pub fn extract_timestamp(&self, metadata: &RecordMetadata, record: &Record) -> Result<i64> {
+        let extractor = self
+            .sources
+            .get(&metadata.topic)
+            .and_then(|i| self.extractors.get(i))
+            .unwrap_or(&self.default_extractor);
+        let partition_time = self.partition_time(&metadata.topic);
+        let timestamp = extractor.extract(metadata, record, partition_time)?;
+        if timestamp < 0 {
+            return Err(Error::InvalidTimestamp {
+                topic: metadata.topic.clone(),
+                partition: metadata.partition,
+                offset: metadata.offset,
+                timestamp,
+            });
+        }
+        Ok(timestamp)
+    }
+
+    /// The highest timestamp processed from input `topic` (this task's partition of it), or -1.
+    pub fn partition_time(&self, topic: &str) -> i64 {
+        self.partition_times.get(topic).copied().unwrap_or(-1)
+    }
+
+    /// Resumes from a partition time recorded before (a restart or a move to this instance):
+    /// stream time is never behind it, so late records stay late across restarts.
+    pub fn resume_partition_time(&mut self, topic: &str, partition_time: i64) {
+        let t = self.partition_times.entry(topic.to_string()).or_insert(-1);
+        *t = (*t).max(partition_time);
+        self.stream_time = self.stream_time.max(partition_time);
     }
 
     /// Whether one of this task's sources reads `topic`.
@@ -155,8 +224,23 @@ impl Task {
             forwarded: Vec::new(),
             schedules: &mut self.schedules,
         };
-        let r = f(processor.as_mut(), &mut ctx)?;
+        let r = guarded(&node.name, || f(processor.as_mut(), &mut ctx))?;
         Ok((r, ctx.forwarded))
+    }
+
+    /// Replaces every processor with a new one from its supplier and initialises it (Kafka
+    /// Streams' resume of a suspended task): the stores, stream time and partition times stay,
+    /// the punctuation schedules of the closed processors go.
+    pub fn restart_processors(&mut self, topology: &Topology, wall_clock: i64) -> Result<()> {
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            if let (RtKind::Processor(p), Some(def)) = (&mut node.kind, topology.nodes.get(i)) {
+                if let NodeKind::Processor { supplier } = &def.kind {
+                    *p = supplier();
+                }
+            }
+        }
+        self.schedules.clear();
+        self.init(wall_clock)
     }
 
     /// Calls `init` on every processor, in topology order.
@@ -183,7 +267,19 @@ impl Task {
                 self.id, metadata.topic
             ))
         })?;
-        self.stream_time = self.stream_time.max(record.timestamp);
+        let timestamp = self.extract_timestamp(metadata, &record)?;
+        let record = Record {
+            timestamp,
+            ..record
+        };
+        // No topic name cloned per record: the entry exists after the partition's first.
+        match self.partition_times.get_mut(&metadata.topic) {
+            Some(t) => *t = (*t).max(timestamp),
+            None => {
+                self.partition_times.insert(metadata.topic.clone(), timestamp);
+            }
+        }
+        self.stream_time = self.stream_time.max(timestamp);
         let children: Vec<usize> = self.nodes[source]
             .children
             .iter()
@@ -416,8 +512,9 @@ impl GlobalTask {
     }
 
     pub fn init(&mut self, wall_clock: i64) -> Result<()> {
+        let name = self.name.clone();
         let (p, mut ctx) = self.ctx(None, None, wall_clock);
-        p.init(&mut ctx)
+        guarded(&name, || p.init(&mut ctx))
     }
 
     pub fn process(
@@ -427,16 +524,18 @@ impl GlobalTask {
         wall_clock: i64,
     ) -> Result<()> {
         let headers = record.headers.clone();
+        let name = self.name.clone();
         let (p, mut ctx) = self.ctx(
             Some(metadata),
             Some((record.timestamp, &headers)),
             wall_clock,
         );
-        p.process(&mut ctx, record)
+        guarded(&name, || p.process(&mut ctx, record))
     }
 
     pub fn close(&mut self, wall_clock: i64) -> Result<()> {
+        let name = self.name.clone();
         let (p, mut ctx) = self.ctx(None, None, wall_clock);
-        p.close(&mut ctx)
+        guarded(&name, || p.close(&mut ctx))
     }
 }

@@ -152,3 +152,69 @@ fn a_global_data_error_follows_the_handler_and_a_failed_start_stops_everything()
         "nothing was left running"
     );
 }
+
+/// Writes `records` to `topic` in one transaction, committed or aborted.
+fn produce_in_transaction(bs: &str, topic: &str, records: &[(&str, &str)], commit: bool) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .set("transactional.id", unique("txn"))
+        .create()
+        .unwrap();
+    p.init_transactions(Duration::from_secs(30)).unwrap();
+    p.begin_transaction().unwrap();
+    for (k, v) in records {
+        p.send(BaseRecord::to(topic).key(*k).payload(*v)).unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+    if commit {
+        p.commit_transaction(Duration::from_secs(30)).unwrap();
+    } else {
+        p.abort_transaction(Duration::from_secs(30)).unwrap();
+    }
+}
+
+#[test]
+fn under_exactly_once_a_global_store_reads_only_committed_records() {
+    // Apache Kafka: tansu shows aborted records to read_committed consumers.
+    let broker = ks_broker::Broker::kafka().unwrap();
+    let bs = broker.bootstrap_servers();
+    let (input, global, app) = (unique("in"), unique("global"), unique("glob"));
+    create_topics(bs, &[(&input, 1), (&global, 1)]);
+    produce_in_transaction(bs, &global, &[("a", "1"), ("b", "1")], true);
+    produce_in_transaction(bs, &global, &[("a", "aborted"), ("x", "aborted")], false);
+    produce_in_transaction(bs, &global, &[("c", "1")], true);
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(AtomicU64::new(0));
+    let config = test_config(&app, bs, dir.path())
+        .with_processing_guarantee(ks_engine::ProcessingGuarantee::ExactlyOnce);
+    let mut streams = KafkaStreams::new(
+        topology(&input, &global, &seen, StoreKind::InMemory),
+        config,
+    )
+    .unwrap();
+    // The global store is read to its end before start() returns.
+    streams.start().unwrap();
+    let store = streams.store("global").unwrap();
+    let all: Vec<(String, String)> = store
+        .all()
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                String::from_utf8(k).unwrap(),
+                String::from_utf8(v).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        all,
+        vec![
+            ("a".to_string(), "1".to_string()),
+            ("b".into(), "1".into()),
+            ("c".into(), "1".into())
+        ]
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 3, "no aborted record reached the processor");
+    streams.close().unwrap();
+}

@@ -1,13 +1,14 @@
 //! Under the range assignor every rebalance revokes every partition (eager). A task whose
 //! partition comes back to the same member stays open across it: its in-memory store is not
-//! restored from the changelog again.
+//! restored from the changelog again — under exactly-once too, where the suspending commit is
+//! the transaction that holds the closing processors' last writes.
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 
 use common::*;
 use ks_engine::stores::{StoreKind, StoreSpec};
-use ks_engine::KafkaStreams;
+use ks_engine::{KafkaStreams, ProcessingGuarantee};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -15,8 +16,7 @@ fn topology(input: &str) -> ks_engine::Topology {
     last_value_topology(input, StoreSpec::new("kv", StoreKind::InMemory))
 }
 
-#[test]
-fn a_task_kept_across_an_eager_rebalance_is_not_restored_again() {
+fn kept_task_is_not_restored(guarantee: ProcessingGuarantee) {
     let broker = ks_broker::Broker::tansu().unwrap();
     let bs = broker.bootstrap_servers();
     let (input, app) = (unique("in"), unique("keep"));
@@ -24,7 +24,7 @@ fn a_task_kept_across_an_eager_rebalance_is_not_restored_again() {
     produce(bs, &input, &keyed(400, 40, 0));
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let config = |dir: &std::path::Path| {
-        let mut c = test_config(&app, bs, dir);
+        let mut c = test_config(&app, bs, dir).with_processing_guarantee(guarantee);
         c.assignment_strategy = Some("range".into());
         c
     };
@@ -66,4 +66,14 @@ fn a_task_kept_across_an_eager_rebalance_is_not_restored_again() {
     );
     b.close().unwrap();
     a.close().unwrap();
+}
+
+#[test]
+fn a_task_kept_across_an_eager_rebalance_is_not_restored_again() {
+    kept_task_is_not_restored(ProcessingGuarantee::AtLeastOnce);
+}
+
+#[test]
+fn under_exactly_once_a_kept_task_is_not_restored_again() {
+    kept_task_is_not_restored(ProcessingGuarantee::ExactlyOnce);
 }

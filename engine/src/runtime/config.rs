@@ -1,7 +1,9 @@
 //! Streams configuration, named as in Kafka Streams where the concept is the same.
 
+use crate::timestamp::{RecordTimestamp, TimestampExtractor};
 use crate::{Error, Result};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `processing.guarantee`.
@@ -66,6 +68,16 @@ pub enum UncaughtExceptionHandling {
     ShutdownApplication,
 }
 
+/// A timestamp extractor shared by every task (`default.timestamp.extractor`).
+#[derive(Clone)]
+pub struct SharedExtractor(pub Arc<dyn TimestampExtractor>);
+
+impl std::fmt::Debug for SharedExtractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TimestampExtractor")
+    }
+}
+
 /// Settings of one streams instance.
 #[derive(Debug, Clone)]
 pub struct StreamsConfig {
@@ -102,6 +114,20 @@ pub struct StreamsConfig {
     pub replication_factor: i32,
     /// Extra librdkafka properties for every client, applied last.
     pub client_properties: Vec<(String, String)>,
+    /// `default.timestamp.extractor`: the event time of records whose source has no extractor
+    /// of its own (default: the record's timestamp).
+    pub timestamp_extractor: SharedExtractor,
+    /// `max.task.idle.ms`: how long a task that reads several partitions (a join) waits for an
+    /// empty one before it processes the others' records, so records are taken in timestamp
+    /// order across its inputs rather than in fetch order. `None` (Kafka Streams' -1): never
+    /// wait. Records already buffered are always taken smallest timestamp first. Unlike Kafka
+    /// Streams, ks does not track how far behind an empty input is, so at 0 it does not wait
+    /// for records already on the broker either: set it above 0 (e.g. the fetch wait, 500 ms)
+    /// for strict order when inputs start or catch up at different speeds.
+    pub max_task_idle: Option<std::time::Duration>,
+    /// Stack size of each stream thread (default: Rust's, 2 MiB), for processors that recurse
+    /// deeply. A thread that cannot be created with it fails `start()`.
+    pub stream_thread_stack_size: Option<usize>,
 }
 
 impl StreamsConfig {
@@ -127,7 +153,26 @@ impl StreamsConfig {
             metadata_heartbeat: Duration::from_secs(2),
             replication_factor: -1,
             client_properties: Vec::new(),
+            timestamp_extractor: SharedExtractor(Arc::new(RecordTimestamp)),
+            max_task_idle: Some(Duration::ZERO),
+            stream_thread_stack_size: None,
         }
+    }
+
+    pub fn with_timestamp_extractor(mut self, e: impl TimestampExtractor + 'static) -> Self {
+        self.timestamp_extractor = SharedExtractor(Arc::new(e));
+        self
+    }
+
+    /// `max.task.idle.ms` (`None` for -1: never wait for an empty input).
+    pub fn with_max_task_idle(mut self, d: Option<Duration>) -> Self {
+        self.max_task_idle = d;
+        self
+    }
+
+    pub fn with_stream_thread_stack_size(mut self, bytes: usize) -> Self {
+        self.stream_thread_stack_size = Some(bytes);
+        self
     }
 
     pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> Self {

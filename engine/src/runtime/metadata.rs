@@ -47,12 +47,10 @@ pub(crate) fn local(shared: &Shared) -> StreamsMetadata {
         .unwrap_or_default();
     let mut topic_partitions = Vec::new();
     let mut tasks = Vec::new();
-    if let Ok(threads) = shared.thread_tasks.read() {
-        for entries in threads.values() {
-            for e in entries {
-                tasks.push(e.id.clone());
-                topic_partitions.extend(e.partitions.iter().cloned());
-            }
+    for entries in shared.thread_tasks.read().values() {
+        for e in entries {
+            tasks.push(e.id.clone());
+            topic_partitions.extend(e.partitions.iter().cloned());
         }
     }
     topic_partitions.sort();
@@ -75,7 +73,6 @@ pub(crate) fn local(shared: &Shared) -> StreamsMetadata {
         shutdown_requested: shared
             .app_shutdown
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone(),
     }
 }
@@ -114,9 +111,7 @@ pub(crate) fn run(shared: Arc<Shared>) -> Result<()> {
                 }
             }
             // Our own view is never stale, whatever the broker's latency.
-            if let Ok(mut peers) = shared.peers.write() {
-                peers.insert(id.clone(), me);
-            }
+            shared.peers.write().insert(id.clone(), me);
             last_publish = Some(Instant::now());
         }
         producer.poll(Duration::ZERO);
@@ -128,9 +123,7 @@ pub(crate) fn run(shared: Arc<Shared>) -> Result<()> {
             if key == id {
                 continue;
             }
-            let Ok(mut peers) = shared.peers.write() else {
-                break;
-            };
+            let mut peers = shared.peers.write();
             match m.payload().map(serde_json::from_slice::<StreamsMetadata>) {
                 Some(Ok(md)) => {
                     let fresh = md.heartbeat_ms >= now_ms() - stale_after_ms(&shared);
@@ -175,13 +168,10 @@ pub(crate) fn all(shared: &Shared) -> Vec<StreamsMetadata> {
     let mut out: Vec<StreamsMetadata> = shared
         .peers
         .read()
-        .map(|p| {
-            p.values()
-                .filter(|m| m.heartbeat_ms >= horizon && m.instance_id != shared.instance_id)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
+        .values()
+        .filter(|m| m.heartbeat_ms >= horizon && m.instance_id != shared.instance_id)
+        .cloned()
+        .collect();
     out.push(local(shared));
     out.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
     out

@@ -25,7 +25,8 @@ use ks_stores::{KeyValueStore, ReadOnlyKeyValueStore, Visitor};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use parking_lot::{Mutex, RwLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,9 @@ pub struct Metrics {
     pub rebalances: AtomicU64,
     /// Changelog records restored into this instance's stores since it started.
     pub restored_records: AtomicU64,
+    /// Times a stream thread closed its tasks dirty and rejoined the group because they had
+    /// migrated without it (a stale generation, a transaction the coordinator aborted).
+    pub task_migrations: AtomicU64,
     /// Stream threads started in place of failed ones (`UncaughtExceptionHandling::ReplaceThread`).
     pub replaced_threads: AtomicU64,
     /// Output records dropped by the production handler (`ProductionErrorHandling::Continue`).
@@ -72,7 +76,7 @@ pub struct Metrics {
 impl Metrics {
     /// Total consumer lag over the stream threads, once statistics have arrived.
     pub fn lag(&self) -> Option<u64> {
-        let lags = self.lag_by_thread.lock().ok()?;
+        let lags = self.lag_by_thread.lock();
         (!lags.is_empty()).then(|| lags.values().sum())
     }
 
@@ -80,20 +84,18 @@ impl Metrics {
     /// connection up at its last statistics report (the broker is down or unreachable),
     /// `None` before the first report.
     pub fn brokers_reachable(&self) -> Option<bool> {
-        let up = self.broker_up_by_thread.lock().ok()?;
+        let up = self.broker_up_by_thread.lock();
         (!up.is_empty()).then(|| up.values().any(|u| *u))
     }
 
     pub(crate) fn set_broker_up(&self, thread: &str, up: bool) {
-        if let Ok(mut u) = self.broker_up_by_thread.lock() {
-            u.insert(thread.to_string(), up);
-        }
+        self.broker_up_by_thread
+            .lock()
+            .insert(thread.to_string(), up);
     }
 
     pub(crate) fn set_lag(&self, thread: &str, lag: u64) {
-        if let Ok(mut l) = self.lag_by_thread.lock() {
-            l.insert(thread.to_string(), lag);
-        }
+        self.lag_by_thread.lock().insert(thread.to_string(), lag);
     }
 }
 
@@ -132,34 +134,30 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn register_store(&self, task: &str, name: &str, store: Arc<dyn KeyValueStore>) {
-        if let Ok(mut s) = self.stores.write() {
-            s.entry(task.to_string())
-                .or_default()
-                .insert(name.to_string(), store);
-        }
+        self.stores
+            .write()
+            .entry(task.to_string())
+            .or_default()
+            .insert(name.to_string(), store);
     }
 
     pub fn unregister_task(&self, task: &str) {
-        if let Ok(mut s) = self.stores.write() {
-            s.remove(task);
-        }
+        self.stores.write().remove(task);
     }
 
     pub fn set_thread_tasks(&self, thread: &str, entries: Vec<TaskEntry>) {
-        if let Ok(mut t) = self.thread_tasks.write() {
-            t.insert(thread.to_string(), entries);
-        }
+        self.thread_tasks
+            .write()
+            .insert(thread.to_string(), entries);
         self.metadata_dirty.store(true, Ordering::SeqCst);
     }
 
     pub fn record_commit(&self, offsets: impl Iterator<Item = ((String, i32), i64)>) {
-        if let Ok(mut c) = self.committed.lock() {
-            c.extend(offsets);
-        }
+        self.committed.lock().extend(offsets);
     }
 
     pub fn global_stores(&self) -> GlobalStores {
-        self.globals.read().map(|g| g.clone()).unwrap_or_default()
+        self.globals.read().clone()
     }
 
     /// Cooperative-sticky moves only what must move; but librdkafka's assignors cannot keep
@@ -177,7 +175,7 @@ impl Shared {
 
     fn set_state(&self, s: StreamsState) {
         let changed = {
-            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut st = self.state.lock();
             // An error stays visible until the instance is closed.
             if (!matches!(*st, StreamsState::Error(_)) || s == StreamsState::NotRunning) && *st != s
             {
@@ -187,11 +185,7 @@ impl Shared {
             }
         };
         if let Some(old) = changed {
-            let listener = self
-                .state_listener
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
+            let listener = self.state_listener.lock().clone();
             if let Some(listener) = listener {
                 listener(&s, &old);
             }
@@ -203,18 +197,11 @@ impl Shared {
     /// `Running` while every stream thread is ready and `Rebalancing` otherwise.
     pub(crate) fn set_thread_ready(&self, thread: &str, ready: bool) {
         let all_ready = {
-            let mut r = self
-                .threads_ready
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut r = self.threads_ready.lock();
             r.insert(thread.to_string(), ready);
             r.len() == self.config.num_stream_threads && r.values().all(|v| *v)
         };
-        let current = self
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let current = self.state.lock().clone();
         if matches!(current, StreamsState::Running | StreamsState::Rebalancing) {
             self.set_state(if all_ready {
                 StreamsState::Running
@@ -289,18 +276,18 @@ impl KafkaStreams {
             .iter()
             .map(|(n, s)| (n.clone(), ks_stores::read_only(s.clone())))
             .collect();
-        if let Ok(mut g) = self.shared.globals.write() {
-            *g = Arc::new(views);
-        }
+        *self.shared.globals.write() = Arc::new(views);
         // Running once every stream thread has its tasks open and restored.
         self.shared.set_state(StreamsState::Rebalancing);
         let shared = self.shared.clone();
-        let metadata = spawn("metadata", shared.clone(), move || metadata::run(shared));
+        let metadata = spawn("metadata", shared.clone(), None, move || {
+            metadata::run(shared)
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = self.shared.clone();
         let global = metadata.and_then(|m| {
             self.threads.push(m);
-            spawn("global", shared.clone(), move || {
+            spawn("global", shared.clone(), None, move || {
                 global_thread::run(shared, globals, tx)
             })
         });
@@ -317,10 +304,6 @@ impl KafkaStreams {
                 }
             }
         };
-        let bootstrapped = match bootstrapped {
-            Ok(()) => Ok(()),
-            Err(e) => Err(e),
-        };
         if let Err(e) = bootstrapped {
             // A failed start leaves nothing running.
             self.stop_threads();
@@ -329,7 +312,8 @@ impl KafkaStreams {
         }
         for i in 0..self.shared.config.num_stream_threads {
             let shared = self.shared.clone();
-            let spawned = spawn(&format!("stream-{i}"), shared.clone(), move || {
+            let stack = self.shared.config.stream_thread_stack_size;
+            let spawned = spawn(&format!("stream-{i}"), shared.clone(), stack, move || {
                 run_stream_thread(&shared, i)
             });
             match spawned {
@@ -345,11 +329,7 @@ impl KafkaStreams {
     }
 
     pub fn state(&self) -> StreamsState {
-        self.shared
-            .state
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or(StreamsState::Error("state lock poisoned".into()))
+        self.shared.state.lock().clone()
     }
 
     /// Calls `listener(new, old)` on every state change from now on (Kafka Streams'
@@ -358,11 +338,7 @@ impl KafkaStreams {
         &self,
         listener: impl Fn(&StreamsState, &StreamsState) + Send + Sync + 'static,
     ) {
-        *self
-            .shared
-            .state_listener
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(listener));
+        *self.shared.state_listener.lock() = Some(Arc::new(listener));
     }
 
     pub fn instance_id(&self) -> &str {
@@ -375,11 +351,7 @@ impl KafkaStreams {
 
     /// The input offsets this instance has committed (next offset to read), by partition.
     pub fn committed_offsets(&self) -> BTreeMap<(String, i32), i64> {
-        self.shared
-            .committed
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_default()
+        self.shared.committed.lock().clone()
     }
 
     /// The source partitions this instance's tasks hold now.
@@ -432,15 +404,12 @@ impl KafkaStreams {
         self.shared
             .stores
             .read()
-            .map(|s| {
-                s.iter()
-                    .filter_map(|(task, m)| {
-                        m.get(name)
-                            .map(|st| (task.clone(), ks_stores::read_only(st.clone())))
-                    })
-                    .collect()
+            .iter()
+            .filter_map(|(task, m)| {
+                m.get(name)
+                    .map(|st| (task.clone(), ks_stores::read_only(st.clone())))
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     /// This instance's metadata.
@@ -488,10 +457,7 @@ impl KafkaStreams {
         let state = self.state();
         self.shared.set_state(StreamsState::NotRunning);
         // Another instance may use the state directory from now on.
-        match self.shared.state_dir_lock.lock() {
-            Ok(mut lock) => drop(lock.take()),
-            Err(poisoned) => drop(poisoned.into_inner().take()),
-        }
+        drop(self.shared.state_dir_lock.lock().take());
         if failed {
             if let StreamsState::Error(e) = state {
                 return Err(Error::NotRunning(format!("a thread had failed: {e}")));
@@ -513,7 +479,19 @@ impl Drop for KafkaStreams {
 /// otherwise its failure stops this instance (or, asked for, the whole application).
 fn run_stream_thread(shared: &Arc<Shared>, index: usize) -> Result<()> {
     loop {
-        let Err(e) = stream_thread::run(shared.clone(), index) else {
+        // A panic outside the processors (which turn theirs into processing errors) fails the
+        // thread like an error, under the same handler, instead of ending it unnoticed.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            stream_thread::run(shared.clone(), index)
+        }))
+        .unwrap_or_else(|payload| {
+            Err(Error::NotRunning(format!(
+                "stream thread {} {}",
+                index + 1,
+                crate::task::panic_message(&*payload)
+            )))
+        });
+        let Err(e) = outcome else {
             return Ok(());
         };
         if shared.shutdown.load(Ordering::SeqCst) {
@@ -530,10 +508,7 @@ fn run_stream_thread(shared: &Arc<Shared>, index: usize) -> Result<()> {
             }
             UncaughtExceptionHandling::ShutdownClient => return Err(e),
             UncaughtExceptionHandling::ShutdownApplication => {
-                *shared
-                    .app_shutdown
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                *shared.app_shutdown.lock() = Some(e.to_string());
                 shared.metadata_dirty.store(true, Ordering::SeqCst);
                 return Err(e);
             }
@@ -541,16 +516,26 @@ fn run_stream_thread(shared: &Arc<Shared>, index: usize) -> Result<()> {
     }
 }
 
+/// Starts a ks thread; a thread that cannot be created is an error of the caller (`start()`
+/// fails), and one that fails or panics puts the instance in `Error` and stops it.
 fn spawn(
     name: &str,
     shared: Arc<Shared>,
+    stack_size: Option<usize>,
     body: impl FnOnce() -> Result<()> + Send + 'static,
 ) -> Result<JoinHandle<()>> {
     let label = name.to_string();
-    std::thread::Builder::new()
-        .name(format!("ks-{name}"))
+    let mut builder = std::thread::Builder::new().name(format!("ks-{name}"));
+    if let Some(bytes) = stack_size {
+        builder = builder.stack_size(bytes);
+    }
+    builder
         .spawn(move || {
-            if let Err(e) = body() {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
+                .unwrap_or_else(|payload| {
+                    Err(Error::NotRunning(crate::task::panic_message(&*payload)))
+                });
+            if let Err(e) = outcome {
                 log::error!("thread {label} failed: {e}");
                 shared.set_state(StreamsState::Error(format!("{label}: {e}")));
                 // One failed thread stops the instance, as Kafka Streams' default handler does.
@@ -580,12 +565,9 @@ impl LocalStoreView {
         self.shared
             .stores
             .read()
-            .map(|s| {
-                s.values()
-                    .filter_map(|m| m.get(&self.name).cloned())
-                    .collect()
-            })
-            .unwrap_or_default()
+            .values()
+            .filter_map(|m| m.get(&self.name).cloned())
+            .collect()
     }
 }
 

@@ -12,7 +12,8 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientContext;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Delivery accounting: the highest acknowledged offset per partition (for checkpoints) and the
@@ -62,12 +63,11 @@ impl ProducerContext for Deliveries {
     fn delivery(&self, result: &DeliveryResult<'_>, kind: usize) {
         match result {
             Ok(m) => {
-                if let Ok(mut acked) = self.acked.lock() {
-                    let e = acked
-                        .entry((m.topic().to_string(), m.partition()))
-                        .or_insert(-1);
-                    *e = (*e).max(m.offset());
-                }
+                let mut acked = self.acked.lock();
+                let e = acked
+                    .entry((m.topic().to_string(), m.partition()))
+                    .or_insert(-1);
+                *e = (*e).max(m.offset());
             }
             Err((e, m)) => {
                 let (count, first) = if kind == CHANGELOG {
@@ -76,9 +76,9 @@ impl ProducerContext for Deliveries {
                     (&self.failed_output, &self.first_output_error)
                 };
                 count.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut first) = first.lock() {
-                    first.get_or_insert_with(|| format!("{} (topic {})", e, m.topic()));
-                }
+                first
+                    .lock()
+                    .get_or_insert_with(|| format!("{} (topic {})", e, m.topic()));
             }
         }
     }
@@ -254,8 +254,7 @@ impl StreamProducer {
         let first_output = ctx
             .first_output_error
             .lock()
-            .ok()
-            .and_then(|mut f| f.take())
+            .take()
             .unwrap_or_default();
         if failed_output > 0 {
             if self.production == ProductionErrorHandling::Continue {
@@ -275,8 +274,7 @@ impl StreamProducer {
             let first = ctx
                 .first_error
                 .lock()
-                .ok()
-                .and_then(|mut f| f.take())
+                .take()
                 .unwrap_or_default();
             return Err(
                 Error::kafka(format!("a record was not delivered: {first}"))(KafkaError::Flush(
@@ -293,8 +291,8 @@ impl StreamProducer {
             .context()
             .acked
             .lock()
-            .ok()
-            .and_then(|a| a.get(&(topic.to_string(), partition)).copied())
+            .get(&(topic.to_string(), partition))
+            .copied()
     }
 
     pub fn begin(&self) -> Result<()> {
@@ -332,12 +330,8 @@ impl StreamProducer {
     }
 
     pub fn num_partitions(&self, topic: &str) -> Result<i32> {
-        if let Some(n) = self
-            .partitions
-            .lock()
-            .ok()
-            .and_then(|p| p.get(topic).copied())
-        {
+        let known = self.partitions.lock().get(topic).copied();
+        if let Some(n) = known {
             return Ok(n);
         }
         let md = self
@@ -352,14 +346,14 @@ impl StreamProducer {
             .map(|t| t.partitions().len() as i32)
             .filter(|n| *n > 0)
             .ok_or_else(|| Error::InvalidTopology(format!("sink topic {topic} does not exist")))?;
-        if let Ok(mut p) = self.partitions.lock() {
-            p.insert(topic.to_string(), n);
-        }
+        self.partitions.lock().insert(topic.to_string(), n);
         Ok(n)
     }
 }
 
-/// A fatal transactional error means another producer with our transactional id took over.
+/// A fatal transactional error means another producer with our transactional id took over
+/// (or the coordinator bumped our epoch); a stale group generation in the transaction's offset
+/// commit, or any error the transaction must be aborted for, means the tasks migrated.
 fn fenced_or(what: &'static str) -> impl FnOnce(KafkaError) -> Error {
     move |e| {
         let fenced = matches!(
@@ -369,8 +363,17 @@ fn fenced_or(what: &'static str) -> impl FnOnce(KafkaError) -> Error {
                 | Some(RDKafkaErrorCode::InvalidProducerEpoch)
                 | Some(RDKafkaErrorCode::InvalidProducerIdMapping)
         ) || matches!(&e, KafkaError::Transaction(t) if t.is_fatal());
+        let migrated = matches!(
+            e.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::IllegalGeneration)
+                | Some(RDKafkaErrorCode::UnknownMemberId)
+                | Some(RDKafkaErrorCode::FencedInstanceId)
+                | Some(RDKafkaErrorCode::RebalanceInProgress)
+        ) || matches!(&e, KafkaError::Transaction(t) if t.txn_requires_abort());
         if fenced {
             Error::Fenced(format!("{what}: {e}"))
+        } else if migrated {
+            Error::TaskMigrated(format!("{what}: {e}"))
         } else {
             Error::kafka(what)(e)
         }

@@ -81,6 +81,8 @@ pub(crate) struct RestoringTask {
     /// The lowest offset per input partition that arrived while restoring (and was not
     /// processed), so the consumer is sent back there when the task starts.
     pub skipped: HashMap<(String, i32), i64>,
+    /// Partition times committed with the input offsets, by topic (see `timestamp`).
+    pub partition_times: HashMap<String, i64>,
     restore_config: RestoreConfig,
     started: Instant,
 }
@@ -172,6 +174,7 @@ pub(crate) fn open(
         pending,
         partitions: Vec::new(),
         skipped: HashMap::new(),
+        partition_times: HashMap::new(),
         restore_config,
         started: Instant::now(),
     })
@@ -242,6 +245,10 @@ impl RestoringTask {
             self.by_name,
             shared.global_stores(),
         );
+        task.set_default_timestamp_extractor(shared.config.timestamp_extractor.0.clone());
+        for (topic, time) in &self.partition_times {
+            task.resume_partition_time(topic, *time);
+        }
         task.init(now_ms())?;
         log::info!(
             "{thread}: task {} ready (stores restored) in {} ms",

@@ -7,6 +7,7 @@ mod describe;
 pub use describe::TopologyDescription;
 
 use crate::processor::{ProcessorSupplier, StreamPartitioner};
+use crate::timestamp::TimestampExtractor;
 use crate::{Error, Result};
 use ks_stores::StoreSpec;
 use std::collections::{BTreeSet, HashMap};
@@ -78,6 +79,9 @@ pub struct Topology {
     /// Repartition topics the DSL added (named without the application id; the runtime scopes
     /// them to the application, see [`Topology::scoped`]).
     pub(crate) internal: BTreeSet<String>,
+    /// Timestamp extractors of source nodes, by node name (the others use the configured
+    /// default).
+    pub(crate) extractors: HashMap<String, Arc<dyn TimestampExtractor>>,
 }
 
 impl Topology {
@@ -152,6 +156,26 @@ impl Topology {
             },
             &[],
         )?;
+        Ok(self)
+    }
+
+    /// Event time of the records of source `source` from `extractor` instead of the configured
+    /// default (Kafka Streams' `addSource(TimestampExtractor, ...)`).
+    pub fn set_timestamp_extractor(
+        &mut self,
+        source: &str,
+        extractor: impl TimestampExtractor + 'static,
+    ) -> Result<&mut Self> {
+        let is_source = self
+            .index(source)
+            .is_some_and(|i| matches!(self.nodes[i].kind, NodeKind::Source { .. }));
+        if !is_source {
+            return Err(Error::InvalidTopology(format!(
+                "{source:?} is not a source: only sources take a timestamp extractor"
+            )));
+        }
+        self.extractors
+            .insert(source.to_string(), Arc::new(extractor));
         Ok(self)
     }
 

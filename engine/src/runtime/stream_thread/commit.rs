@@ -9,8 +9,17 @@ impl Core {
         let mut tpl = TopicPartitionList::new();
         for p in &self.partitions {
             let Some(offset) = p.consumed else { continue };
-            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(offset))
+            let mut e = tpl.add_partition(&p.topic, p.partition);
+            e.set_offset(Offset::Offset(offset))
                 .map_err(Error::kafka("building the offsets to commit"))?;
+            // Stream time survives a restart: the partition's time goes with its offset.
+            let time = self
+                .tasks
+                .get(&p.task)
+                .map_or(-1, |t| t.task.partition_time(&p.topic));
+            if time >= 0 {
+                e.set_metadata(crate::timestamp::encode_partition_time(time));
+            }
         }
         Ok(tpl)
     }
@@ -83,6 +92,7 @@ impl Core {
                     .map(|o| ((p.topic.clone(), p.partition), o))
             }));
         self.dirty = false;
+        self.lost = false;
         self.shared.metrics.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -5,12 +5,20 @@
 
 use super::*;
 
+/// The record a failure is about, as it came from the broker: still borrowed from the
+/// consumer (copied only if it is dead-lettered), or a copy kept by a task's buffer (`None`
+/// unless the handler dead-letters).
+pub(super) enum Original<'a> {
+    Message(&'a BorrowedMessage<'a>),
+    Record(Option<Record>),
+}
+
 impl Core {
     pub(super) fn handle_processing_error(
         &mut self,
         e: Error,
         metadata: &RecordMetadata,
-        original: &BorrowedMessage<'_>,
+        original: Original<'_>,
     ) -> Result<()> {
         self.shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
         if !e.is_data_error() {
@@ -27,7 +35,12 @@ impl Core {
                     "{}: dead-lettering {topic}[{partition}]@{offset}: {e}",
                     self.name
                 );
-                let (_, original_record) = to_record(original);
+                let original_record = match original {
+                    Original::Message(m) => to_record(m).1,
+                    Original::Record(Some(r)) => r,
+                    // Never: a buffered record is copied whenever the handler dead-letters.
+                    Original::Record(None) => return Err(e),
+                };
                 let mut headers = original_record.headers;
                 headers.push(("ks.error".into(), e.to_string().into_bytes()));
                 headers.push(("ks.source.topic".into(), topic.clone().into_bytes()));

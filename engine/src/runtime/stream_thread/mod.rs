@@ -5,7 +5,11 @@
 //! - `task_manager.rs`: which tasks run, and their assign / suspend / revoke / lose / close;
 //! - `../state_manager.rs`: a task's stores, restored in slices between polls;
 //! - `commit.rs`: the commit protocol; `../producer.rs` is the record collector;
-//! - `dead_letter.rs`: the processing handler (continue, fail, dead letter).
+//! - `dead_letter.rs`: the processing handler (continue, fail, dead letter);
+//! - `partition_group.rs`: timestamp order across the inputs of a task that reads several.
+//!
+//! Partition time (the highest timestamp processed per input partition) is committed with the
+//! partition's offset, so stream time resumes where it was after a restart or a move.
 //!
 //! Rebalance callbacks run inside `poll` on this thread (rdkafka's consumer context). On revoke
 //! the revoked tasks are closed after everything processed so far is committed; on assign the
@@ -16,7 +20,10 @@ use crate::runtime::config::{ErrorHandling, ProcessingGuarantee};
 
 mod commit;
 mod dead_letter;
+mod partition_group;
 mod task_manager;
+use dead_letter::Original;
+use partition_group::{Buffered, PartitionGroup, Pressure};
 use crate::runtime::producer::{ProducerChangelogSink, ProducerCollector, StreamProducer};
 use crate::runtime::state_manager::{self, RestoringTask, TaskState};
 use crate::runtime::{now_ms, Shared, TaskEntry};
@@ -26,9 +33,10 @@ use ks_stores::{ChangelogSink, StateStore};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct Core {
@@ -48,9 +56,18 @@ struct Core {
     /// A handful per thread, so a vector searched by `&str` beats hashing a cloned topic
     /// name per record.
     partitions: Vec<PartitionState>,
+    /// Records buffered for timestamp order, by task (tasks that read several partitions).
+    groups: HashMap<String, PartitionGroup>,
+    /// Partitions whose buffer filled up in this poll, paused before the next.
+    pause_for_buffer: Vec<(String, i32)>,
     dirty: bool,
     /// A failure inside a rebalance callback, surfaced by the poll loop.
     failure: Option<Error>,
+    /// Partitions were lost (the member was dropped from the group) since the last commit:
+    /// a fenced producer then means our own transaction timed out, not a successor.
+    lost: bool,
+    /// The producer's transactional id (exactly-once), kept to build its replacement.
+    transactional_id: Option<String>,
 }
 
 struct PartitionState {
@@ -74,7 +91,7 @@ impl ClientContext for StreamContext {
             .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
             .map(|p| p.consumer_lag)
             .sum();
-        if let Ok(core) = self.core.try_lock() {
+        if let Some(core) = self.core.try_lock() {
             core.shared.metrics.set_lag(&core.name, lag.max(0) as u64);
         }
     }
@@ -85,9 +102,7 @@ impl ConsumerContext for StreamContext {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
         };
-        let Ok(mut core) = self.core.lock() else {
-            return;
-        };
+        let mut core = self.core.lock();
         core.shared.set_thread_ready(&core.name, false);
         let revoked: Vec<(String, i32)> = tpl
             .elements()
@@ -97,17 +112,16 @@ impl ConsumerContext for StreamContext {
         // Lost (the session expired, the generation is stale): the partitions may already be
         // someone else's, so nothing is committed for them.
         let lost = consumer.assignment_lost();
+        core.lost |= lost;
         log::info!(
             "{}: partitions {}: {revoked:?}",
             core.name,
             if lost { "lost" } else { "revoked" }
         );
-        // Under exactly-once a closing processor's store writes belong to a transaction, so a
-        // revoked task closes within the revoke's commit as before instead of being suspended.
         let eager = matches!(
             consumer.rebalance_protocol(),
             rdkafka::consumer::RebalanceProtocol::Eager
-        ) && !core.producer.is_transactional();
+        );
         let result = if lost {
             core.lose(&revoked)
         } else if eager {
@@ -125,9 +139,7 @@ impl ConsumerContext for StreamContext {
         let Rebalance::Assign(tpl) = rebalance else {
             return;
         };
-        let Ok(mut core) = self.core.lock() else {
-            return;
-        };
+        let mut core = self.core.lock();
         core.shared.set_thread_ready(&core.name, false);
         let assigned: Vec<(String, i32)> = tpl
             .elements()
@@ -185,6 +197,43 @@ impl Core {
             }
             return Ok(());
         };
+        if t.partitions.len() > 1 {
+            // Several inputs: taken in timestamp order from the task's queues (a record whose
+            // timestamp cannot be extracted goes first, to fail in `process` as it should).
+            let timestamp = t
+                .task
+                .extract_timestamp(&metadata, &record)
+                .unwrap_or(i64::MIN);
+            let now = Instant::now();
+            let (topic, partition) = (metadata.topic.clone(), metadata.partition);
+            let group = self
+                .groups
+                .entry(self.partitions[slot].task.clone())
+                .or_insert_with(|| PartitionGroup::new(&t.partitions, now));
+            let buffered = Buffered {
+                timestamp,
+                metadata,
+                record,
+            };
+            if group.push(buffered, now) == Pressure::Pause {
+                self.pause_for_buffer.push((topic, partition));
+            }
+            return Ok(());
+        }
+        self.run_record(slot, metadata, record, Original::Message(original))
+    }
+
+    /// Processes one record of the partition in `slot` through its task.
+    fn run_record(
+        &mut self,
+        slot: usize,
+        metadata: RecordMetadata,
+        record: Record,
+        original: Original<'_>,
+    ) -> Result<()> {
+        let Some(t) = self.tasks.get_mut(&self.partitions[slot].task) else {
+            return Ok(());
+        };
         self.dirty = true;
         let mut collector = ProducerCollector(&self.producer);
         let result = t.task.process(&metadata, record, &mut collector, now_ms());
@@ -196,6 +245,58 @@ impl Core {
             .processed
             .fetch_add(1, Ordering::Relaxed);
         self.partitions[slot].consumed = Some(metadata.offset + 1);
+        Ok(())
+    }
+
+    /// Processes what the buffering tasks may take now (see `partition_group`), and pauses or
+    /// resumes their partitions for back-pressure.
+    fn process_buffered(&mut self, consumer: &BaseConsumer<StreamContext>) -> Result<()> {
+        if !self.pause_for_buffer.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for (topic, partition) in self.pause_for_buffer.drain(..) {
+                tpl.add_partition(&topic, partition);
+            }
+            consumer
+                .pause(&tpl)
+                .map_err(Error::kafka("pausing a partition with a full buffer"))?;
+        }
+        if self.groups.is_empty() {
+            return Ok(());
+        }
+        let idle = self.shared.config.max_task_idle;
+        let dead_letters = matches!(
+            self.shared.config.error_handling,
+            ErrorHandling::DeadLetter { .. }
+        );
+        let ids: Vec<String> = self.groups.keys().cloned().collect();
+        for id in ids {
+            loop {
+                let Some(group) = self.groups.get_mut(&id) else {
+                    break;
+                };
+                let Some(b) = group.next(Instant::now(), idle) else {
+                    break;
+                };
+                let resumable = group.take_resumable();
+                if !resumable.is_empty() {
+                    let mut tpl = TopicPartitionList::new();
+                    for (topic, partition) in &resumable {
+                        tpl.add_partition(topic, *partition);
+                    }
+                    consumer
+                        .resume(&tpl)
+                        .map_err(Error::kafka("resuming a drained partition"))?;
+                }
+                let Some(slot) = self.partitions.iter().position(|p| {
+                    p.partition == b.metadata.partition && p.topic == b.metadata.topic
+                }) else {
+                    continue;
+                };
+                // A dead letter needs the original record, which `process` consumes.
+                let original = Original::Record(dead_letters.then(|| b.record.clone()));
+                self.run_record(slot, b.metadata, b.record, original)?;
+            }
+        }
         Ok(())
     }
 
@@ -247,7 +348,8 @@ pub(crate) fn to_record(m: &BorrowedMessage<'_>) -> (RecordMetadata, Record) {
         Record {
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec),
-            timestamp: m.timestamp().to_millis().unwrap_or(0),
+            // No timestamp reads as invalid (-1), for the timestamp extractor to judge.
+            timestamp: m.timestamp().to_millis().unwrap_or(-1),
             headers,
         },
     )
@@ -268,10 +370,22 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
     let core = Arc::new(Mutex::new(Core::new(&shared, &name, index)?));
     shared.set_thread_ready(&name, false);
     let consumer = subscribe(&shared, &name, &core)?;
-    let result = poll_loop(&shared, &name, &core, &consumer);
-    let mut guard = core
-        .lock()
-        .map_err(|_| Error::NotRunning("poisoned".into()))?;
+    let result = loop {
+        let result = poll_loop(&shared, &name, &core, &consumer);
+        let Err(e) = &result else {
+            break result;
+        };
+        let mut guard = core.lock();
+        if shared.shutdown.load(Ordering::SeqCst) || !guard.migrated(e, &consumer) {
+            break result;
+        }
+        // Kafka Streams' TaskMigratedException: the thread goes on with the group.
+        log::warn!("{name}: {e}; closing its tasks dirty and rejoining the group");
+        if let Err(e) = guard.rejoin(&consumer) {
+            break Err(e);
+        }
+    };
+    let mut guard = core.lock();
     guard.shut_down(&consumer, &result);
     drop(guard);
     // Leave the group now rather than waiting for the session timeout.
@@ -287,19 +401,7 @@ impl Core {
         let cfg = &shared.config;
         let transactional_id =
             eos(shared).then(|| format!("{}-{}-{}", cfg.application_id, shared.instance_id, index));
-        let on_broker_state: crate::runtime::producer::BrokerStateHook = {
-            let (shared, name) = (shared.clone(), name.to_string());
-            Box::new(move |up| shared.metrics.set_broker_up(&name, up))
-        };
-        let producer = StreamProducer::new(
-            cfg,
-            transactional_id.as_deref(),
-            Some(on_broker_state),
-            shared.metrics.dropped_records.clone(),
-        )?;
-        if producer.is_transactional() {
-            producer.begin()?;
-        }
+        let producer = thread_producer(shared, name, transactional_id.as_deref())?;
         let sink: Arc<dyn ChangelogSink> = Arc::new(ProducerChangelogSink(producer.clone()));
         Ok(Core {
             shared: shared.clone(),
@@ -310,9 +412,48 @@ impl Core {
             restoring: BTreeMap::new(),
             suspended: BTreeMap::new(),
             partitions: Vec::new(),
+            groups: HashMap::new(),
+            pause_for_buffer: Vec::new(),
             dirty: false,
             failure: None,
+            lost: false,
+            transactional_id,
         })
+    }
+
+    /// Whether `e` means this thread's tasks moved on without it, so it can close them dirty and
+    /// rejoin: a stale generation or aborted transaction always; a fenced producer only after
+    /// the member lost its partitions (its own transaction timed out meanwhile), since a fenced
+    /// producer of a member in good standing means a successor with the same instance id took
+    /// over, and this one is the zombie that must stop.
+    fn migrated(&self, e: &Error, consumer: &BaseConsumer<StreamContext>) -> bool {
+        match e {
+            Error::TaskMigrated(_) => true,
+            Error::Fenced(_) => self.lost || consumer.assignment_lost(),
+            _ => false,
+        }
+    }
+
+    /// After a migration: every task closes dirty (the open transaction is aborted where it
+    /// still can be), a new producer replaces the old one (its epoch fences anything the old
+    /// one still had in flight), and the consumer rejoins the group, whose next assignment
+    /// opens the tasks again from the last commit.
+    fn rejoin(&mut self, consumer: &BaseConsumer<StreamContext>) -> Result<()> {
+        self.shared.set_thread_ready(&self.name, false);
+        self.close_dirty();
+        self.producer = thread_producer(&self.shared, &self.name, self.transactional_id.as_deref())?;
+        self.sink = Arc::new(ProducerChangelogSink(self.producer.clone()));
+        self.lost = false;
+        self.shared
+            .metrics
+            .task_migrations
+            .fetch_add(1, Ordering::Relaxed);
+        consumer.unsubscribe();
+        let topics = self.shared.topology.source_topics();
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topic_refs)
+            .map_err(Error::kafka("subscribing again after a migration"))
     }
 
     /// After the loop: a clean shutdown closes processors, commits, checkpoints and closes
@@ -346,6 +487,29 @@ impl Core {
             }
         }
     }
+}
+
+/// A stream thread's producer (transactional under exactly-once, with a transaction begun),
+/// reporting its broker connection to the instance's metrics.
+fn thread_producer(
+    shared: &Arc<Shared>,
+    name: &str,
+    transactional_id: Option<&str>,
+) -> Result<Arc<StreamProducer>> {
+    let on_broker_state: crate::runtime::producer::BrokerStateHook = {
+        let (shared, name) = (shared.clone(), name.to_string());
+        Box::new(move |up| shared.metrics.set_broker_up(&name, up))
+    };
+    let producer = StreamProducer::new(
+        &shared.config,
+        transactional_id,
+        Some(on_broker_state),
+        shared.metrics.dropped_records.clone(),
+    )?;
+    if producer.is_transactional() {
+        producer.begin()?;
+    }
+    Ok(producer)
 }
 
 /// The thread's group consumer, subscribed to the topology's source topics.
@@ -415,9 +579,7 @@ fn poll_loop(
             Duration::from_millis(50)
         };
         let polled = consumer.poll(wait);
-        let mut core = core
-            .lock()
-            .map_err(|_| Error::NotRunning("poisoned".into()))?;
+        let mut core = core.lock();
         if let Some(e) = core.failure.take() {
             return Err(e);
         }
@@ -433,6 +595,7 @@ fn poll_loop(
             Some(Err(e)) => log::warn!("{name}: consumer: {e}"),
             None => {}
         }
+        core.process_buffered(consumer)?;
         if last_punctuate.elapsed() >= Duration::from_millis(50) {
             core.punctuate()?;
             last_punctuate = Instant::now();

@@ -21,9 +21,16 @@ fn ids_touching<T>(
 
 impl Core {
     /// Stops tracking `gone` partitions (their consumed offsets with them).
+    /// Buffered records of gone tasks are dropped: their offsets were never committed, so they
+    /// are fetched again by whoever processes the partition next.
     fn forget_partitions(&mut self, gone: &[(String, i32)]) {
         self.partitions
             .retain(|p| !gone.iter().any(|(t, n)| *t == p.topic && *n == p.partition));
+        let partitions = &self.partitions;
+        self.groups
+            .retain(|id, _| partitions.iter().any(|p| p.task == *id));
+        self.pause_for_buffer
+            .retain(|tp| !gone.iter().any(|g| g == tp));
     }
 
     pub(super) fn assign(
@@ -32,6 +39,9 @@ impl Core {
         assigned: &[(String, i32)],
     ) -> Result<()> {
         let mut paused = TopicPartitionList::new();
+        let mut fetching = TopicPartitionList::new();
+        // New tasks resume from the partition time committed with their offsets.
+        let mut opened = TopicPartitionList::new();
         for (topic, partition) in assigned {
             let Some(sub) = self
                 .shared
@@ -55,11 +65,13 @@ impl Core {
                     consumed: None,
                 });
             }
-            if let Some(t) = self.suspended.remove(&id) {
+            if let Some(mut t) = self.suspended.remove(&id) {
                 log::info!(
                     "{}: task {id} resumed (kept across the rebalance)",
                     self.name
                 );
+                t.task
+                    .restart_processors(&self.shared.topology, now_ms())?;
                 self.tasks.insert(id.clone(), t);
             }
             let tp = (topic.clone(), *partition);
@@ -67,8 +79,10 @@ impl Core {
                 if !t.partitions.contains(&tp) {
                     t.partitions.push(tp);
                 }
+                fetching.add_partition(topic, *partition);
                 continue;
             }
+            opened.add_partition(topic, *partition);
             if !self.restoring.contains_key(&id) {
                 let opened = state_manager::open(&self.shared, &self.sink, &sub, *partition, &id)?;
                 self.restoring.insert(id.clone(), opened);
@@ -86,22 +100,76 @@ impl Core {
                 .pause(&paused)
                 .map_err(Error::kafka("pausing restoring partitions"))?;
         }
+        // A partition paused for a full buffer before an eager rebalance fetches again.
+        if fetching.count() > 0 {
+            consumer
+                .resume(&fetching)
+                .map_err(Error::kafka("resuming kept partitions"))?;
+        }
+        if opened.count() > 0 {
+            self.resume_partition_times(consumer, &opened);
+        }
         // Suspended tasks whose partitions went elsewhere close now.
         self.close_suspended()?;
         self.publish_tasks();
         Ok(())
     }
 
-    /// An eager revoke: everything processed so far is committed, then the revoked tasks are
-    /// set aside open (see `suspended`) until the assignment that follows.
+    /// Reads the partition times committed with the offsets of `partitions` into their
+    /// restoring tasks. Without one (a first start, a broker that drops commit metadata) stream
+    /// time starts from the first record, as it always did.
+    fn resume_partition_times(
+        &mut self,
+        consumer: &BaseConsumer<StreamContext>,
+        partitions: &TopicPartitionList,
+    ) {
+        let committed = match consumer.committed_offsets(partitions.clone(), Duration::from_secs(10))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!(
+                    "{}: reading committed partition times failed, stream time starts over: {e}",
+                    self.name
+                );
+                return;
+            }
+        };
+        for e in committed.elements() {
+            let Some(time) = crate::timestamp::decode_partition_time(e.metadata()) else {
+                continue;
+            };
+            let Some(p) = self
+                .partitions
+                .iter()
+                .find(|p| p.topic == e.topic() && p.partition == e.partition())
+            else {
+                continue;
+            };
+            if let Some(r) = self.restoring.get_mut(&p.task) {
+                r.partition_times.insert(e.topic().to_string(), time);
+            }
+        }
+    }
+
+    /// An eager revoke (Kafka Streams' suspend): the revoked tasks' processors close (their
+    /// last output and store writes go into this commit, one transaction under exactly-once),
+    /// everything processed so far is committed, then the tasks are set aside with their stores
+    /// open (see `suspended`) until the assignment that follows, which resumes them with new
+    /// processors or closes their stores.
     pub(super) fn suspend(
         &mut self,
         consumer: &BaseConsumer<StreamContext>,
         revoked: &[(String, i32)],
     ) -> Result<()> {
         self.abandon_restoring(revoked);
-        self.commit(consumer)?;
         let ids = ids_touching(&self.tasks, |t| &t.partitions, revoked);
+        for id in &ids {
+            if let Some(t) = self.tasks.get_mut(id) {
+                let mut collector = ProducerCollector(&self.producer);
+                t.task.close(&mut collector, now_ms())?;
+            }
+        }
+        self.commit(consumer)?;
         for id in ids {
             if let Some(mut t) = self.tasks.remove(&id) {
                 t.partitions.clear();
@@ -113,13 +181,10 @@ impl Core {
         Ok(())
     }
 
-    /// Closes the suspended tasks cleanly: their processors' last output goes out with the
-    /// next flush (their input offsets were committed when they were suspended; suspension is
-    /// at-least-once only).
+    /// Closes the stores of the suspended tasks cleanly: their processors closed and their
+    /// input offsets, output and changelog writes were committed when they were suspended.
     pub(super) fn close_suspended(&mut self) -> Result<()> {
-        for (id, mut t) in std::mem::take(&mut self.suspended) {
-            let mut collector = ProducerCollector(&self.producer);
-            t.task.close(&mut collector, now_ms())?;
+        for (id, t) in std::mem::take(&mut self.suspended) {
             self.close_task_clean(&id, t)?;
         }
         Ok(())
@@ -304,6 +369,8 @@ impl Core {
             }
         }
         self.partitions.clear();
+        self.groups.clear();
+        self.pause_for_buffer.clear();
         self.publish_tasks();
     }
 }
