@@ -6,6 +6,7 @@ use crate::kafka::{self, ReadOutcome, ResultsReader, Sender};
 use crate::report::{p50_p99, ModeResult};
 use crate::server::{self, Profiler, ServerKind, ServerProcess, ServerSpec};
 use anyhow::{bail, Context, Result};
+use ks_broker::{BrokerKind, BrokerOptions};
 use ks_client::catalog::{self, ModelFile};
 use ks_proto::Message;
 use serde_json::Value;
@@ -26,6 +27,8 @@ struct Ctx {
     ks_server_bin: Option<PathBuf>,
     /// as-server, if a selected mode runs it.
     as_server_bin: Option<PathBuf>,
+    /// The Kafka Streams peer's classpath, if kstreams runs.
+    kstreams_classpath: Option<String>,
     data_topic: String,
     model_name: String,
     /// The encoded `ModelDescriptor`, published to each server's own models topic.
@@ -38,9 +41,28 @@ impl Ctx {
         let bin = match kind {
             ServerKind::KsServer(_) => &self.ks_server_bin,
             ServerKind::AsServer(_) => &self.as_server_bin,
+            ServerKind::KStreams => return Ok(server::java_binary(self.opts.java.as_deref())),
         };
         bin.clone()
             .with_context(|| format!("{} was not located for this run", kind.binary_name()))
+    }
+
+    /// What goes before the server's arguments: the JVM options, classpath and main class of
+    /// the Kafka Streams peer; nothing for the Rust servers.
+    fn launcher_args(&self, kind: &ServerKind) -> Result<Vec<String>> {
+        match kind {
+            ServerKind::KStreams => {
+                let cp = self
+                    .kstreams_classpath
+                    .as_deref()
+                    .context("the Kafka Streams peer was not built for this run")?;
+                Ok(server::kstreams_launcher_args(
+                    cp,
+                    self.opts.kstreams_heap_mb,
+                ))
+            }
+            _ => Ok(Vec::new()),
+        }
     }
 }
 
@@ -59,25 +81,37 @@ fn progress(msg: &str) {
     eprintln!("ks-bench: {msg}");
 }
 
-/// The server binaries the selected modes run: only those must exist, found before any data is
-/// loaded. `(ks-server, as-server)`.
-type Binaries = (Option<PathBuf>, Option<PathBuf>);
+/// The servers the selected modes run: only those must exist, found (the Kafka Streams peer:
+/// built) before any data is loaded.
+#[derive(Default)]
+struct Binaries {
+    ks_server: Option<PathBuf>,
+    as_server: Option<PathBuf>,
+    kstreams_classpath: Option<String>,
+}
 
 fn locate_binaries(opts: &Options, modes: &[&str]) -> Result<Binaries> {
-    let mut ks_server_bin = None;
-    let mut as_server_bin = None;
+    let mut b = Binaries::default();
     for kind in &kinds_of(modes) {
         match kind {
-            ServerKind::KsServer(_) if ks_server_bin.is_none() => {
-                ks_server_bin = Some(server::locate(opts.server_bin.as_deref(), kind)?);
+            ServerKind::KsServer(_) if b.ks_server.is_none() => {
+                b.ks_server = Some(server::locate(opts.server_bin.as_deref(), kind)?);
             }
-            ServerKind::AsServer(_) if as_server_bin.is_none() => {
-                as_server_bin = Some(server::locate(opts.as_server_bin.as_deref(), kind)?);
+            ServerKind::AsServer(_) if b.as_server.is_none() => {
+                b.as_server = Some(server::locate(opts.as_server_bin.as_deref(), kind)?);
+            }
+            ServerKind::KStreams if b.kstreams_classpath.is_none() => {
+                if opts.kstreams_classpath.is_none() {
+                    progress("kstreams: building the Kafka Streams peer (cached once built)");
+                }
+                b.kstreams_classpath = Some(server::kstreams_classpath(
+                    opts.kstreams_classpath.as_deref(),
+                )?);
             }
             _ => {}
         }
     }
-    Ok((ks_server_bin, as_server_bin))
+    Ok(b)
 }
 
 /// The model (its file and encoded descriptor) and the encoded wine records to publish.
@@ -106,16 +140,21 @@ fn load_inputs(opts: &Options) -> Result<(ModelFile, Vec<u8>, Vec<Vec<u8>>)> {
 /// Runs the modes `opts` asks for, printing one JSON line per mode as it completes.
 pub fn run(opts: Options) -> Result<()> {
     let modes = opts.modes()?;
-    let (ks_server_bin, as_server_bin) = locate_binaries(&opts, &modes)?;
+    let binaries = locate_binaries(&opts, &modes)?;
     let (model, descriptor, payloads) = load_inputs(&opts)?;
 
     // Our own broker lives as long as this guard; a given one is used as it is.
-    let (_broker, brokers) = match &opts.brokers {
+    let (broker, brokers) = match &opts.brokers {
         Some(b) => (None, b.clone()),
         None => {
-            let b = ks_broker::Broker::tansu().context("cannot start a local broker")?;
+            let kind: BrokerKind = opts
+                .broker
+                .parse()
+                .with_context(|| format!("--broker {}", opts.broker))?;
+            let b = ks_broker::Broker::start(kind, BrokerOptions::default())
+                .with_context(|| format!("cannot start a local {kind} broker"))?;
             let addr = b.bootstrap_servers().to_string();
-            progress(&format!("started a local broker at {addr}"));
+            progress(&format!("started a local {kind} broker at {addr}"));
             (Some(b), addr)
         }
     };
@@ -130,8 +169,9 @@ pub fn run(opts: Options) -> Result<()> {
         brokers,
         run_id,
         work_dir,
-        ks_server_bin,
-        as_server_bin,
+        ks_server_bin: binaries.ks_server,
+        as_server_bin: binaries.as_server,
+        kstreams_classpath: binaries.kstreams_classpath,
         descriptor,
         opts,
     };
@@ -147,7 +187,12 @@ pub fn run(opts: Options) -> Result<()> {
         preload(&ctx, &payloads)?;
     }
 
-    let broker_pid = server::find_broker_pid(&ctx.brokers);
+    // Our own broker's pid; else a local tansu serving the given address, if any.
+    let broker_pid = broker
+        .as_ref()
+        .and_then(|b| b.pid())
+        .map(|p| p.to_string())
+        .or_else(|| server::find_broker_pid(&ctx.brokers));
     let cpu_of = |pid: Option<&str>| pid.and_then(server::process_cpu_seconds);
     let mut passthrough_rate = None;
     for mode in modes {
@@ -204,7 +249,7 @@ fn preload(ctx: &Ctx, payloads: &[Vec<u8>]) -> Result<()> {
 fn run_mode(ctx: &Ctx, mode: &str, payloads: &[Vec<u8>]) -> Result<ModeResult> {
     match mode {
         "passthrough" => run_passthrough(ctx),
-        "memory" | "standard" | "custom" | "as-stage" | "as-actor" => {
+        "memory" | "standard" | "custom" | "kstreams" | "as-stage" | "as-actor" => {
             let kind = ServerKind::for_mode(mode)
                 .with_context(|| format!("{mode} is not a server mode"))?;
             run_server(ctx, mode, kind)
@@ -280,6 +325,7 @@ impl Session {
         let reader = ResultsReader::start(&ctx.brokers, &results, expected)?;
         let spec = ServerSpec {
             binary: ctx.binary(&kind)?,
+            launcher_args: ctx.launcher_args(&kind)?,
             kind: kind.clone(),
             brokers: ctx.brokers.clone(),
             application_id: prefix.clone(),
@@ -410,7 +456,7 @@ impl Closed {
 }
 
 /// One server (`kind`) scoring the preloaded data topic from offset 0: memory, standard, custom,
-/// as-stage, as-actor.
+/// kstreams, as-stage, as-actor.
 fn run_server(ctx: &Ctx, mode: &str, kind: ServerKind) -> Result<ModeResult> {
     let mut session = Session::open(ctx, mode, kind, &ctx.data_topic, ctx.opts.records)?;
     session.wait(Duration::from_secs(ctx.opts.timeout_s))?;
@@ -642,6 +688,10 @@ mod tests {
             vec![stage, actor]
         );
         assert_eq!(kinds_of(&["standard"]), vec![ks.clone()]);
+        assert_eq!(
+            kinds_of(&["passthrough", "kstreams"]),
+            vec![ServerKind::KStreams]
+        );
         assert_eq!(kinds_of(&["state_value", "steady"]), vec![ks.clone(), ks]);
     }
 }

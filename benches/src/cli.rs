@@ -5,11 +5,12 @@ use clap::Parser;
 use std::path::PathBuf;
 
 /// The modes, in the order they run (passthrough first: the others are relative to it).
-pub const ALL_MODES: [&str; 9] = [
+pub const ALL_MODES: [&str; 10] = [
     "passthrough",
     "memory",
     "standard",
     "custom",
+    "kstreams",
     "as-stage",
     "as-actor",
     "state_value",
@@ -25,7 +26,8 @@ pub const ALL_MODES: [&str; 9] = [
     long_about = "Preloads --records wine records into a 4-partition data topic, then measures, one \
                   JSON line per mode on stdout: passthrough (a bare consumer->producer copy: the \
                   broker's practical limit), memory/standard/custom (ks-server scoring the same \
-                  records from offset 0), as-stage/as-actor (as-server --mode stage|actor scoring the \
+                  records from offset 0), kstreams (the same job on Apache Kafka Streams: the Java \
+                  peer in benches/peers/kafka-streams, built on first use), as-stage/as-actor (as-server --mode stage|actor scoring the \
                   same records from offset 0), state_value (/state/value latency under HTTP load while \
                   the server scores at full rate) and steady_passthrough/steady (end-to-end latency \
                   of a copy and of the server at a fixed input rate). Needs the release ks-server \
@@ -35,6 +37,10 @@ pub struct Options {
     /// Kafka bootstrap servers; without it a local broker is started for the run.
     #[arg(long, env = "KS_BROKERS")]
     pub brokers: Option<String>,
+    /// The local broker started without --brokers: tansu (in-memory, milliseconds to start) or
+    /// kafka (Apache Kafka 4.1.1, KRaft, the project's install).
+    #[arg(long, default_value = "tansu")]
+    pub broker: String,
     /// Records to preload into the data topic.
     #[arg(long, default_value_t = 500_000)]
     pub records: u64,
@@ -42,8 +48,8 @@ pub struct Options {
     /// Default: the decision-tree regression in the checkout's data/.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Comma-separated modes to run (of passthrough, memory, standard, custom, as-stage,
-    /// as-actor, state_value, steady_passthrough, steady).
+    /// Comma-separated modes to run (of passthrough, memory, standard, custom, kstreams,
+    /// as-stage, as-actor, state_value, steady_passthrough, steady).
     #[arg(long, value_delimiter = ',', default_values_t = ALL_MODES.map(String::from))]
     pub modes: Vec<String>,
     /// The ks-server binary (default: next to this executable).
@@ -52,6 +58,16 @@ pub struct Options {
     /// The as-server binary of as-stage/as-actor (default: next to this executable).
     #[arg(long)]
     pub as_server_bin: Option<PathBuf>,
+    /// The classpath of the Kafka Streams peer (kstreams). Default: what
+    /// benches/peers/kafka-streams/build.sh builds (and prints), run before the first mode.
+    #[arg(long)]
+    pub kstreams_classpath: Option<String>,
+    /// The java of the Kafka Streams peer (default: $JAVA_HOME/bin/java, else java on PATH).
+    #[arg(long)]
+    pub java: Option<PathBuf>,
+    /// Maximum heap of the Kafka Streams peer's JVM (-Xmx), MiB.
+    #[arg(long, default_value_t = 256)]
+    pub kstreams_heap_mb: u32,
     /// The directory with winequality_red.csv (default: the checkout's data/).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -106,6 +122,15 @@ impl Options {
                 bail!("unknown store {store:?} (memory, standard or custom)");
             }
         }
+        if !["tansu", "kafka"].contains(&self.broker.as_str()) {
+            bail!("unknown broker {:?} (tansu or kafka)", self.broker);
+        }
+        if self.brokers.is_some() && self.broker != "tansu" {
+            bail!("--broker starts a local broker; it cannot go with --brokers");
+        }
+        if self.kstreams_heap_mb < 64 {
+            bail!("--kstreams-heap-mb must be at least 64");
+        }
         if self.threads == 0 {
             bail!("--threads must be at least 1");
         }
@@ -153,6 +178,40 @@ mod tests {
         assert!(Options::try_parse_from(["ks-bench", "--records", "-5"]).is_err());
         assert!(parse(&["--modes", "as-turbo"]).modes().is_err());
         assert!(parse(&["--modes", "as_stage"]).modes().is_err());
+    }
+
+    #[test]
+    fn kstreams_runs_after_the_stores_and_before_as_server() {
+        let modes = parse(&[]).modes().unwrap();
+        let at = |m: &str| modes.iter().position(|x| *x == m).unwrap();
+        assert_eq!(at("kstreams"), at("custom") + 1);
+        assert!(at("kstreams") < at("as-stage"));
+        let o = parse(&["--modes", "kstreams,passthrough"]);
+        assert_eq!(o.modes().unwrap(), vec!["passthrough", "kstreams"]);
+        assert_eq!(parse(&["--broker", "kafka"]).broker, "kafka");
+        assert_eq!(o.kstreams_heap_mb, 256);
+        assert!(o.kstreams_classpath.is_none());
+    }
+
+    #[test]
+    fn broker_choice_is_checked() {
+        assert_eq!(parse(&[]).broker, "tansu");
+        assert!(parse(&["--broker", "redpanda"]).modes().is_err());
+        assert!(parse(&["--broker", "kafka", "--brokers", "127.0.0.1:9092"])
+            .modes()
+            .is_err());
+        assert!(parse(&["--kstreams-heap-mb", "8"]).modes().is_err());
+        let o = parse(&[
+            "--kstreams-classpath",
+            "/a.jar:/libs/*",
+            "--java",
+            "/opt/jdk/bin/java",
+        ]);
+        assert_eq!(o.kstreams_classpath.as_deref(), Some("/a.jar:/libs/*"));
+        assert_eq!(
+            o.java.as_deref(),
+            Some(std::path::Path::new("/opt/jdk/bin/java"))
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - `passthrough`: a bare consumer -> producer copy of the data topic (the practical limit);
 //! - `memory`, `standard`, `custom`: `ks-server` (a child process) scoring the same records from
 //!   offset 0;
+//! - `kstreams`: the same job on Apache Kafka Streams (the Java peer in `benches/peers/kafka-streams`);
 //! - `state_value`: `/state/value` latency under concurrent HTTP load while a server scores at
 //!   full rate;
 //! - `steady`: end-to-end latency at a fixed input rate with the server caught up.

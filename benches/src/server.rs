@@ -1,5 +1,5 @@
-//! The server under test (`ks-server` or `as-server`) as a child process, so its peak RSS is its
-//! own and not the harness's.
+//! The server under test (`ks-server`, `as-server` or the Kafka Streams peer on a JVM) as a child
+//! process, so its peak RSS is its own and not the harness's.
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::File;
@@ -16,6 +16,70 @@ pub enum ServerKind {
     KsServer(String),
     /// `as-server --mode <mode>` (stage or actor), crate ks-reactive.
     AsServer(String),
+    /// The Kafka Streams peer (`benches/peers/kafka-streams`, Java): the job of
+    /// `ks-server --store standard` on Apache Kafka Streams, run by `java -cp ... `.
+    KStreams,
+}
+
+/// The Kafka Streams peer's main class.
+pub const KSTREAMS_MAIN_CLASS: &str = "dev.ks.kstreams.Main";
+
+/// The script that builds the Kafka Streams peer and prints its classpath.
+pub fn kstreams_build_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/kafka-streams/build.sh")
+}
+
+/// The classpath of the Kafka Streams peer: `explicit` (`--kstreams-classpath`), else what its
+/// build script (idempotent: Maven runs only when the pom or a source changed) prints last.
+pub fn kstreams_classpath(explicit: Option<&str>) -> Result<String> {
+    if let Some(cp) = explicit {
+        return Ok(cp.to_string());
+    }
+    let script = kstreams_build_script();
+    let out = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed ({}): the Kafka Streams peer needs java 17+ and mvn",
+            script.display(),
+            out.status
+        );
+    }
+    last_line(&String::from_utf8_lossy(&out.stdout))
+        .map(str::to_string)
+        .with_context(|| format!("{} printed no classpath", script.display()))
+}
+
+/// The last non-empty line of a script's output.
+fn last_line(out: &str) -> Option<&str> {
+    out.lines().map(str::trim).rfind(|l| !l.is_empty())
+}
+
+/// The java to run the peer with: `explicit` (`--java`), else `$JAVA_HOME/bin/java`, else `java`.
+pub fn java_binary(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    match std::env::var_os("JAVA_HOME") {
+        Some(home) if Path::new(&home).join("bin/java").is_file() => {
+            Path::new(&home).join("bin/java")
+        }
+        _ => PathBuf::from("java"),
+    }
+}
+
+/// The JVM options and main class that come before the peer's own arguments.
+pub fn kstreams_launcher_args(classpath: &str, heap_mb: u32) -> Vec<String> {
+    vec![
+        format!("-Xmx{heap_mb}m"),
+        "-cp".into(),
+        classpath.to_string(),
+        KSTREAMS_MAIN_CLASS.into(),
+    ]
 }
 
 impl ServerKind {
@@ -26,6 +90,7 @@ impl ServerKind {
             "memory" | "standard" | "custom" => Some(ServerKind::KsServer(mode.to_string())),
             "as-stage" => Some(ServerKind::AsServer("stage".into())),
             "as-actor" => Some(ServerKind::AsServer("actor".into())),
+            "kstreams" => Some(ServerKind::KStreams),
             _ => None,
         }
     }
@@ -35,14 +100,16 @@ impl ServerKind {
         match self {
             ServerKind::KsServer(_) => "ks-server",
             ServerKind::AsServer(_) => "as-server",
+            ServerKind::KStreams => "ks-kstreams-peer",
         }
     }
 
-    /// The cargo package that builds the binary.
+    /// The cargo package that builds the binary (the peer is built by its own script).
     fn package(&self) -> &'static str {
         match self {
             ServerKind::KsServer(_) => "ks-topologies",
             ServerKind::AsServer(_) => "ks-reactive",
+            ServerKind::KStreams => "(benches/peers/kafka-streams/build.sh)",
         }
     }
 
@@ -51,16 +118,22 @@ impl ServerKind {
         match self {
             ServerKind::KsServer(store) => format!("ks-server --store {store}"),
             ServerKind::AsServer(mode) => format!("as-server --mode {mode}"),
+            ServerKind::KStreams => "the Kafka Streams peer".into(),
         }
     }
 
     /// Whether `line` of the server's stdout says it is up. ks-server prints
     /// "... running: http://ADDR/state/value ..." once its engine has started; as-server prints
-    /// "as-server (<Mode>) listening on http://ADDR" as its first line (then `/health` is polled).
+    /// "as-server (<Mode>) listening on http://ADDR" as its first line (then `/health` is polled);
+    /// the Kafka Streams peer prints "ks-kstreams-peer (standard) running: ..." once
+    /// `KafkaStreams.start()` has returned (its global store bootstrapped).
     pub fn is_ready_line(&self, line: &str) -> bool {
         match self {
             ServerKind::KsServer(_) => line.contains(" running: "),
             ServerKind::AsServer(_) => line.contains(" listening on http://"),
+            ServerKind::KStreams => {
+                line.starts_with("ks-kstreams-peer") && line.contains(" running: ")
+            }
         }
     }
 }
@@ -90,6 +163,8 @@ pub fn locate(explicit: Option<&Path>, kind: &ServerKind) -> Result<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct ServerSpec {
     pub binary: PathBuf,
+    /// Arguments before the server's own (the peer's JVM options, classpath and main class).
+    pub launcher_args: Vec<String>,
     pub kind: ServerKind,
     pub brokers: String,
     /// ks-server's `--application-id`, as-server's `--group-id`: fresh for every mode.
@@ -112,15 +187,21 @@ impl ServerSpec {
                 ("--store", store.clone()),
                 ("--application-id", self.application_id.clone()),
                 ("--threads", self.threads.to_string()),
+                ("--port", self.port.to_string()),
             ],
             ServerKind::AsServer(mode) => vec![
                 ("--mode", mode.clone()),
                 ("--group-id", self.application_id.clone()),
+                ("--port", self.port.to_string()),
+            ],
+            // No HTTP: the peer serves no queries.
+            ServerKind::KStreams => vec![
+                ("--application-id", self.application_id.clone()),
+                ("--threads", self.threads.to_string()),
             ],
         };
         args.extend([
             ("--brokers", self.brokers.clone()),
-            ("--port", self.port.to_string()),
             ("--state-dir", self.state_dir.display().to_string()),
             ("--data-topic", self.data_topic.clone()),
             ("--models-topic", self.models_topic.clone()),
@@ -129,13 +210,16 @@ impl ServerSpec {
             // The local broker's first group join takes about half the session timeout.
             ("--session-timeout-ms", "6000".to_string()),
         ]);
-        args.into_iter()
-            .flat_map(|(k, v)| [k.to_string(), v])
+        self.launcher_args
+            .iter()
+            .cloned()
+            .chain(args.into_iter().flat_map(|(k, v)| [k.to_string(), v]))
             .collect()
     }
 }
 
-/// A running server (`ks-server` or `as-server`). Killed on drop if not stopped.
+/// A running server (`ks-server`, `as-server` or the Kafka Streams peer). Killed on drop if not
+/// stopped.
 pub struct ServerProcess {
     child: Child,
     pub http_addr: String,
@@ -185,8 +269,10 @@ impl ServerProcess {
         let name = spec.kind.binary_name();
         match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(line) => {
-                server.http_addr =
-                    http_addr_of(&line).unwrap_or_else(|| format!("127.0.0.1:{}", spec.port));
+                server.http_addr = match spec.kind {
+                    ServerKind::KStreams => "none".into(),
+                    _ => http_addr_of(&line).unwrap_or_else(|| format!("127.0.0.1:{}", spec.port)),
+                };
             }
             Err(_) => bail!(
                 "{name} did not report running within 120 s ({}); log: {}",
@@ -419,7 +505,14 @@ mod tests {
             ServerKind::for_mode("as-actor"),
             Some(ServerKind::AsServer("actor".into()))
         );
-        for mode in ["passthrough", "state_value", "steady", "as-turbo"] {
+        assert_eq!(ServerKind::for_mode("kstreams"), Some(ServerKind::KStreams));
+        for mode in [
+            "passthrough",
+            "state_value",
+            "steady",
+            "as-turbo",
+            "kafka-streams",
+        ] {
             assert_eq!(ServerKind::for_mode(mode), None, "{mode}");
         }
         assert_eq!(
@@ -446,6 +539,7 @@ mod tests {
     fn as_server_args_use_its_flags() {
         let spec = ServerSpec {
             binary: "as-server".into(),
+            launcher_args: Vec::new(),
             kind: ServerKind::AsServer("actor".into()),
             brokers: "127.0.0.1:1".into(),
             application_id: "grp".into(),
@@ -482,6 +576,7 @@ mod tests {
     fn args_pass_every_topic_and_the_short_session() {
         let spec = ServerSpec {
             binary: "ks-server".into(),
+            launcher_args: Vec::new(),
             kind: ServerKind::KsServer("custom".into()),
             brokers: "127.0.0.1:1".into(),
             application_id: "app".into(),
@@ -499,5 +594,81 @@ mod tests {
         assert!(args.contains("--results-topic r"));
         assert!(args.contains("--threads 2"));
         assert!(args.contains("--session-timeout-ms 6000"));
+    }
+
+    #[test]
+    fn kstreams_ready_line_is_the_peers_own() {
+        let k = ServerKind::KStreams;
+        let peer = "ks-kstreams-peer (standard) running: application.id=a threads=1";
+        assert!(k.is_ready_line(peer));
+        assert!(!k.is_ready_line("ks-server (standard) running: http://127.0.0.1:1/state/value"));
+        assert!(!k.is_ready_line("[main] WARN ks-kstreams-peer is running: no"));
+        assert_eq!(http_addr_of(peer), None);
+    }
+
+    #[test]
+    fn kstreams_args_are_jvm_options_then_the_peers_flags() {
+        let spec = ServerSpec {
+            binary: "/usr/bin/java".into(),
+            launcher_args: kstreams_launcher_args("/x/peer.jar:/x/libs/*", 256),
+            kind: ServerKind::KStreams,
+            brokers: "127.0.0.1:1".into(),
+            application_id: "ksb-1-kstreams".into(),
+            port: 7,
+            state_dir: "/tmp/s".into(),
+            data_topic: "d".into(),
+            models_topic: "m".into(),
+            results_topic: "r".into(),
+            errors_topic: "e".into(),
+            threads: 2,
+            log: "/tmp/l".into(),
+        };
+        let args = spec.args();
+        assert_eq!(
+            args[..4],
+            [
+                "-Xmx256m",
+                "-cp",
+                "/x/peer.jar:/x/libs/*",
+                KSTREAMS_MAIN_CLASS
+            ]
+        );
+        let joined = args.join(" ");
+        for flag in [
+            "--application-id ksb-1-kstreams",
+            "--threads 2",
+            "--brokers 127.0.0.1:1",
+            "--state-dir /tmp/s",
+            "--data-topic d",
+            "--models-topic m",
+            "--results-topic r",
+            "--errors-topic e",
+            "--session-timeout-ms 6000",
+        ] {
+            assert!(joined.contains(flag), "{flag} in {joined}");
+        }
+        for absent in ["--store", "--port", "--group-id"] {
+            assert!(!args.iter().any(|a| a == absent), "{absent} in {joined}");
+        }
+    }
+
+    #[test]
+    fn the_build_scripts_last_line_is_the_classpath() {
+        assert_eq!(
+            last_line("resolving...\n/a.jar:/l/*\n\n"),
+            Some("/a.jar:/l/*")
+        );
+        assert_eq!(last_line(" \n"), None);
+        assert_eq!(
+            kstreams_classpath(Some("/given.jar")).unwrap(),
+            "/given.jar"
+        );
+        assert!(kstreams_build_script().ends_with("benches/peers/kafka-streams/build.sh"));
+        assert!(kstreams_build_script().is_file());
+        assert_eq!(
+            java_binary(Some(Path::new("/opt/java"))),
+            PathBuf::from("/opt/java")
+        );
+        assert!(java_binary(None).ends_with("java"));
     }
 }
