@@ -101,6 +101,15 @@ public final class Main {
     }
 
     private static int run(Options o) {
+        long started = System.nanoTime();
+        try {
+            Object predicted = ServedModel.warmUp();
+            System.err.printf("ks-kstreams-peer: JPMML warmed up in %.0f ms (predicted %s)%n",
+                    (System.nanoTime() - started) / 1e6, predicted);
+        } catch (ServedModel.Rejected e) {
+            System.err.println("ks-kstreams-peer: the JPMML warm-up failed: " + e.getMessage());
+            return 1;
+        }
         Registry registry = new Registry();
         Failures failures = new Failures(errorsProducer(o), o.errorsTopic);
         KafkaStreams streams = new KafkaStreams(topology(o, registry, failures), config(o));

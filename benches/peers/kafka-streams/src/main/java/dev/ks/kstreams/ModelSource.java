@@ -43,12 +43,15 @@ final class ModelSource implements Processor<byte[], byte[], Void, Void> {
         int partition = m == null ? -1 : m.partition();
         long offset = m == null ? -1 : m.offset();
         ServedModel model;
+        long started = System.nanoTime();
         try {
             model = ServedModel.build(payload, partition + ":" + offset);
         } catch (ServedModel.Rejected r) {
             failures.modelFailed(r, topic, partition, offset);
             return;
         }
+        System.err.printf("ks-kstreams-peer: built model %s of %s (%s[%d]@%d) in %.1f ms%n", model.name,
+                model.dataType, topic, partition, offset, (System.nanoTime() - started) / 1e6);
         store.put(model.dataType.getBytes(StandardCharsets.UTF_8), payload);
         registry.firstSight(model.dataType, payload);
         registry.install(model);

@@ -127,6 +127,39 @@ final class ServedModel {
         }
     }
 
+    /**
+     * A tiny PMML tree, built and scored once at start so the first real model does not pay for
+     * loading JAXB and JPMML's classes (seconds on a cold JVM, during which records would go
+     * unscored).
+     */
+    private static final String WARM_UP_PMML = String.join("\n",
+            "<PMML xmlns=\"http://www.dmg.org/PMML-4_4\" version=\"4.4\">",
+            "  <Header/>",
+            "  <DataDictionary numberOfFields=\"2\">",
+            "    <DataField name=\"alcohol\" optype=\"continuous\" dataType=\"double\"/>",
+            "    <DataField name=\"quality\" optype=\"continuous\" dataType=\"double\"/>",
+            "  </DataDictionary>",
+            "  <TreeModel functionName=\"regression\" splitCharacteristic=\"binarySplit\">",
+            "    <MiningSchema>",
+            "      <MiningField name=\"alcohol\"/>",
+            "      <MiningField name=\"quality\" usageType=\"target\"/>",
+            "    </MiningSchema>",
+            "    <Node score=\"5\"><True/>",
+            "      <Node score=\"6\"><SimplePredicate field=\"alcohol\" operator=\"greaterThan\" value=\"10.5\"/></Node>",
+            "      <Node score=\"5\"><True/></Node>",
+            "    </Node>",
+            "  </TreeModel>",
+            "</PMML>");
+
+    /** Builds and scores {@link #WARM_UP_PMML}; returns what it predicted for a 11 % wine. */
+    static Object warmUp() throws Rejected {
+        ModelDescriptor md = ModelDescriptor.newBuilder().setName("warm-up").setDataType("warm-up")
+                .setModeltype(ModelDescriptor.ModelType.PMML)
+                .setData(com.google.protobuf.ByteString.copyFromUtf8(WARM_UP_PMML)).build();
+        ServedModel m = build(md.toByteArray(), "0:0");
+        return m.score(WineRecord.newBuilder().setAlcohol(11.0).setDataType("warm-up").build()).value();
+    }
+
     /** The 11 features of a wine record, in {@link #WINE_FEATURES} order. */
     static double[] features(WineRecord w) {
         return new double[] {w.getFixedAcidity(), w.getVolatileAcidity(), w.getCitricAcid(),
