@@ -276,7 +276,8 @@ impl Task {
         match self.partition_times.get_mut(&metadata.topic) {
             Some(t) => *t = (*t).max(timestamp),
             None => {
-                self.partition_times.insert(metadata.topic.clone(), timestamp);
+                self.partition_times
+                    .insert(metadata.topic.clone(), timestamp);
             }
         }
         self.stream_time = self.stream_time.max(timestamp);

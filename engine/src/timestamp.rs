@@ -28,8 +28,12 @@ use base64::Engine;
 /// Where a record's event time comes from. `partition_time` is the highest timestamp processed
 /// so far from the record's partition (-1 before the first).
 pub trait TimestampExtractor: Send + Sync {
-    fn extract(&self, metadata: &RecordMetadata, record: &Record, partition_time: i64)
-        -> Result<i64>;
+    fn extract(
+        &self,
+        metadata: &RecordMetadata,
+        record: &Record,
+        partition_time: i64,
+    ) -> Result<i64>;
 }
 
 /// The record's own timestamp (set by the producer or the broker): the default. An invalid
@@ -141,7 +145,10 @@ mod tests {
             timestamp: -1,
             headers: Vec::new(),
         };
-        assert_eq!(UsePartitionTimeOnInvalid.extract(&md, &bad, 77).ok(), Some(77));
+        assert_eq!(
+            UsePartitionTimeOnInvalid.extract(&md, &bad, 77).ok(),
+            Some(77)
+        );
         assert_eq!(RecordTimestamp.extract(&md, &bad, 77).ok(), Some(-1));
     }
 }

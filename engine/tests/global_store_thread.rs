@@ -200,12 +200,7 @@ fn under_exactly_once_a_global_store_reads_only_committed_records() {
         .all()
         .unwrap()
         .into_iter()
-        .map(|(k, v)| {
-            (
-                String::from_utf8(k).unwrap(),
-                String::from_utf8(v).unwrap(),
-            )
-        })
+        .map(|(k, v)| (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap()))
         .collect();
     assert_eq!(
         all,
@@ -215,6 +210,10 @@ fn under_exactly_once_a_global_store_reads_only_committed_records() {
             ("c".into(), "1".into())
         ]
     );
-    assert_eq!(seen.load(Ordering::SeqCst), 3, "no aborted record reached the processor");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        3,
+        "no aborted record reached the processor"
+    );
     streams.close().unwrap();
 }

@@ -14,8 +14,7 @@ use common::*;
 use ks_engine::processor::supplier;
 use ks_engine::stores::{StoreKind, StoreSpec};
 use ks_engine::{
-    KafkaStreams, ProcessingGuarantee, Processor, ProcessorContext, Record, StreamsState,
-    Topology,
+    KafkaStreams, ProcessingGuarantee, Processor, ProcessorContext, Record, StreamsState, Topology,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -137,6 +136,10 @@ fn an_exactly_once_member_fenced_after_a_stall_rejoins_with_exact_counts() {
         ProcessingGuarantee::ExactlyOnce,
         Duration::from_secs(16),
         false,
+    );
+    assert!(
+        streams.metrics().task_migrations.load(Ordering::Relaxed) >= 1,
+        "the fenced thread replaced its producer and rejoined"
     );
     streams.close().unwrap();
 }

@@ -54,7 +54,10 @@ struct PanickingCount {
 impl Processor for PanickingCount {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> ks_engine::Result<()> {
         if r.value.as_deref() == Some(b"boom") {
-            let first = self.once.as_ref().is_none_or(|f| !f.swap(true, Ordering::SeqCst));
+            let first = self
+                .once
+                .as_ref()
+                .is_none_or(|f| !f.swap(true, Ordering::SeqCst));
             if first {
                 panic!("user code blew up");
             }
@@ -115,9 +118,10 @@ fn a_panicking_processor_fails_the_instance_under_log_and_fail() {
     let config = test_config(&app, bs, dir.path()).with_error_handling(ErrorHandling::LogAndFail);
     let mut streams = KafkaStreams::new(topology(&input, None), config).unwrap();
     streams.start().unwrap();
-    let failed = wait_until(Duration::from_secs(60), || {
-        matches!(streams.state(), StreamsState::Error(ref e) if e.contains("panicked: user code blew up"))
-    });
+    let failed = wait_until(
+        Duration::from_secs(60),
+        || matches!(streams.state(), StreamsState::Error(ref e) if e.contains("panicked: user code blew up")),
+    );
     assert!(failed, "state {:?}", streams.state());
     assert!(streams.close().is_err(), "close reports the failure");
 }
@@ -176,7 +180,10 @@ fn a_thread_replaced_after_a_panic_goes_on_with_every_lock_usable() {
         streams.state()
     );
     assert!(once.load(Ordering::SeqCst));
-    assert_eq!(streams.metrics().replaced_threads.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        streams.metrics().replaced_threads.load(Ordering::Relaxed),
+        1
+    );
     assert!(wait_until(Duration::from_secs(30), || streams.state()
         == StreamsState::Running));
     assert!(!streams.local_metadata().tasks.is_empty());

@@ -70,10 +70,7 @@ pub(crate) fn local(shared: &Shared) -> StreamsMetadata {
         topic_partitions,
         tasks,
         heartbeat_ms: now_ms(),
-        shutdown_requested: shared
-            .app_shutdown
-            .lock()
-            .clone(),
+        shutdown_requested: shared.app_shutdown.lock().clone(),
     }
 }
 

@@ -6,13 +6,13 @@ use crate::record::OutputRecord;
 use crate::runtime::config::{ProductionErrorHandling, StreamsConfig};
 use crate::task::RecordCollector;
 use crate::{Error, Result};
+use parking_lot::Mutex;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -251,11 +251,7 @@ impl StreamProducer {
         self.unflushed.store(0, Ordering::Relaxed);
         let ctx = self.producer.context();
         let failed_output = ctx.failed_output.swap(0, Ordering::SeqCst);
-        let first_output = ctx
-            .first_output_error
-            .lock()
-            .take()
-            .unwrap_or_default();
+        let first_output = ctx.first_output_error.lock().take().unwrap_or_default();
         if failed_output > 0 {
             if self.production == ProductionErrorHandling::Continue {
                 self.dropped.fetch_add(failed_output, Ordering::Relaxed);
@@ -271,11 +267,7 @@ impl StreamProducer {
             }
         }
         if ctx.failed.swap(0, Ordering::SeqCst) > 0 {
-            let first = ctx
-                .first_error
-                .lock()
-                .take()
-                .unwrap_or_default();
+            let first = ctx.first_error.lock().take().unwrap_or_default();
             return Err(
                 Error::kafka(format!("a record was not delivered: {first}"))(KafkaError::Flush(
                     RDKafkaErrorCode::MessageTimedOut,

@@ -22,20 +22,20 @@ mod commit;
 mod dead_letter;
 mod partition_group;
 mod task_manager;
-use dead_letter::Original;
-use partition_group::{Buffered, PartitionGroup, Pressure};
 use crate::runtime::producer::{ProducerChangelogSink, ProducerCollector, StreamProducer};
 use crate::runtime::state_manager::{self, RestoringTask, TaskState};
 use crate::runtime::{now_ms, Shared, TaskEntry};
 use crate::task::task_id;
 use crate::{Error, Result};
+use dead_letter::Original;
 use ks_stores::{ChangelogSink, StateStore};
+use parking_lot::Mutex;
+use partition_group::{Buffered, PartitionGroup, Pressure};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
-use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -441,7 +441,8 @@ impl Core {
     fn rejoin(&mut self, consumer: &BaseConsumer<StreamContext>) -> Result<()> {
         self.shared.set_thread_ready(&self.name, false);
         self.close_dirty();
-        self.producer = thread_producer(&self.shared, &self.name, self.transactional_id.as_deref())?;
+        self.producer =
+            thread_producer(&self.shared, &self.name, self.transactional_id.as_deref())?;
         self.sink = Arc::new(ProducerChangelogSink(self.producer.clone()));
         self.lost = false;
         self.shared

@@ -93,10 +93,9 @@ impl PartitionGroup {
     /// tie), unless a queue ran empty less than `idle` ago (`None`: never wait).
     pub fn next(&mut self, now: Instant, idle: Option<Duration>) -> Option<Buffered> {
         if let Some(idle) = idle {
-            let waiting = self
-                .queues
-                .iter()
-                .any(|q| q.records.is_empty() && now.saturating_duration_since(q.empty_since) < idle);
+            let waiting = self.queues.iter().any(|q| {
+                q.records.is_empty() && now.saturating_duration_since(q.empty_since) < idle
+            });
             if waiting {
                 return None;
             }
@@ -188,7 +187,10 @@ mod tests {
         let idle = Some(Duration::from_millis(100));
         let mut g = PartitionGroup::new(&parts(), t0);
         g.push(rec("a", 0, 10), t0);
-        assert!(g.next(t0, idle).is_none(), "b may still bring an earlier record");
+        assert!(
+            g.next(t0, idle).is_none(),
+            "b may still bring an earlier record"
+        );
         let later = t0 + Duration::from_millis(100);
         assert_eq!(g.next(later, idle).map(|b| b.timestamp), Some(10));
         // Zero idle time never waits; None never waits either.
@@ -221,7 +223,10 @@ mod tests {
             pressure.push(g.push(rec("a", i as i64, i as i64), t0));
         }
         assert_eq!(pressure.last(), Some(&Pressure::Pause));
-        assert_eq!(pressure.iter().filter(|p| **p == Pressure::Pause).count(), 1);
+        assert_eq!(
+            pressure.iter().filter(|p| **p == Pressure::Pause).count(),
+            1
+        );
         assert_eq!(g.paused(), vec![("a".to_string(), 0)]);
         for _ in 0..MAX_BUFFERED / 2 - 1 {
             g.next(t0, None);

@@ -70,8 +70,7 @@ impl Core {
                     "{}: task {id} resumed (kept across the rebalance)",
                     self.name
                 );
-                t.task
-                    .restart_processors(&self.shared.topology, now_ms())?;
+                t.task.restart_processors(&self.shared.topology, now_ms())?;
                 self.tasks.insert(id.clone(), t);
             }
             let tp = (topic.clone(), *partition);
@@ -123,17 +122,17 @@ impl Core {
         consumer: &BaseConsumer<StreamContext>,
         partitions: &TopicPartitionList,
     ) {
-        let committed = match consumer.committed_offsets(partitions.clone(), Duration::from_secs(10))
-        {
-            Ok(c) => c,
-            Err(e) => {
-                log::warn!(
+        let committed =
+            match consumer.committed_offsets(partitions.clone(), Duration::from_secs(10)) {
+                Ok(c) => c,
+                Err(e) => {
+                    log::warn!(
                     "{}: reading committed partition times failed, stream time starts over: {e}",
                     self.name
                 );
-                return;
-            }
-        };
+                    return;
+                }
+            };
         for e in committed.elements() {
             let Some(time) = crate::timestamp::decode_partition_time(e.metadata()) else {
                 continue;
