@@ -270,10 +270,7 @@ impl Core {
         );
         let ids: Vec<String> = self.groups.keys().cloned().collect();
         for id in ids {
-            loop {
-                let Some(group) = self.groups.get_mut(&id) else {
-                    break;
-                };
+            while let Some(group) = self.groups.get_mut(&id) {
                 let Some(b) = group.next(Instant::now(), idle) else {
                     break;
                 };

@@ -124,7 +124,8 @@ impl PartitionGroup {
             .collect()
     }
 
-    /// Partitions paused for back-pressure (to resume when the group is dropped).
+    /// Partitions paused for back-pressure.
+    #[cfg(test)]
     pub fn paused(&self) -> Vec<(String, i32)> {
         self.queues
             .iter()
@@ -133,6 +134,7 @@ impl PartitionGroup {
             .collect()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.queues.iter().all(|q| q.records.is_empty())
     }
