@@ -458,6 +458,17 @@ pub fn vm_hwm_kib(status: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// `args` carries every flag of `present` (with its value) and none of `absent`.
+    fn assert_flags(args: &[String], present: &[&str], absent: &[&str]) {
+        let joined = args.join(" ");
+        for flag in present {
+            assert!(joined.contains(flag), "{flag} in {joined}");
+        }
+        for flag in absent {
+            assert!(!args.iter().any(|a| a == flag), "{flag} in {joined}");
+        }
+    }
+
     #[test]
     fn reads_vm_hwm() {
         let status =
@@ -553,23 +564,21 @@ mod tests {
             log: "/tmp/l".into(),
         };
         let args = spec.args();
-        let joined = args.join(" ");
-        assert!(joined.starts_with("--mode actor --group-id grp "));
-        for flag in [
-            "--brokers 127.0.0.1:1",
-            "--port 0",
-            "--state-dir /tmp/s",
-            "--data-topic d",
-            "--models-topic m",
-            "--results-topic r",
-            "--errors-topic e",
-            "--session-timeout-ms 6000",
-        ] {
-            assert!(joined.contains(flag), "{flag} in {joined}");
-        }
-        for absent in ["--store", "--application-id", "--threads"] {
-            assert!(!args.iter().any(|a| a == absent), "{absent} in {joined}");
-        }
+        assert!(args.join(" ").starts_with("--mode actor --group-id grp "));
+        assert_flags(
+            &args,
+            &[
+                "--brokers 127.0.0.1:1",
+                "--port 0",
+                "--state-dir /tmp/s",
+                "--data-topic d",
+                "--models-topic m",
+                "--results-topic r",
+                "--errors-topic e",
+                "--session-timeout-ms 6000",
+            ],
+            &["--store", "--application-id", "--threads"],
+        );
     }
 
     #[test]
@@ -633,23 +642,21 @@ mod tests {
                 KSTREAMS_MAIN_CLASS
             ]
         );
-        let joined = args.join(" ");
-        for flag in [
-            "--application-id ksb-1-kstreams",
-            "--threads 2",
-            "--brokers 127.0.0.1:1",
-            "--state-dir /tmp/s",
-            "--data-topic d",
-            "--models-topic m",
-            "--results-topic r",
-            "--errors-topic e",
-            "--session-timeout-ms 6000",
-        ] {
-            assert!(joined.contains(flag), "{flag} in {joined}");
-        }
-        for absent in ["--store", "--port", "--group-id"] {
-            assert!(!args.iter().any(|a| a == absent), "{absent} in {joined}");
-        }
+        assert_flags(
+            &args,
+            &[
+                "--application-id ksb-1-kstreams",
+                "--threads 2",
+                "--brokers 127.0.0.1:1",
+                "--state-dir /tmp/s",
+                "--data-topic d",
+                "--models-topic m",
+                "--results-topic r",
+                "--errors-topic e",
+                "--session-timeout-ms 6000",
+            ],
+            &["--store", "--port", "--group-id"],
+        );
     }
 
     #[test]

@@ -100,6 +100,20 @@ fn count(streams: &KafkaStreams, key: &str) -> Option<u64> {
         .and_then(|s| s.parse().ok())
 }
 
+/// Waits until keys w0 and w1 count `w0` and `w1`.
+fn assert_counts_reach(streams: &KafkaStreams, w0: u64, w1: u64, timeout: Duration) {
+    let done = wait_until(timeout, || {
+        count(streams, "w0") == Some(w0) && count(streams, "w1") == Some(w1)
+    });
+    assert!(
+        done,
+        "w0 {:?} w1 {:?} state {:?}",
+        count(streams, "w0"),
+        count(streams, "w1"),
+        streams.state()
+    );
+}
+
 fn input_with_a_panic(bs: &str, input: &str) {
     let mut records = keyed(20, 2, 0);
     records.push(("w0".into(), "boom".into()));
@@ -138,16 +152,7 @@ fn a_panicking_processor_is_skipped_under_log_and_continue() {
         test_config(&app, bs, dir.path()).with_error_handling(ErrorHandling::LogAndContinue);
     let mut streams = KafkaStreams::new(topology(&input, None), config).unwrap();
     streams.start().unwrap();
-    let done = wait_until(Duration::from_secs(60), || {
-        count(&streams, "w0") == Some(20) && count(&streams, "w1") == Some(20)
-    });
-    assert!(
-        done,
-        "w0 {:?} w1 {:?} state {:?}",
-        count(&streams, "w0"),
-        count(&streams, "w1"),
-        streams.state()
-    );
+    assert_counts_reach(&streams, 20, 20, Duration::from_secs(60));
     assert_eq!(streams.state(), StreamsState::Running);
     assert_eq!(streams.metrics().errors.load(Ordering::Relaxed), 1);
     streams.close().unwrap();
@@ -169,16 +174,7 @@ fn a_thread_replaced_after_a_panic_goes_on_with_every_lock_usable() {
     streams.start().unwrap();
     // The replacement processes "boom" again (no panic the second time) and the rest: the
     // store registry, metadata and state the failed thread had touched are all still written.
-    let done = wait_until(Duration::from_secs(90), || {
-        count(&streams, "w0") == Some(21) && count(&streams, "w1") == Some(20)
-    });
-    assert!(
-        done,
-        "w0 {:?} w1 {:?} state {:?}",
-        count(&streams, "w0"),
-        count(&streams, "w1"),
-        streams.state()
-    );
+    assert_counts_reach(&streams, 21, 20, Duration::from_secs(90));
     assert!(once.load(Ordering::SeqCst));
     assert_eq!(
         streams.metrics().replaced_threads.load(Ordering::Relaxed),
