@@ -51,8 +51,8 @@ pub use processor::{
 };
 pub use record::{OutputRecord, Record, RecordMetadata};
 pub use runtime::{
-    ErrorHandling, KafkaStreams, ProcessingGuarantee, ProductionErrorHandling, StreamsConfig,
-    StreamsMetadata, StreamsState, UncaughtExceptionHandling,
+    ErrorHandling, KafkaStreams, ProcessingGuarantee, ProductionErrorHandling, StandbyPartition,
+    StreamsConfig, StreamsMetadata, StreamsState, TaskRestore, UncaughtExceptionHandling,
 };
 pub use test_driver::TopologyTestDriver;
 pub use topology::{GlobalReset, Subtopology, Topology, TopologyDescription};

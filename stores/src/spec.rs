@@ -256,6 +256,27 @@ impl StoreSpec {
         sink: Option<Arc<dyn ChangelogSink>>,
     ) -> Result<OpenedStore> {
         let (inner, local_state) = self.factory.open(&self.name, ctx)?;
+        self.wrap_opened(inner, local_state, ctx, sink)
+    }
+
+    /// A store already open elsewhere (a standby copy handed to the task taking its place),
+    /// wrapped as [`StoreSpec::open`] wraps a new one; its state is trusted as it is.
+    pub fn wrap(
+        &self,
+        inner: Arc<dyn KeyValueStore>,
+        ctx: &StoreContext,
+        sink: Option<Arc<dyn ChangelogSink>>,
+    ) -> Result<OpenedStore> {
+        self.wrap_opened(inner, LocalState::Reopened, ctx, sink)
+    }
+
+    fn wrap_opened(
+        &self,
+        inner: Arc<dyn KeyValueStore>,
+        local_state: LocalState,
+        ctx: &StoreContext,
+        sink: Option<Arc<dyn ChangelogSink>>,
+    ) -> Result<OpenedStore> {
         let (store, changelog_topic): (Arc<dyn KeyValueStore>, _) = match (self.logging, sink) {
             (true, Some(sink)) => {
                 let topic = ctx.changelog_topic(&self.name);

@@ -20,6 +20,9 @@ pub struct InstanceInfo {
     pub partitions: Vec<(String, i32)>,
     /// Whether this is the instance answering.
     pub local: bool,
+    /// The standby copies it keeps (source partition, task, lag in changelog records).
+    #[serde(default)]
+    pub standby_partitions: Vec<ks_engine::StandbyPartition>,
 }
 
 /// Counters for `/metrics`.
@@ -51,6 +54,13 @@ pub trait ServingQueries: Send + Sync + 'static {
     /// The serving statistics of `data_type` over this instance's tasks (`None`: never served
     /// here).
     fn local_stats(&self, data_type: &str) -> Option<ServingStats>;
+    /// The statistics of `data_type` over every task of the application, read here from
+    /// the active stores and the standby copies within `max_lag` changelog records (stale
+    /// reads, Kafka Streams' KIP-535). `None` when this instance does not hold every task
+    /// (the caller then asks the peers); `Some(None)` when none has statistics for it.
+    fn stale_stats(&self, _data_type: &str, _max_lag: u64) -> Option<Option<ServingStats>> {
+        None
+    }
     /// Every live instance, this one included.
     fn instances(&self) -> Vec<InstanceInfo>;
     /// The current model of every data type.

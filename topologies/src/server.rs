@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub session_timeout: Duration,
     /// Partitions of the topics the server creates when they are missing.
     pub data_partitions: i32,
+    /// `num.standby.replicas`: warm copies of each task's serving statistics kept on other
+    /// instances, for fast failover and stale reads (`/state/value?max_lag=`).
+    pub num_standby_replicas: usize,
 }
 
 impl ServerConfig {
@@ -62,6 +65,7 @@ impl ServerConfig {
             commit_interval: None,
             session_timeout: Duration::from_secs(10),
             data_partitions: 4,
+            num_standby_replicas: 0,
         }
     }
 }
@@ -137,6 +141,30 @@ impl ServingQueries for Core {
         merged
     }
 
+    fn stale_stats(&self, data_type: &str, max_lag: u64) -> Option<Option<ServingStats>> {
+        let guard = self.streams.read();
+        let streams = guard.as_ref()?;
+        let stores = streams.task_stores_allowing_stale(SERVING_STORE, max_lag);
+        let all = streams.tasks_of_store(SERVING_STORE);
+        if all.is_empty() || !all.iter().all(|t| stores.iter().any(|(s, _)| s == t)) {
+            return None;
+        }
+        let mut merged: Option<ServingStats> = None;
+        for (_, store) in stores {
+            let Ok(Some(bytes)) = store.get(data_type.as_bytes()) else {
+                continue;
+            };
+            let Ok(stats) = serde_json::from_slice::<ServingStats>(&bytes) else {
+                continue;
+            };
+            merged = Some(match merged {
+                Some(m) => m.merge(&stats),
+                None => stats,
+            });
+        }
+        Some(merged)
+    }
+
     fn instances(&self) -> Vec<InstanceInfo> {
         let guard = self.streams.read();
         let Some(streams) = guard.as_ref() else {
@@ -153,6 +181,7 @@ impl ServingQueries for Core {
                 port: m.port,
                 stores: m.state_stores,
                 partitions: m.topic_partitions,
+                standby_partitions: m.standby_partitions,
             })
             .collect()
     }
@@ -230,6 +259,7 @@ impl Server {
                 .with_state_dir(&config.state_dir)
                 .with_processing_guarantee(config.processing_guarantee)
                 .with_threads(config.threads)
+                .with_num_standby_replicas(config.num_standby_replicas)
                 .with_session_timeout(config.session_timeout)
                 .with_application_server(format!("{}:{port}", config.host))
                 .with_error_handling(ErrorHandling::DeadLetter {

@@ -22,6 +22,8 @@ struct Fake {
     healthy: bool,
     /// Rebalancing or restoring: no state query is answered.
     restoring: bool,
+    /// How far behind the fake's standby copies are (`None`: it holds no copy of some task).
+    standby_lag: Option<u64>,
     metrics: MetricsSnapshot,
 }
 
@@ -31,6 +33,11 @@ impl ServingQueries for Fake {
     }
     fn local_stats(&self, data_type: &str) -> Option<ServingStats> {
         self.stats.get(data_type).cloned()
+    }
+    fn stale_stats(&self, data_type: &str, max_lag: u64) -> Option<Option<ServingStats>> {
+        self.standby_lag
+            .filter(|lag| *lag <= max_lag)
+            .map(|_| self.stats.get(data_type).cloned())
     }
     fn instances(&self) -> Vec<InstanceInfo> {
         self.instances.lock().map(|i| i.clone()).unwrap_or_default()
@@ -79,6 +86,7 @@ fn instance(id: &str, port: u16, local: bool) -> InstanceInfo {
         stores: vec!["stats".into()],
         partitions: vec![("data".into(), 0)],
         local,
+        standby_partitions: vec![],
     }
 }
 
@@ -158,7 +166,20 @@ fn routes_parse() {
     let value = |dt: &str, local_only| Route::StateValue {
         data_type: dt.into(),
         local_only,
+        max_lag: None,
     };
+    assert_eq!(
+        Route::parse("GET", "/state/value/wine", Some("max_lag=100&local=true")),
+        Ok(Route::StateValue {
+            data_type: "wine".into(),
+            local_only: true,
+            max_lag: Some(100),
+        })
+    );
+    assert!(matches!(
+        Route::parse("GET", "/state/value", Some("max_lag=-1")),
+        Err(RouteError { status: 400, .. })
+    ));
     assert_eq!(
         Route::parse("GET", "/state/value", None),
         Ok(value("wine", false))
@@ -380,6 +401,27 @@ async fn state_queries_are_503_while_restoring() {
         assert_eq!(status, 503, "{path}: {v}");
         assert!(v["error"].as_str().unwrap().contains("restoring"), "{v}");
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn stale_reads_are_answered_from_standby_copies_within_the_lag_bound() {
+    let fake = Fake {
+        restoring: true,
+        standby_lag: Some(50),
+        ..fake_with(&[("wine", stats(2, 1.0))])
+    };
+    let server = start(Arc::new(fake)).await;
+    // Within the bound: answered here, even while restoring.
+    let (status, v) = get_json(server.addr, "/state/value?max_lag=100").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["usage"], 2, "{v}");
+    // The copies are further behind than allowed: no stale answer, and no fresh one yet.
+    let (status, v) = get_json(server.addr, "/state/value?max_lag=10").await;
+    assert_eq!(status, 503, "{v}");
+    let (status, v) = get_json(server.addr, "/state/value?max_lag=ten").await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("max_lag"), "{v}");
     server.stop().await;
 }
 

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         arg(&args, "--input"),
         arg(&args, "--output"),
     ) else {
-        eprintln!("usage: ks-wordcount --brokers B --application-id A --state-dir D --input T --output T [--store memory|rocksdb|file] [--guarantee at_least_once|exactly_once] [--commit-ms N] [--instance-id I] [--dead-letter T]");
+        eprintln!("usage: ks-wordcount --brokers B --application-id A --state-dir D --input T --output T [--store memory|rocksdb|file] [--guarantee at_least_once|exactly_once] [--commit-ms N] [--instance-id I] [--dead-letter T] [--num-standby-replicas N]");
         return ExitCode::from(2);
     };
     let kind: StoreKind = match arg(&args, "--store")
@@ -61,6 +61,15 @@ fn main() -> ExitCode {
         .with_processing_guarantee(guarantee)
         .with_commit_interval(Duration::from_millis(commit_ms))
         .with_session_timeout(Duration::from_secs(6));
+    if let Some(n) = arg(&args, "--num-standby-replicas") {
+        match n.parse() {
+            Ok(n) => config = config.with_num_standby_replicas(n),
+            Err(e) => {
+                eprintln!("ks-wordcount: --num-standby-replicas {n:?}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     if let Some(id) = arg(&args, "--instance-id") {
         config = config.with_instance_id(id);
     }
@@ -88,8 +97,44 @@ fn main() -> ExitCode {
     println!("started {}", streams.instance_id());
     let mut last = u64::MAX;
     let mut last_committed = Default::default();
+    let mut last_partitions = Vec::new();
+    let mut last_restores = std::collections::BTreeMap::new();
+    let mut last_standby = Vec::new();
     loop {
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(50));
+        // Events with wall-clock milliseconds, for the failover benchmark (ks-bench).
+        let now = ks_kafka::now_ms();
+        let partitions = streams.assigned_partitions();
+        if partitions != last_partitions {
+            let list: Vec<String> = partitions.iter().map(|(_, p)| p.to_string()).collect();
+            println!("at {now} assigned [{}]", list.join(","));
+            last_partitions = partitions;
+        }
+        let restores = streams.metrics().task_restores();
+        for (task, r) in &restores {
+            if last_restores.get(task) != Some(r) {
+                println!(
+                    "at {now} restored task {task} records {} from_standby {} ready_ms {}",
+                    r.records,
+                    r.from_standby,
+                    r.time_to_ready.as_millis()
+                );
+            }
+        }
+        last_restores = restores;
+        let standby: Vec<(i32, Option<u64>)> = streams
+            .standby_partitions()
+            .into_iter()
+            .map(|p| (p.partition, p.lag))
+            .collect();
+        if standby != last_standby {
+            let list: Vec<String> = standby
+                .iter()
+                .map(|(p, lag)| format!("{p}:{}", lag.map_or("?".to_string(), |l| l.to_string())))
+                .collect();
+            println!("at {now} standby [{}]", list.join(","));
+            last_standby = standby;
+        }
         let processed = streams
             .metrics()
             .processed

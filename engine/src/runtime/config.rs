@@ -128,6 +128,15 @@ pub struct StreamsConfig {
     /// Stack size of each stream thread (default: Rust's, 2 MiB), for processors that recurse
     /// deeply. A thread that cannot be created with it fails `start()`.
     pub stream_thread_stack_size: Option<usize>,
+    /// `num.standby.replicas`: warm copies kept of each task with a changelogged store, on
+    /// other instances (see `runtime::standby`). 0: none.
+    pub num_standby_replicas: usize,
+    /// `acceptable.recovery.lag`: how far (changelog records) a standby may be behind to
+    /// count as caught up, for the warm-up before joining and for stale reads' defaults.
+    pub acceptable_recovery_lag: u64,
+    /// The longest a starting instance with standbys waits for its copies to catch up before
+    /// it joins the group (the warm-up; 0: join at once).
+    pub max_warmup_wait: Duration,
 }
 
 impl StreamsConfig {
@@ -156,6 +165,9 @@ impl StreamsConfig {
             timestamp_extractor: SharedExtractor(Arc::new(RecordTimestamp)),
             max_task_idle: Some(Duration::ZERO),
             stream_thread_stack_size: None,
+            num_standby_replicas: 0,
+            acceptable_recovery_lag: 10_000,
+            max_warmup_wait: Duration::from_secs(60),
         }
     }
 
@@ -167,6 +179,19 @@ impl StreamsConfig {
     /// `max.task.idle.ms` (`None` for -1: never wait for an empty input).
     pub fn with_max_task_idle(mut self, d: Option<Duration>) -> Self {
         self.max_task_idle = d;
+        self
+    }
+
+    /// `num.standby.replicas`.
+    pub fn with_num_standby_replicas(mut self, n: usize) -> Self {
+        self.num_standby_replicas = n;
+        self
+    }
+
+    /// `acceptable.recovery.lag` and the longest warm-up before joining (see the fields).
+    pub fn with_standby_warmup(mut self, acceptable_lag: u64, max_wait: Duration) -> Self {
+        self.acceptable_recovery_lag = acceptable_lag;
+        self.max_warmup_wait = max_wait;
         self
     }
 

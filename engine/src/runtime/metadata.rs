@@ -31,6 +31,9 @@ pub struct StreamsMetadata {
     /// (`UncaughtExceptionHandling::ShutdownApplication`): the reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shutdown_requested: Option<String>,
+    /// The standby copies this instance keeps, each with its lag (see `standby`).
+    #[serde(default)]
+    pub standby_partitions: Vec<crate::runtime::StandbyPartition>,
 }
 
 pub(crate) fn topic_name(application_id: &str) -> String {
@@ -71,6 +74,7 @@ pub(crate) fn local(shared: &Shared) -> StreamsMetadata {
         tasks,
         heartbeat_ms: now_ms(),
         shutdown_requested: shared.app_shutdown.lock().clone(),
+        standby_partitions: shared.standbys.partitions(shared),
     }
 }
 

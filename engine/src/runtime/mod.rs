@@ -7,6 +7,7 @@ pub mod config;
 mod global_thread;
 pub mod metadata;
 mod producer;
+pub mod standby;
 mod state_manager;
 pub(crate) mod stream_thread;
 mod topics;
@@ -17,6 +18,7 @@ pub use config::{
     UncaughtExceptionHandling,
 };
 pub use metadata::StreamsMetadata;
+pub use standby::StandbyPartition;
 
 use crate::task::GlobalStores;
 use crate::topology::{Subtopology, Topology};
@@ -65,6 +67,10 @@ pub struct Metrics {
     /// Output records dropped by the production handler (`ProductionErrorHandling::Continue`).
     /// (Shared with the stream threads' producers, which count them.)
     pub dropped_records: Arc<AtomicU64>,
+    /// Changelog records applied to standby copies since the instance started.
+    pub standby_records: AtomicU64,
+    /// Per task made active here: how its stores were restored (see [`TaskRestore`]).
+    task_restores: Mutex<BTreeMap<String, TaskRestore>>,
     /// Records waiting in each stream thread's assigned partitions, from librdkafka's
     /// statistics (fetch-response high watermarks, not the local broker's wrong ListOffsets).
     lag_by_thread: Mutex<HashMap<String, u64>>,
@@ -73,7 +79,29 @@ pub struct Metrics {
     broker_up_by_thread: Mutex<HashMap<String, bool>>,
 }
 
+/// How a task's stores were brought up to date when it last became active on this instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRestore {
+    /// Changelog records restored (the tail past a standby's position when it had one).
+    pub records: u64,
+    /// Records restored per second.
+    pub records_per_second: f64,
+    /// From the assignment to the task processing: opening, restoring, initialising.
+    pub time_to_ready: Duration,
+    /// Whether a standby copy was handed over (only the tail was restored).
+    pub from_standby: bool,
+}
+
 impl Metrics {
+    /// Per task made active here, its last restore.
+    pub fn task_restores(&self) -> BTreeMap<String, TaskRestore> {
+        self.task_restores.lock().clone()
+    }
+
+    pub(crate) fn set_task_restore(&self, task: &str, restore: TaskRestore) {
+        self.task_restores.lock().insert(task.to_string(), restore);
+    }
+
     /// Total consumer lag over the stream threads, once statistics have arrived.
     pub fn lag(&self) -> Option<u64> {
         let lags = self.lag_by_thread.lock();
@@ -122,6 +150,8 @@ pub(crate) struct Shared {
     pub thread_tasks: RwLock<HashMap<String, Vec<TaskEntry>>>,
     pub peers: RwLock<HashMap<String, StreamsMetadata>>,
     pub metadata_dirty: AtomicBool,
+    /// The standby tasks of this instance, and which tasks the stream threads hold.
+    pub(crate) standbys: standby::Standbys,
     state: Mutex<StreamsState>,
     state_listener: Mutex<Option<StateListener>>,
     /// Set when a failed thread asks every instance of the application to shut down.
@@ -244,6 +274,7 @@ impl KafkaStreams {
                 thread_tasks: RwLock::new(HashMap::new()),
                 peers: RwLock::new(HashMap::new()),
                 metadata_dirty: AtomicBool::new(true),
+                standbys: standby::Standbys::default(),
                 state: Mutex::new(StreamsState::Created),
                 state_listener: Mutex::new(None),
                 app_shutdown: Mutex::new(None),
@@ -309,6 +340,19 @@ impl KafkaStreams {
             self.stop_threads();
             self.shared.set_state(StreamsState::Error(e.to_string()));
             return Err(e);
+        }
+        if self.shared.config.num_standby_replicas > 0 {
+            let shared = self.shared.clone();
+            match spawn("standby", shared.clone(), None, move || {
+                standby::run(shared)
+            }) {
+                Ok(handle) => self.threads.push(handle),
+                Err(e) => {
+                    self.stop_threads();
+                    self.shared.set_state(StreamsState::Error(e.to_string()));
+                    return Err(e);
+                }
+            }
         }
         for i in 0..self.shared.config.num_stream_threads {
             let shared = self.shared.clone();
@@ -395,7 +439,72 @@ impl KafkaStreams {
         Ok(Arc::new(LocalStoreView {
             shared: self.shared.clone(),
             name: name.to_string(),
+            stale: None,
         }))
+    }
+
+    /// Like [`KafkaStreams::store`], but also reading this instance's standby copies of the
+    /// store whose lag is at most `max_lag` changelog records (Kafka Streams'
+    /// `StoreQueryParameters.enableStaleStores()`, KIP-535): answers may be that stale.
+    pub fn store_allowing_stale(
+        &self,
+        name: &str,
+        max_lag: u64,
+    ) -> Result<Arc<dyn ReadOnlyKeyValueStore>> {
+        if self.shared.global_stores().contains_key(name) {
+            return self.store(name);
+        }
+        self.store(name)?;
+        Ok(Arc::new(LocalStoreView {
+            shared: self.shared.clone(),
+            name: name.to_string(),
+            stale: Some(max_lag),
+        }))
+    }
+
+    /// Like [`KafkaStreams::task_stores`], plus this instance's standby copies of the store
+    /// within `max_lag` changelog records (tasks active here come first, with their active
+    /// store).
+    pub fn task_stores_allowing_stale(
+        &self,
+        name: &str,
+        max_lag: u64,
+    ) -> Vec<(String, Arc<dyn ReadOnlyKeyValueStore>)> {
+        let mut out = self.task_stores(name);
+        for (task, store) in self.shared.standbys.task_stores_within(name, max_lag) {
+            if !out.iter().any(|(t, _)| *t == task) {
+                out.push((task, ks_stores::read_only(store)));
+            }
+        }
+        out
+    }
+
+    /// Every task id of the application that holds store `name` (one per partition of its
+    /// sub-topology), known once `start()` has run.
+    pub fn tasks_of_store(&self, name: &str) -> Vec<String> {
+        let Some(counts) = self.shared.partition_counts.get() else {
+            return Vec::new();
+        };
+        self.shared
+            .subtopologies
+            .iter()
+            .filter(|s| s.stores.iter().any(|n| n == name))
+            .flat_map(|s| {
+                let n = s
+                    .source_topics
+                    .iter()
+                    .filter_map(|t| counts.get(t))
+                    .copied()
+                    .max()
+                    .unwrap_or(0);
+                (0..n).map(move |p| crate::task::task_id(s.id, p))
+            })
+            .collect()
+    }
+
+    /// This instance's standby copies: per standby task its source partitions and lag.
+    pub fn standby_partitions(&self) -> Vec<StandbyPartition> {
+        self.shared.standbys.partitions(&self.shared)
     }
 
     /// Store `name` of each local task, by task id: for stores whose keys are not partitioned
@@ -558,16 +667,23 @@ fn skip_closed<T: Default>(r: ks_stores::Result<T>) -> ks_stores::Result<T> {
 struct LocalStoreView {
     shared: Arc<Shared>,
     name: String,
+    /// Standby copies within this lag are read too (after the active stores).
+    stale: Option<u64>,
 }
 
 impl LocalStoreView {
     fn stores(&self) -> Vec<Arc<dyn KeyValueStore>> {
-        self.shared
+        let mut stores: Vec<Arc<dyn KeyValueStore>> = self
+            .shared
             .stores
             .read()
             .values()
             .filter_map(|m| m.get(&self.name).cloned())
-            .collect()
+            .collect();
+        if let Some(max_lag) = self.stale {
+            stores.extend(self.shared.standbys.stores_within(&self.name, max_lag));
+        }
+        stores
     }
 }
 

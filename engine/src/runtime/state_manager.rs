@@ -85,6 +85,9 @@ pub(crate) struct RestoringTask {
     pub partition_times: HashMap<String, i64>,
     restore_config: RestoreConfig,
     started: Instant,
+    /// Whether a standby copy was handed over, and the records restored so far.
+    from_standby: bool,
+    restored: u64,
 }
 
 fn eos(shared: &Shared) -> bool {
@@ -92,12 +95,30 @@ fn eos(shared: &Shared) -> bool {
 }
 
 /// Opens the stores of task `id` (sub-topology `sub`, `partition`) and plans their restore.
+/// The task is claimed from the standby thread first (see `standby`): a standby copy kept
+/// here is handed over and restored from its position on.
 pub(crate) fn open(
     shared: &Arc<Shared>,
     sink: &Arc<dyn ChangelogSink>,
     sub: &Subtopology,
     partition: i32,
     id: &str,
+) -> Result<RestoringTask> {
+    let handed = shared.standbys.claim_active(id).map(|h| h.stores);
+    let opened = open_claimed(shared, sink, sub, partition, id, handed);
+    if opened.is_err() {
+        shared.standbys.release_active(id);
+    }
+    opened
+}
+
+fn open_claimed(
+    shared: &Arc<Shared>,
+    sink: &Arc<dyn ChangelogSink>,
+    sub: &Subtopology,
+    partition: i32,
+    id: &str,
+    mut handed: Option<crate::runtime::standby::HandedStores>,
 ) -> Result<RestoringTask> {
     let cfg = &shared.config;
     let store_ctx = StoreContext::new(&cfg.state_dir, &cfg.application_id, id, partition);
@@ -113,6 +134,7 @@ pub(crate) fn open(
     let mut stores = Vec::new();
     let mut by_name: HashMap<String, Arc<dyn KeyValueStore>> = HashMap::new();
     let mut pending = VecDeque::new();
+    let from_standby = handed.is_some();
     for name in &sub.stores {
         let spec = shared
             .topology
@@ -120,7 +142,8 @@ pub(crate) fn open(
             .iter()
             .find(|s| &s.name == name)
             .ok_or_else(|| Error::UnknownStore(name.clone()))?;
-        if eos(shared) && spec.logging {
+        let copy = handed.as_mut().and_then(|h| h.remove(name));
+        if eos(shared) && spec.logging && copy.is_none() {
             // No checkpoint under exactly-once means the task did not close cleanly: its
             // local state may hold writes the changelog does not (an aborted transaction's, on
             // a broker that shows them), so it is rebuilt from the changelog alone, as Kafka
@@ -130,13 +153,21 @@ pub(crate) fn open(
                 spec.wipe(&store_ctx)?;
             }
         }
-        let opened = spec.open(&store_ctx, Some(sink.clone()))?;
+        let (opened, after) = match copy {
+            // The standby's live store, restored from its position on.
+            Some((store, applied)) => (spec.wrap(store, &store_ctx, Some(sink.clone()))?, applied),
+            None => {
+                let opened = spec.open(&store_ctx, Some(sink.clone()))?;
+                let after = opened.restore_after(&checkpoint);
+                (opened, after)
+            }
+        };
         if let Some(changelog) = &opened.changelog_topic {
             pending.push_back(PendingRestore {
                 name: name.clone(),
                 changelog: changelog.clone(),
                 store: opened.inner.clone(),
-                after: opened.restore_after(&checkpoint),
+                after,
                 restorer: None,
                 counted: 0,
             });
@@ -177,6 +208,8 @@ pub(crate) fn open(
         partition_times: HashMap::new(),
         restore_config,
         started: Instant::now(),
+        from_standby,
+        restored: 0,
     })
 }
 
@@ -212,11 +245,18 @@ impl RestoringTask {
                 self.checkpoint
                     .set(head.changelog.clone(), self.partition, offset);
             }
+            self.restored += stats.records;
             log::info!(
-                "{thread}: restored {} records of {} for task {} ({:.0} records/s)",
+                "{thread}: restored {} records of {} for task {}{} in {} ms ({:.0} records/s)",
                 stats.records,
                 head.name,
                 self.id,
+                if self.from_standby {
+                    " (the tail past its standby copy)"
+                } else {
+                    ""
+                },
+                (stats.seconds * 1000.0) as u64,
                 stats.records_per_second()
             );
             self.pending.pop_front();
@@ -250,10 +290,20 @@ impl RestoringTask {
             task.resume_partition_time(topic, *time);
         }
         task.init(now_ms())?;
+        let elapsed = self.started.elapsed();
         log::info!(
             "{thread}: task {} ready (stores restored) in {} ms",
             self.id,
-            self.started.elapsed().as_millis()
+            elapsed.as_millis()
+        );
+        shared.metrics.set_task_restore(
+            &self.id,
+            crate::runtime::TaskRestore {
+                records: self.restored,
+                records_per_second: self.restored as f64 / elapsed.as_secs_f64().max(1e-6),
+                time_to_ready: elapsed,
+                from_standby: self.from_standby,
+            },
         );
         Ok(TaskState {
             task,
@@ -273,5 +323,6 @@ impl RestoringTask {
                 log::warn!("closing a store of restoring task {}: {e}", self.id);
             }
         }
+        shared.standbys.release_active(&self.id);
     }
 }

@@ -62,6 +62,9 @@ struct Cli {
     /// Consumer group session timeout in ms.
     #[arg(long, env = "KS_SESSION_TIMEOUT_MS", default_value_t = 10000)]
     session_timeout_ms: u64,
+    /// Warm standby copies of each task kept on other instances (`num.standby.replicas`).
+    #[arg(long, env = "KS_NUM_STANDBY_REPLICAS", default_value_t = 0)]
+    num_standby_replicas: usize,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -104,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     config.threads = cli.threads;
     config.commit_interval = cli.commit_interval_ms.map(Duration::from_millis);
     config.session_timeout = Duration::from_millis(cli.session_timeout_ms);
+    config.num_standby_replicas = cli.num_standby_replicas;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);

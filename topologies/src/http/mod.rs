@@ -197,7 +197,18 @@ fn local_answer(queries: &dyn ServingQueries, route: &Route) -> Local {
         Route::StateValue {
             data_type,
             local_only,
+            max_lag,
         } => {
+            // A stale read is answered here from active stores and standby copies, also
+            // while this instance rebalances or restores: that is what it is for.
+            if let Some(max_lag) = max_lag {
+                if let Some(stats) = queries.stale_stats(data_type, *max_lag) {
+                    return Local::Stats {
+                        mine: stats,
+                        peers: Vec::new(),
+                    };
+                }
+            }
             if !queries.queryable() {
                 // No partial answer: a peer asking us counts us as unreachable instead.
                 return Local::Done(Answer::error(

@@ -13,6 +13,9 @@ pub enum Route {
         data_type: String,
         /// Whether to leave the other instances out (`local=true`).
         local_only: bool,
+        /// `max_lag=N`: the answer may come from this instance's standby copies that are at
+        /// most N changelog records behind (a stale read), without asking the others.
+        max_lag: Option<u64>,
     },
     /// `/state/instances`.
     Instances,
@@ -57,10 +60,12 @@ impl Route {
             ["state", "value"] => Route::StateValue {
                 data_type: DEFAULT_DATA_TYPE.to_string(),
                 local_only: local_only(query),
+                max_lag: max_lag(query)?,
             },
             ["state", "value", raw] => Route::StateValue {
                 data_type: decode_data_type(raw)?,
                 local_only: local_only(query),
+                max_lag: max_lag(query)?,
             },
             ["state", "instances"] => Route::Instances,
             ["models"] => Route::Models,
@@ -83,6 +88,21 @@ fn local_only(query: Option<&str>) -> bool {
     query.unwrap_or("").split('&').any(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         key == "local" && matches!(percent_decode(value).as_deref(), Some("true") | Some("1"))
+    })
+}
+
+fn max_lag(query: Option<&str>) -> std::result::Result<Option<u64>, RouteError> {
+    let Some(raw) = query.unwrap_or("").split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == "max_lag").then_some(value)
+    }) else {
+        return Ok(None);
+    };
+    raw.parse().map(Some).map_err(|_| {
+        RouteError::new(
+            400,
+            format!("max_lag must be a whole number of records, not {raw:?}"),
+        )
     })
 }
 

@@ -366,6 +366,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
     let name = thread_name(&shared, index);
     let core = Arc::new(Mutex::new(Core::new(&shared, &name, index)?));
     shared.set_thread_ready(&name, false);
+    crate::runtime::standby::warm_up(&shared, &name);
     let consumer = subscribe(&shared, &name, &core)?;
     let result = loop {
         let result = poll_loop(&shared, &name, &core, &consumer);

@@ -307,6 +307,7 @@ impl Core {
                         log::warn!("{}: closing a store of lost task {id}: {e}", self.name);
                     }
                 }
+                self.shared.standbys.release_active(&id);
             }
         }
         self.forget_partitions(lost);
@@ -317,11 +318,13 @@ impl Core {
     pub(super) fn close_task_clean(&mut self, id: &str, mut t: TaskState) -> Result<()> {
         t.update_checkpoint(&self.producer);
         self.shared.unregister_task(id);
-        for (_, store, _) in &t.stores {
-            store.close()?;
-        }
-        t.checkpoint.write(t.store_ctx.checkpoint_path()?)?;
-        Ok(())
+        let closed = t.stores.iter().try_for_each(|(_, store, _)| store.close());
+        let written = closed
+            .map_err(crate::Error::from)
+            .and_then(|()| Ok(t.checkpoint.write(t.store_ctx.checkpoint_path()?)?));
+        // The checkpoint is written: a standby may open the stores from it.
+        self.shared.standbys.release_active(id);
+        written
     }
 
     /// After a failure: no commit. Under exactly-once the open transaction is aborted and the
@@ -366,6 +369,7 @@ impl Core {
             for (_, store, _) in &t.stores {
                 let _ = store.close();
             }
+            self.shared.standbys.release_active(&id);
         }
         self.partitions.clear();
         self.groups.clear();
