@@ -47,6 +47,21 @@ pub struct MetricsSnapshot {
     pub latency_count: u64,
     /// Records waiting in assigned partitions (log end − committed), when known.
     pub lag: Option<u64>,
+    /// Per task: standby lag and the last restore here.
+    pub tasks: Vec<TaskMetrics>,
+}
+
+/// One task's figures in `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TaskMetrics {
+    /// The task id (`<subtopology>_<partition>`).
+    pub task: String,
+    /// Changelog records this instance's standby copy is behind, when it keeps one.
+    pub standby_lag: Option<u64>,
+    /// Records per second of the task's last restore here.
+    pub restore_records_per_second: Option<f64>,
+    /// From its last assignment here to it processing, seconds.
+    pub time_to_ready_seconds: Option<f64>,
 }
 
 /// What the HTTP layer asks of a running server.

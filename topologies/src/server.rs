@@ -1,7 +1,9 @@
 //! A running model server: the engine with the chosen topology, the model builder, the errors
 //! publisher and the HTTP API.
 
-use crate::queries::{Health, InstanceInfo, MetricsSnapshot, ModelInfo, ServingQueries};
+use crate::queries::{
+    Health, InstanceInfo, MetricsSnapshot, ModelInfo, ServingQueries, TaskMetrics,
+};
 use crate::serving::{ServerMetrics, SERVING_STORE};
 use crate::topology::{self, StoreVariant, Topics, Wiring};
 use crate::{Error, Result};
@@ -218,7 +220,7 @@ impl ServingQueries for Core {
 
     fn metrics(&self) -> MetricsSnapshot {
         let (latency_buckets, latency_sum_seconds, latency_count) = self.metrics.histogram();
-        let (engine_errors, lag) = self
+        let (engine_errors, lag, tasks) = self
             .streams
             .read()
             .as_ref()
@@ -226,9 +228,10 @@ impl ServingQueries for Core {
                 (
                     s.metrics().errors.load(Ordering::Relaxed),
                     s.metrics().lag(),
+                    task_metrics(s),
                 )
             })
-            .unwrap_or((0, None));
+            .unwrap_or((0, None, Vec::new()));
         MetricsSnapshot {
             records: self.metrics.records.load(Ordering::Relaxed),
             scores: self.metrics.scores.load(Ordering::Relaxed),
@@ -239,8 +242,27 @@ impl ServingQueries for Core {
             latency_sum_seconds,
             latency_count,
             lag,
+            tasks,
         }
     }
+}
+
+/// Per task: the standby copy's lag and the last restore, for `/metrics`.
+fn task_metrics(s: &KafkaStreams) -> Vec<TaskMetrics> {
+    let mut by_task: std::collections::BTreeMap<String, TaskMetrics> = Default::default();
+    for p in s.standby_partitions() {
+        let t = by_task.entry(p.task.clone()).or_default();
+        t.standby_lag = p.lag;
+    }
+    for (task, r) in s.metrics().task_restores() {
+        let t = by_task.entry(task).or_default();
+        t.restore_records_per_second = Some(r.records_per_second);
+        t.time_to_ready_seconds = Some(r.time_to_ready.as_secs_f64());
+    }
+    by_task
+        .into_iter()
+        .map(|(task, t)| TaskMetrics { task, ..t })
+        .collect()
 }
 
 /// A running server. Dropping it shuts it down.

@@ -3,7 +3,9 @@
 
 use ks_serving::ServingStats;
 use ks_topologies::http::{self, get, render_metrics, Route, RouteError};
-use ks_topologies::queries::{Health, InstanceInfo, MetricsSnapshot, ModelInfo, ServingQueries};
+use ks_topologies::queries::{
+    Health, InstanceInfo, MetricsSnapshot, ModelInfo, ServingQueries, TaskMetrics,
+};
 use ks_topologies::Error;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -107,6 +109,7 @@ fn fake_with(stats_of: &[(&str, ServingStats)]) -> Fake {
             latency_sum_seconds: 0.25,
             latency_count: 42,
             lag: Some(7),
+            tasks: Vec::new(),
         },
         ..Fake::default()
     }
@@ -517,11 +520,45 @@ async fn metrics_are_prometheus_text() {
     });
     prometheus_samples(&text);
     assert!(!text.contains("ks_consumer_lag"), "{text}");
+    assert!(!text.contains("ks_standby_lag_records"), "{text}");
+
     assert!(
         text.lines()
             .any(|l| l == "ks_score_latency_seconds_bucket{le=\"+Inf\"} 3"),
         "{text}"
     );
+}
+
+#[test]
+fn per_task_metrics_are_prometheus_gauges() {
+    // Per task: a standby copy's lag, and a restore's rate and time to ready.
+    let per_task = render_metrics(&MetricsSnapshot {
+        tasks: vec![
+            TaskMetrics {
+                task: "0_1".into(),
+                standby_lag: Some(12),
+                ..TaskMetrics::default()
+            },
+            TaskMetrics {
+                task: "0_2".into(),
+                restore_records_per_second: Some(5000.0),
+                time_to_ready_seconds: Some(0.25),
+                ..TaskMetrics::default()
+            },
+        ],
+        ..MetricsSnapshot::default()
+    });
+    let samples = prometheus_samples(&per_task);
+    for (series, value) in [
+        ("ks_standby_lag_records{task=\"0_1\"}", 12.0),
+        ("ks_task_restore_records_per_second{task=\"0_2\"}", 5000.0),
+        ("ks_task_time_to_ready_seconds{task=\"0_2\"}", 0.25),
+    ] {
+        assert!(
+            samples.contains(&(series.to_string(), value)),
+            "{series} in {per_task}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -68,8 +68,46 @@ pub fn render_metrics(m: &MetricsSnapshot) -> String {
              # TYPE {name} gauge\n{name} {lag}\n"
         );
     }
+    let gauges: [PerTaskGauge<'_>; 3] = [
+        (
+            "ks_standby_lag_records",
+            "Changelog records a standby copy of a task is behind.",
+            m.tasks
+                .iter()
+                .filter_map(|t| t.standby_lag.map(|l| (t.task.as_str(), l as f64)))
+                .collect(),
+        ),
+        (
+            "ks_task_restore_records_per_second",
+            "Changelog records per second of a task's last restore here.",
+            m.tasks
+                .iter()
+                .filter_map(|t| t.restore_records_per_second.map(|r| (t.task.as_str(), r)))
+                .collect(),
+        ),
+        (
+            "ks_task_time_to_ready_seconds",
+            "From a task's assignment here to it processing (open, restore, init).",
+            m.tasks
+                .iter()
+                .filter_map(|t| t.time_to_ready_seconds.map(|r| (t.task.as_str(), r)))
+                .collect(),
+        ),
+    ];
+    for (name, help, samples) in gauges {
+        if samples.is_empty() {
+            continue;
+        }
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");
+        for (task, v) in samples {
+            let _ = writeln!(out, "{name}{{task=\"{task}\"}} {}", prom_float(v));
+        }
+    }
     out
 }
+
+/// A gauge family with one sample per task: name, help, (task, value) samples.
+type PerTaskGauge<'a> = (&'static str, &'static str, Vec<(&'a str, f64)>);
 
 /// Prometheus spells the infinities and NaN its own way; finite values print as Rust does,
 /// which Prometheus' parser accepts.
