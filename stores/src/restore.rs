@@ -72,7 +72,7 @@ impl RestoreConfig {
             .set("enable.auto.offset.store", "false")
             // A checkpoint past the log (topic recreated, or compacted away) restores everything.
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "100");
+            .set("fetch.wait.max.ms", "20");
         for (k, v) in &self.properties {
             c.set(k, v);
         }

@@ -191,22 +191,29 @@ impl Core {
 
     /// Restores for about `budget`, then starts the tasks that are caught up: their
     /// partitions are resumed, from the first record that arrived while they restored.
+    /// Every restoring task takes a share of the budget, so their restore consumers fetch in
+    /// parallel (a failover moves several tasks at once) rather than one after another.
     pub(super) fn restore_step(
         &mut self,
         consumer: &BaseConsumer<StreamContext>,
         budget: Duration,
     ) -> Result<()> {
-        let Some(id) = self.restoring.keys().next().cloned() else {
-            return Ok(());
-        };
-        let done = match self.restoring.get_mut(&id) {
-            Some(r) => r.step(&self.shared, &self.name, budget)?,
-            None => false,
-        };
-        if !done {
-            return Ok(());
+        let ids: Vec<String> = self.restoring.keys().cloned().collect();
+        let share = budget / ids.len().max(1) as u32;
+        for id in ids {
+            let done = match self.restoring.get_mut(&id) {
+                Some(r) => r.step(&self.shared, &self.name, share)?,
+                None => false,
+            };
+            if done {
+                self.start_restored(consumer, &id)?;
+            }
         }
-        let Some(restored) = self.restoring.remove(&id) else {
+        Ok(())
+    }
+
+    fn start_restored(&mut self, consumer: &BaseConsumer<StreamContext>, id: &str) -> Result<()> {
+        let Some(restored) = self.restoring.remove(id) else {
             return Ok(());
         };
         let skipped = restored.skipped.clone();
@@ -225,7 +232,7 @@ impl Core {
             }
             resumed.add_partition(topic, *partition);
         }
-        self.tasks.insert(id, state);
+        self.tasks.insert(id.to_string(), state);
         consumer
             .resume(&resumed)
             .map_err(Error::kafka("resuming a restored task's partitions"))?;
