@@ -171,6 +171,9 @@ public final class Main {
             .reduce(Long::sum, Materialized.with(Serdes.String(), Serdes.Long())).toStream())));
     c.add(new Case("session_count", SESSION + ".count()" + WKEY + " (merged sessions emit null values)", 0, out,
         b -> toOut(in(b).groupByKey().windowedBy(SessionWindows.ofInactivityGapAndGrace(S5, S2)).count().toStream())));
+    c.add(new Case("session_count_cached", SESSION + ".count()" + WKEY + " (merged sessions emit null values)",
+        CACHE_ON, out,
+        b -> toOut(in(b).groupByKey().windowedBy(SessionWindows.ofInactivityGapAndGrace(S5, S2)).count().toStream())));
     c.add(new Case("session_reduce", SESSION + ".reduce((a, b) -> a + \",\" + b)" + WKEY, 0, out,
         b -> toOut(in(b).groupByKey().windowedBy(SessionWindows.ofInactivityGapAndGrace(S5, S2))
             .reduce((x, y) -> x + "," + y, Materialized.with(Serdes.String(), Serdes.String())).toStream())));
@@ -255,7 +258,7 @@ public final class Main {
   }
 
   public static void main(String[] args) throws IOException {
-    System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn");
+    System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "error");
     if (args.length < 1) {
       System.err.println("usage: Main <golden-dir> [case ...]");
       System.exit(2);
