@@ -43,7 +43,8 @@ write("tumbling_reduce", "Sum of decimal values per key per 10 s window, grace 5
  ("b","8",14000), ("c","5",31000),
 ]))
 write("tumbling_aggregate", "String concatenation per key per 10 s window (grace 5 s) shows processing "
- "order: out-of-order records are appended in arrival order (a:x3 after a:x4), boundary records "
+ "order: x5@5000 arrives after x4@12000 and is appended last in [0,10000) (arrival order, not "
+ "timestamp order), boundary records "
  "a@9999/a@10000 land in different windows, late b@1000 (after stream time 15000) is dropped.", ins([
  ("a","x1",0), ("b","y1",2000), ("a","x2",9999), ("a","x3",10000), ("a","x4",12000), ("a","x5",5000),
  ("b","y2",11000), ("c","z1",15000), ("b","y3",1000), ("a","x6",19000), ("b","y4",14000), ("c","z2",30000),

@@ -8,6 +8,8 @@
 # a stamp of the pom and the sources and reused; Maven runs offline (-o) first and goes online only
 # when its local repository lacks something. Installs Java 17 and Maven from Debian when missing.
 # The Rust tests read the checked-in goldens and never need this script.
+# Usage: regenerate.sh [case ...]          rewrite the goldens (all cases, or those named)
+#        regenerate.sh --check [case ...]  fail (with a diff) when a checked-in golden is stale
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -38,4 +40,21 @@ if ! { [ -f "$dest/.complete" ] && [ "$(cat "$dest/.complete")" = "$stamp" ] \
   echo "$stamp" > "$dest/.complete"
 fi
 
-java -cp "$build/ks-kstreams-oracle.jar:$build/libs/*" dev.ks.oracle.Main "$golden" "$@"
+run() { java -cp "$build/ks-kstreams-oracle.jar:$build/libs/*" dev.ks.oracle.Main "$@"; }
+if [ "${1:-}" = "--check" ]; then
+  # Regenerates into a scratch copy and fails when a checked-in golden differs from the oracle.
+  shift
+  scratch="$(mktemp -d)"
+  trap 'rm -rf "$scratch"' EXIT
+  cp -r "$golden/inputs" "$scratch/inputs"
+  run "$scratch" "$@"
+  status=0
+  for f in "$scratch"/*.json; do
+    if ! diff -u "$golden/$(basename "$f")" "$f"; then
+      status=1
+    fi
+  done
+  [ "$status" = 0 ] && echo "kstreams-oracle: every golden file equals Kafka Streams' output" >&2
+  exit "$status"
+fi
+run "$golden" "$@"

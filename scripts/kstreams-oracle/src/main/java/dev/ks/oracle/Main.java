@@ -309,6 +309,10 @@ public final class Main {
     Map<String, List<Map<String, Object>>> outputs = new LinkedHashMap<>();
     try (TopologyTestDriver driver = new TopologyTestDriver(builder.build(), p)) {
       Map<String, TestInputTopic<String, String>> topics = new LinkedHashMap<>();
+      String named = text(inputFile, "case");
+      if (named != null && !named.equals(c.name())) {
+        throw new IOException(c.name() + ": input file names case " + named);
+      }
       JsonNode records = inputFile.get("inputs");
       if (records == null || !records.isArray()) {
         throw new IOException(c.name() + ": input file has no \"inputs\" array");
