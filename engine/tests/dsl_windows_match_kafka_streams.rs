@@ -194,3 +194,16 @@ fn windowed_key_bytes_tumbling() {
         );
     }
 }
+
+#[test]
+fn tumbling_suppress() {
+    check("tumbling_suppress", |b| {
+        to_out(
+            b.stream::<String, String>("in")
+                .group_by_key()
+                .windowed_by(tumbling())
+                .count(mem("c"))
+                .suppress_until_window_closes(tumbling()),
+        )
+    });
+}

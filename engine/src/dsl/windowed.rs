@@ -10,6 +10,8 @@
 //! - the store is a [`ks_stores::WindowStore`] (retention = size + grace), its values the
 //!   aggregate's timestamp (8 bytes) then the aggregate bytes.
 //!
+//! `suppress_until_window_closes` emits one final result per window once it closes.
+//!
 //! Windowed keys serialize as Kafka Streams' `TimeWindowedSerializer`: key bytes ++ 8-byte
 //! big-endian window start ([`TimeWindowedSerde`]).
 //!
@@ -39,6 +41,7 @@ use crate::processor::{Processor, ProcessorContext, ProcessorSupplier};
 use crate::record::Record;
 use crate::{Error, Result};
 use ks_stores::{ReadOnlyWindowStore, Serde, WindowStore, WindowStoreConfig};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -343,6 +346,61 @@ impl<K: 'static, V: 'static, VA: 'static> Processor for WindowAggregate<K, V, VA
             );
             out.timestamp = new_ts;
             ctx.forward(out);
+        }
+        Ok(())
+    }
+}
+
+impl<K: 'static, V: 'static> KTable<Windowed<K>, V> {
+    /// Kafka Streams' `suppress(untilWindowCloses(unbounded()))`: holds each window's latest
+    /// update and emits it once, when stream time (the highest timestamp of the updates this
+    /// node has seen) reaches the window's end + `windows`' grace; windows closing together go
+    /// out in windowed-key byte order. The buffer lives in memory (not changelogged yet).
+    pub fn suppress_until_window_closes(&self, windows: TimeWindows) -> KTable<Windowed<K>, V> {
+        let name = self.b.new_name("KTABLE-SUPPRESS");
+        let keys = self.keys.clone();
+        let grace = windows.grace_ms;
+        let supplier: ProcessorSupplier = Arc::new(move || {
+            Box::new(Suppress {
+                keys: keys.clone(),
+                grace,
+                observed: i64::MIN,
+                buffer: BTreeMap::new(),
+            }) as Box<dyn Processor>
+        });
+        self.b.add_processor(&name, supplier, &[&self.node]);
+        KTable::new(
+            self.b.clone(),
+            name,
+            self.store.clone(),
+            self.keys.clone(),
+            self.values.clone(),
+        )
+    }
+}
+
+struct Suppress<K> {
+    keys: Codec<Windowed<K>>,
+    grace: i64,
+    observed: i64,
+    // (window end, windowed key bytes) -> the window's latest update.
+    buffer: BTreeMap<(i64, Vec<u8>), Record>,
+}
+
+impl<K: 'static> Processor for Suppress<K> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+        let Some(key) = r.key.clone() else {
+            return Ok(());
+        };
+        let end = decode(ctx, &self.keys, Some(&key), "windowed key")?.end;
+        self.observed = self.observed.max(r.timestamp);
+        self.buffer.insert((end, key), r);
+        let close = self.observed.saturating_sub(self.grace);
+        while let Some(entry) = self.buffer.first_entry() {
+            if entry.key().0 > close {
+                break;
+            }
+            ctx.forward(entry.remove());
         }
         Ok(())
     }
