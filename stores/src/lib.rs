@@ -14,6 +14,8 @@
 //! - [`checkpoint`]: the per-task `.checkpoint` file of changelog offsets.
 //! - [`spec`]: [`StoreSpec`] + [`StoreContext`] -> [`OpenedStore`], which tells whether the local
 //!   state can be trusted (and so whether to honour the checkpoint).
+//! - [`window`]: [`WindowStore`] and [`SessionStore`] over any key-value store, with Kafka
+//!   Streams' windowed key layouts and retention.
 //! - [`serde`]: typed keys and values ([`TypedStore`]) over the byte stores.
 //!
 //! A task's life with one store:
@@ -61,6 +63,7 @@ pub mod rocksdb;
 pub mod serde;
 pub mod spec;
 pub mod store;
+pub mod window;
 
 pub use crate::changelog::{
     changelog_topic, AckedOffsets, ChangeLoggingStore, ChangelogSink, KafkaChangelogSink,
@@ -79,4 +82,9 @@ pub use crate::serde::{
 pub use crate::spec::{LocalState, OpenedStore, StoreContext, StoreFactory, StoreKind, StoreSpec};
 pub use crate::store::{
     read_only, ChangelogRecord, KeyValue, KeyValueStore, ReadOnlyKeyValueStore, StateStore, Visitor,
+};
+pub use crate::window::{
+    session_store_key, split_session_store_key, split_window_store_key, window_store_key,
+    ReadOnlySessionStore, ReadOnlyWindowStore, SessionEntry, SessionStore, WindowEntry,
+    WindowStore, WindowStoreConfig,
 };

@@ -12,6 +12,8 @@
 //! - `stream`: [`KStream`] (stateless operators, split, merge, process, joins, sinks) and
 //!   [`Split`].
 //! - `table`: [`KTable`], [`GlobalKTable`], [`KGroupedStream`] (count, reduce, aggregate).
+//! - `windowed`: [`TimeWindows`] (tumbling, hopping) → [`TimeWindowedKStream`] count, reduce,
+//!   aggregate into a table keyed by [`Windowed`] keys ([`TimeWindowedSerde`] bytes).
 //! - `ops`: the generic processor the operators run on, and decode/encode error mapping.
 //!
 //! Failures while building (a topic read twice, a store name taken) are kept and returned by
@@ -46,10 +48,12 @@ mod ops;
 pub mod serdes;
 mod stream;
 mod table;
+mod windowed;
 
 pub use serdes::{Codec, Consumed, DefaultSerde, DslType, Json, Materialized, Proto};
 pub use stream::{KStream, Split};
 pub use table::{GlobalKTable, KGroupedStream, KTable};
+pub use windowed::{TimeWindowedKStream, TimeWindowedSerde, TimeWindows, Windowed};
 
 use crate::processor::ProcessorSupplier;
 use crate::record::Record;

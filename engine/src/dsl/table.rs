@@ -108,7 +108,7 @@ impl<K, V> GlobalKTable<K, V> {
 
 /// A stream grouped by key, to be aggregated into a [`KTable`].
 pub struct KGroupedStream<K, V> {
-    stream: KStream<K, V>,
+    pub(super) stream: KStream<K, V>,
 }
 
 type Step<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;

@@ -1,0 +1,440 @@
+//! Time-windowed aggregation: `group_by_key().windowed_by(TimeWindows)` → count / reduce /
+//! aggregate into a [`KTable`] keyed by [`Windowed`] keys, with Kafka Streams'
+//! `KStreamWindowAggregate` semantics:
+//! - a record belongs to every window `[start, start + size)` with `start` a multiple of the
+//!   advance and `start <= ts` (one for tumbling windows, `size / advance` for hopping ones);
+//! - the processor's observed stream time (the highest timestamp it saw) closes a window once
+//!   `stream time - grace >= end`; a record for a closed window is dropped and counted
+//!   ([`TimeWindowedKStream::dropped_records`]);
+//! - each update is forwarded with the highest timestamp the window has seen;
+//! - the store is a [`ks_stores::WindowStore`] (retention = size + grace), its values the
+//!   aggregate's timestamp (8 bytes) then the aggregate bytes.
+//!
+//! `suppress_until_window_closes` emits one final result per window once it closes.
+//!
+//! Windowed keys serialize as Kafka Streams' `TimeWindowedSerializer`: key bytes ++ 8-byte
+//! big-endian window start ([`TimeWindowedSerde`]).
+//!
+//! ```
+//! use ks_engine::dsl::{Materialized, StreamsBuilder, TimeWindows};
+//! use ks_engine::stores::StoreKind;
+//! use std::time::Duration;
+//!
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream::<String, String>("in")
+//!     .group_by_key()
+//!     .windowed_by(TimeWindows::of_size_and_grace(Duration::from_secs(10), Duration::from_secs(5)))
+//!     .count(Materialized::as_("counts", StoreKind::InMemory))
+//!     .to_stream()
+//!     .map(|w, n| (format!("{}@{}/{}", w.key, w.start, w.end), n.unwrap_or(0).to_string()))
+//!     .to("out");
+//! let topology = builder.build()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use super::ops::{decode, encode};
+use super::serdes::{Codec, DslType, Materialized};
+use super::table::{KGroupedStream, KTable};
+use super::{derive, Shared};
+use crate::processor::{Processor, ProcessorContext, ProcessorSupplier};
+use crate::record::Record;
+use crate::{Error, Result};
+use ks_stores::{ReadOnlyWindowStore, Serde, WindowStore, WindowStoreConfig};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A key and the window it was aggregated in, `[start, end)` in ms.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Windowed<K> {
+    pub key: K,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// Tumbling (advance = size) or hopping (advance < size) time windows, with a grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindows {
+    pub size_ms: i64,
+    pub advance_ms: i64,
+    pub grace_ms: i64,
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl TimeWindows {
+    /// Tumbling windows of `size` accepting records up to `grace` after a window's end.
+    pub fn of_size_and_grace(size: Duration, grace: Duration) -> Self {
+        TimeWindows {
+            size_ms: millis(size),
+            advance_ms: millis(size),
+            grace_ms: millis(grace),
+        }
+    }
+
+    /// Hopping windows: a new window every `advance` (at most the size).
+    pub fn advance_by(mut self, advance: Duration) -> Self {
+        self.advance_ms = millis(advance);
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.size_ms <= 0
+            || self.advance_ms <= 0
+            || self.advance_ms > self.size_ms
+            || self.grace_ms < 0
+        {
+            return Err(Error::InvalidTopology(format!(
+                "time windows need 0 < advance ({} ms) <= size ({} ms) and grace ({} ms) >= 0",
+                self.advance_ms, self.size_ms, self.grace_ms
+            )));
+        }
+        Ok(())
+    }
+
+    /// The starts of the windows holding `ts`, ascending (Kafka Streams' `windowsFor`).
+    pub fn window_starts(&self, ts: i64) -> Vec<i64> {
+        let mut start = (ts
+            .saturating_sub(self.size_ms)
+            .saturating_add(self.advance_ms))
+        .max(0)
+            / self.advance_ms
+            * self.advance_ms;
+        let mut out = Vec::new();
+        while start <= ts {
+            out.push(start);
+            start += self.advance_ms;
+        }
+        out
+    }
+}
+
+/// Kafka Streams' `TimeWindowedSerde`: key bytes ++ 8-byte big-endian start; the end is
+/// start + window size on the way back.
+pub struct TimeWindowedSerde<K> {
+    keys: Codec<K>,
+    size_ms: i64,
+}
+
+impl<K> TimeWindowedSerde<K> {
+    pub fn new(keys: Codec<K>, size_ms: i64) -> Self {
+        TimeWindowedSerde { keys, size_ms }
+    }
+}
+
+impl<K: 'static> Serde for TimeWindowedSerde<K> {
+    type Item = Windowed<K>;
+
+    fn encode(&self, item: &Windowed<K>) -> ks_stores::Result<Vec<u8>> {
+        let mut out = self
+            .keys
+            .encode(&item.key)?
+            .ok_or(ks_stores::Error::Encode {
+                what: "windowed key",
+                reason: "the key encoded to nothing".into(),
+            })?;
+        out.extend_from_slice(&item.start.to_be_bytes());
+        Ok(out)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> ks_stores::Result<Windowed<K>> {
+        let split = bytes.len().checked_sub(8).ok_or(ks_stores::Error::Decode {
+            what: "windowed key",
+            reason: format!("{} bytes, fewer than the 8 of a window start", bytes.len()),
+        })?;
+        let (key, start) = bytes.split_at(split);
+        let mut b = [0u8; 8];
+        b.copy_from_slice(start);
+        let start = i64::from_be_bytes(b);
+        Ok(Windowed {
+            key: self.keys.decode(Some(key))?,
+            start,
+            end: start.saturating_add(self.size_ms),
+        })
+    }
+}
+
+impl<K: 'static, V: 'static> KGroupedStream<K, V> {
+    /// Aggregates per key and time window.
+    pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
+        TimeWindowedKStream {
+            grouped: KGroupedStream::new(self.stream.clone()),
+            windows,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// A grouped stream cut into time windows, to be aggregated into a windowed [`KTable`].
+pub struct TimeWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: TimeWindows,
+    dropped: Arc<AtomicU64>,
+}
+
+type Step<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
+
+impl<K: 'static, V: 'static> TimeWindowedKStream<K, V> {
+    /// Records dropped because their windows had closed (Kafka Streams'
+    /// `dropped-records-total`), over every task of this topology in this process.
+    pub fn dropped_records(&self) -> Arc<AtomicU64> {
+        self.dropped.clone()
+    }
+
+    /// The number of records per key and window.
+    pub fn count(&self, materialized: Materialized) -> KTable<Windowed<K>, i64> {
+        let step: Step<K, V, i64> = Arc::new(|_, _, n| n.unwrap_or(0) + 1);
+        self.aggregate_node("KSTREAM-AGGREGATE", materialized, i64::codec(), step)
+    }
+
+    /// Combines the values per key and window, the first value as it is.
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized,
+    ) -> KTable<Windowed<K>, V> {
+        let step: Step<K, V, V> = Arc::new(move |_, v, agg| match agg {
+            Some(agg) => reducer(agg, v),
+            None => v,
+        });
+        let values = self.grouped.stream.values.clone();
+        self.aggregate_node("KSTREAM-REDUCE", materialized, values, step)
+    }
+
+    /// Folds the values per key and window into an aggregate starting at `init()`.
+    pub fn aggregate<VA: DslType>(
+        &self,
+        init: impl Fn() -> VA + Send + Sync + 'static,
+        aggregator: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized,
+    ) -> KTable<Windowed<K>, VA> {
+        let step: Step<K, V, VA> =
+            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&init)));
+        self.aggregate_node("KSTREAM-AGGREGATE", materialized, VA::codec(), step)
+    }
+
+    fn aggregate_node<VA: 'static>(
+        &self,
+        prefix: &str,
+        materialized: Materialized,
+        aggregates: Codec<VA>,
+        step: Step<K, V, VA>,
+    ) -> KTable<Windowed<K>, VA> {
+        let s = &self.grouped.stream;
+        let b: &Shared = &s.b;
+        let spec = b.store_spec(&materialized, &format!("{prefix}-STATE-STORE"));
+        let name = b.new_name(prefix);
+        let store = spec.name.clone();
+        let input = s.repartitioned(&store);
+        let windows = self.windows;
+        let shared = Arc::new(WindowAggregateShared {
+            store: store.clone(),
+            keys: s.keys.clone(),
+            values: s.values.clone(),
+            aggregates: aggregates.clone(),
+            windowed_keys: Codec::required(TimeWindowedSerde::new(s.keys.clone(), windows.size_ms)),
+            step,
+            windows,
+            dropped: self.dropped.clone(),
+        });
+        let supplier: ProcessorSupplier = Arc::new(move || {
+            Box::new(WindowAggregate {
+                shared: shared.clone(),
+                observed: i64::MIN,
+                store: None,
+            }) as Box<dyn Processor>
+        });
+        b.apply(|t| {
+            windows.validate()?;
+            t.add_processor(&name, supplier, &[&input.node])?
+                .add_state_store(spec, &[&name])
+                .map(drop)
+        });
+        let keys = Codec::required(TimeWindowedSerde::new(s.keys.clone(), windows.size_ms));
+        KTable::new(b.clone(), name, store, keys, aggregates)
+    }
+}
+
+// What every task's processor of one windowed aggregation shares.
+struct WindowAggregateShared<K, V, VA> {
+    store: String,
+    keys: Codec<K>,
+    values: Codec<V>,
+    aggregates: Codec<VA>,
+    windowed_keys: Codec<Windowed<K>>,
+    step: Step<K, V, VA>,
+    windows: TimeWindows,
+    dropped: Arc<AtomicU64>,
+}
+
+struct WindowAggregate<K, V, VA> {
+    shared: Arc<WindowAggregateShared<K, V, VA>>,
+    // The highest timestamp this task's processor has seen: it closes windows.
+    observed: i64,
+    store: Option<WindowStore>,
+}
+
+impl<K: 'static, V: 'static, VA: 'static> Processor for WindowAggregate<K, V, VA> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+        let sh = self.shared.clone();
+        // Kafka Streams skips these: no key has no group, no value has nothing to add.
+        let (Some(key), Some(_)) = (r.key.as_deref(), r.value.as_deref()) else {
+            return Ok(());
+        };
+        let k = decode(ctx, &sh.keys, Some(key), "key")?;
+        let ts = r.timestamp;
+        self.observed = self.observed.max(ts);
+        let close = self.observed.saturating_sub(sh.windows.grace_ms);
+        if self.store.is_none() {
+            let kv = ctx.store(&sh.store)?;
+            let config = WindowStoreConfig::new(
+                sh.windows.size_ms.saturating_add(sh.windows.grace_ms),
+                false,
+            );
+            self.store = Some(WindowStore::new(kv.clone(), kv, config)?);
+        }
+        let Some(store) = self.store.as_ref() else {
+            return Ok(());
+        };
+        for start in sh.windows.window_starts(ts) {
+            let end = start.saturating_add(sh.windows.size_ms);
+            if end <= close {
+                sh.dropped.fetch_add(1, Ordering::Relaxed);
+                log::debug!(
+                    "{}: record at {ts} dropped, window [{start},{end}) closed at stream time {}",
+                    ctx.processor_name(),
+                    self.observed
+                );
+                continue;
+            }
+            let (old, old_ts) = match store.fetch(key, start)? {
+                Some(bytes) if bytes.len() >= 8 => {
+                    let (t, agg) = bytes.split_at(8);
+                    let mut tb = [0u8; 8];
+                    tb.copy_from_slice(t);
+                    let agg = decode(ctx, &sh.aggregates, Some(agg), "stored aggregate")?;
+                    (Some(agg), i64::from_be_bytes(tb))
+                }
+                _ => (None, i64::MIN),
+            };
+            let v = decode(ctx, &sh.values, r.value.as_deref(), "value")?;
+            let new_ts = ts.max(old_ts);
+            let new = encode(ctx, &sh.aggregates, &(sh.step)(&k, v, old), "aggregate")?;
+            match &new {
+                Some(agg) => {
+                    let mut stored = new_ts.to_be_bytes().to_vec();
+                    stored.extend_from_slice(agg);
+                    store.put(key, start, Some(&stored))?;
+                }
+                None => {
+                    store.put(key, start, None)?;
+                }
+            }
+            let wkey = Windowed {
+                key: decode(ctx, &sh.keys, Some(key), "key")?,
+                start,
+                end,
+            };
+            let mut out = derive(
+                &r,
+                encode(ctx, &sh.windowed_keys, &wkey, "windowed key")?,
+                new,
+            );
+            out.timestamp = new_ts;
+            ctx.forward(out);
+        }
+        Ok(())
+    }
+}
+
+impl<K: 'static, V: 'static> KTable<Windowed<K>, V> {
+    /// Kafka Streams' `suppress(untilWindowCloses(unbounded()))`: holds each window's latest
+    /// update and emits it once, when stream time (the highest timestamp of the updates this
+    /// node has seen) reaches the window's end + `windows`' grace; windows closing together go
+    /// out in windowed-key byte order. The buffer lives in memory (not changelogged yet).
+    pub fn suppress_until_window_closes(&self, windows: TimeWindows) -> KTable<Windowed<K>, V> {
+        let name = self.b.new_name("KTABLE-SUPPRESS");
+        let keys = self.keys.clone();
+        let grace = windows.grace_ms;
+        let supplier: ProcessorSupplier = Arc::new(move || {
+            Box::new(Suppress {
+                keys: keys.clone(),
+                grace,
+                observed: i64::MIN,
+                buffer: BTreeMap::new(),
+            }) as Box<dyn Processor>
+        });
+        self.b.add_processor(&name, supplier, &[&self.node]);
+        KTable::new(
+            self.b.clone(),
+            name,
+            self.store.clone(),
+            self.keys.clone(),
+            self.values.clone(),
+        )
+    }
+}
+
+struct Suppress<K> {
+    keys: Codec<Windowed<K>>,
+    grace: i64,
+    observed: i64,
+    // (window end, windowed key bytes) -> the window's latest update.
+    buffer: BTreeMap<(i64, Vec<u8>), Record>,
+}
+
+impl<K: 'static> Processor for Suppress<K> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+        let Some(key) = r.key.clone() else {
+            return Ok(());
+        };
+        let end = decode(ctx, &self.keys, Some(&key), "windowed key")?.end;
+        self.observed = self.observed.max(r.timestamp);
+        self.buffer.insert((end, key), r);
+        let close = self.observed.saturating_sub(self.grace);
+        while let Some(entry) = self.buffer.first_entry() {
+            if entry.key().0 > close {
+                break;
+            }
+            ctx.forward(entry.remove());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_for_a_timestamp_match_kafka_streams() {
+        let tumbling = TimeWindows::of_size_and_grace(Duration::from_secs(10), Duration::ZERO);
+        assert_eq!(tumbling.window_starts(9_999), vec![0]);
+        assert_eq!(tumbling.window_starts(10_000), vec![10_000]);
+        let hopping = tumbling.advance_by(Duration::from_secs(5));
+        assert_eq!(hopping.window_starts(12_000), vec![5_000, 10_000]);
+        assert_eq!(hopping.window_starts(3_000), vec![0]);
+        assert!(hopping
+            .advance_by(Duration::from_secs(11))
+            .validate()
+            .is_err());
+    }
+
+    #[test]
+    fn windowed_keys_are_key_then_start() {
+        let serde = TimeWindowedSerde::new(String::codec(), 10_000);
+        let w = Windowed {
+            key: "a".to_string(),
+            start: 10_000,
+            end: 20_000,
+        };
+        let bytes = serde.encode(&w).unwrap();
+        assert_eq!(bytes, [b'a', 0, 0, 0, 0, 0, 0, 0x27, 0x10]);
+        assert_eq!(serde.decode(&bytes).unwrap(), w);
+        assert!(serde.decode(b"short").is_err());
+    }
+}
