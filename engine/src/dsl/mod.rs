@@ -46,10 +46,13 @@ mod ops;
 pub mod serdes;
 mod stream;
 mod table;
+mod table_join;
+mod table_ops;
 
 pub use serdes::{Codec, Consumed, DefaultSerde, DslType, Json, Materialized, Proto};
 pub use stream::{KStream, Split};
 pub use table::{GlobalKTable, KGroupedStream, KTable};
+pub use table_ops::KGroupedTable;
 
 use crate::processor::ProcessorSupplier;
 use crate::record::Record;
