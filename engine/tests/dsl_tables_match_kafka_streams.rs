@@ -182,3 +182,16 @@ fn table_join_outer() {
         }))
     });
 }
+
+#[test]
+fn fk_join() {
+    check("fk_join", |b| {
+        let orders = table(b, "left");
+        let customers = table(b, "right");
+        to_out(&orders.join_fk(
+            &customers,
+            |o| o.split_once(':').map_or(o.clone(), |(c, _)| c.to_string()),
+            |o, c| format!("{}/{c}", o.split_once(':').map_or("", |(_, a)| a)),
+        ))
+    });
+}

@@ -42,6 +42,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod fk_join;
 mod ops;
 pub mod serdes;
 mod stream;
