@@ -12,6 +12,9 @@
 //! - `stream`: [`KStream`] (stateless operators, split, merge, process, joins, sinks) and
 //!   [`Split`].
 //! - `table`: [`KTable`], [`GlobalKTable`], [`KGroupedStream`] (count, reduce, aggregate).
+//! - `table_ops`: [`KTable`] filter / filter_not / map_values / group_by, [`KGroupedTable`]
+//!   (count, reduce, aggregate with subtractors); table updates carry their old value.
+//! - `table_join`: KTable–KTable join / left_join / outer_join; `fk_join`: the foreign-key join.
 //! - `ops`: the generic processor the operators run on, and decode/encode error mapping.
 //!
 //! Failures while building (a topic read twice, a store name taken) are kept and returned by
