@@ -14,6 +14,9 @@
 //! - `table`: [`KTable`], [`GlobalKTable`], [`KGroupedStream`] (count, reduce, aggregate).
 //! - `windowed`: [`TimeWindows`] (tumbling, hopping) → [`TimeWindowedKStream`] count, reduce,
 //!   aggregate into a table keyed by [`Windowed`] keys ([`TimeWindowedSerde`] bytes).
+//! - `table_ops`: [`KTable`] filter / filter_not / map_values / group_by, [`KGroupedTable`]
+//!   (count, reduce, aggregate with subtractors); table updates carry their old value.
+//! - `table_join`: KTable–KTable join / left_join / outer_join; `fk_join`: the foreign-key join.
 //! - `ops`: the generic processor the operators run on, and decode/encode error mapping.
 //!
 //! Failures while building (a topic read twice, a store name taken) are kept and returned by
@@ -44,15 +47,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod fk_join;
 mod ops;
 pub mod serdes;
 mod stream;
 mod table;
+mod table_join;
+mod table_ops;
 mod windowed;
 
 pub use serdes::{Codec, Consumed, DefaultSerde, DslType, Json, Materialized, Proto};
 pub use stream::{KStream, Split};
 pub use table::{GlobalKTable, KGroupedStream, KTable};
+pub use table_ops::KGroupedTable;
 pub use windowed::{TimeWindowedKStream, TimeWindowedSerde, TimeWindows, Windowed};
 
 use crate::processor::ProcessorSupplier;

@@ -19,15 +19,19 @@ pub(crate) fn table_source<K: 'static, V: 'static>(
         };
         decode(ctx, &keys, Some(key), "key")?;
         let s = ctx.store(&store)?;
-        match r.value.as_deref() {
+        let old = match r.value.as_deref() {
             Some(value) => {
                 decode(ctx, &values, Some(value), "value")?;
+                let old = s.get(key)?;
                 s.put(key, value)?;
+                old
             }
-            None => {
-                s.delete(key)?;
-            }
-        }
+            None => s.delete(key)?,
+        };
+        // The update carries the value it replaces (Kafka Streams' `Change`), for downstream
+        // aggregates' subtractors and joins' old results.
+        let mut r = r;
+        super::table_ops::set_old(&mut r, old);
         ctx.forward(r);
         Ok(())
     })
@@ -72,8 +76,13 @@ impl<K: 'static, V: 'static> KTable<K, V> {
     /// Every update of the table as a record; deletes arrive as `None`.
     pub fn to_stream(&self) -> KStream<K, Option<V>> {
         let name = self.b.new_name("KTABLE-TOSTREAM");
-        self.b
-            .add_processor(&name, ops::pass_through(), &[&self.node]);
+        // The old value is internal to tables: a stream sees only the new one.
+        let strip = ops::supplier(|ctx, mut r| {
+            super::table_ops::set_old(&mut r, None);
+            ctx.forward(r);
+            Ok(())
+        });
+        self.b.add_processor(&name, strip, &[&self.node]);
         KStream::new(
             self.b.clone(),
             name,
