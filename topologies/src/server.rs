@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long [`Server::start`] waits for the brokers to answer before failing.
+pub const BROKER_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Everything `ks-server` can be told.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -44,6 +47,17 @@ pub struct ServerConfig {
     pub session_timeout: Duration,
     /// Partitions of the topics the server creates when they are missing.
     pub data_partitions: i32,
+    /// librdkafka properties for every client the server makes (engine and its own): plain
+    /// ones to all, `consumer.*`/`producer.*`/`admin.*` ones to that kind.
+    pub client_properties: ks_kafka::ClientProperties,
+    /// `num.standby.replicas` from the properties file, validated. Not wired yet: the
+    /// standby-replica work adds `StreamsConfig::num_standby_replicas` on another branch, and
+    /// the merge sets it from this field.
+    pub num_standby_replicas: Option<u32>,
+    /// `cache.max.bytes.buffering` from the properties file, validated. Not wired yet: the
+    /// record-cache work adds it to `StreamsConfig` on another branch, and the merge sets it
+    /// from this field.
+    pub cache_max_bytes_buffering: Option<u64>,
 }
 
 impl ServerConfig {
@@ -62,6 +76,9 @@ impl ServerConfig {
             commit_interval: None,
             session_timeout: Duration::from_secs(10),
             data_partitions: 4,
+            client_properties: ks_kafka::ClientProperties::default(),
+            num_standby_replicas: None,
+            cache_max_bytes_buffering: None,
         }
     }
 }
@@ -234,13 +251,20 @@ impl Server {
                 .with_application_server(format!("{}:{port}", config.host))
                 .with_error_handling(ErrorHandling::DeadLetter {
                     topic: config.topics.errors.clone(),
-                });
+                })
+                .with_client_properties(&config.client_properties);
             if let Some(ci) = config.commit_interval {
                 c = c.with_commit_interval(ci);
             }
             c
         };
         let probe = streams_config(0);
+        // Fail at start, with the reason, when the brokers are unreachable or refuse our
+        // credentials, instead of retrying in the background.
+        ks_kafka::check_brokers(
+            &probe.client_for(ks_kafka::ClientKind::Admin),
+            BROKER_CHECK_TIMEOUT,
+        )?;
         let t = &config.topics;
         ensure_topics(
             &probe,
@@ -271,6 +295,9 @@ impl Server {
         producer_config
             .set("bootstrap.servers", &config.brokers)
             .set("log_level", "3");
+        config
+            .client_properties
+            .apply(ks_kafka::ClientKind::Producer, &mut producer_config);
         let producer: ThreadedProducer<DefaultProducerContext> = producer_config
             .create()
             .map_err(ks_kafka::Error::context("creating the errors producer"))?;

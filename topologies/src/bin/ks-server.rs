@@ -1,8 +1,10 @@
 //! `ks-server`: the streaming model server (memory, standard or custom variant).
 
 use anyhow::Context;
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use ks_engine::ProcessingGuarantee;
+use ks_kafka::Settings;
 use ks_topologies::server::{Server, ServerConfig};
 use ks_topologies::topology::{StoreVariant, Topics};
 use std::path::PathBuf;
@@ -23,6 +25,15 @@ use std::time::Duration;
                   /state/instances, /models, /health, /metrics."
 )]
 struct Cli {
+    /// A properties file with Kafka Streams' names (application.id, bootstrap.servers,
+    /// num.stream.threads, processing.guarantee, state.dir, commit.interval.ms,
+    /// session.timeout.ms, num.standby.replicas, cache.max.bytes.buffering), ks's own
+    /// (ks.store, ks.http.host, ks.http.port, ks.topic.{data,models,results,errors}) and client
+    /// properties passed through to librdkafka: plain ones (security.protocol, sasl.*, ssl.*)
+    /// to every client, consumer.*, producer.* and admin.* to that kind. Flags and environment
+    /// override the file; an unknown key is an error.
+    #[arg(long, env = "KS_CONFIG")]
+    config: Option<PathBuf>,
     /// Where serving state lives: memory (Processor API, lost on restart), standard (DSL,
     /// RocksDB + changelog) or custom (DSL, custom file store + changelog).
     #[arg(long, env = "KS_STORE", default_value = "standard")]
@@ -75,7 +86,12 @@ fn main() -> ExitCode {
         env_logger::Env::default().default_filter_or("info,librdkafka=warn,rdkafka=warn"),
     )
     .init();
-    match run(Cli::parse()) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match run(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ks-server: {e:#}");
@@ -84,7 +100,140 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// The properties-file keys ks-server reads itself; any other key goes to the Kafka clients.
+const OWN_KEYS: &[&str] = &[
+    "application.id",
+    "bootstrap.servers",
+    "num.stream.threads",
+    "processing.guarantee",
+    "state.dir",
+    "commit.interval.ms",
+    "session.timeout.ms",
+    "num.standby.replicas",
+    "cache.max.bytes.buffering",
+    "ks.store",
+    "ks.http.host",
+    "ks.http.port",
+    "ks.topic.data",
+    "ks.topic.models",
+    "ks.topic.results",
+    "ks.topic.errors",
+];
+
+/// Sets `field` from the file's `key` unless the flag `id` came from the command line or the
+/// environment, which win over the file.
+fn from_file<T>(
+    matches: &ArgMatches,
+    id: &str,
+    settings: &Settings,
+    key: &str,
+    field: &mut T,
+) -> anyhow::Result<()>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let given = matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable)
+    );
+    if !given {
+        if let Some(v) = settings.get::<T>(key)? {
+            *field = v;
+        }
+    }
+    Ok(())
+}
+
+fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
+    let settings = match &cli.config {
+        Some(path) => Settings::load(path, OWN_KEYS)?,
+        None => Settings::default(),
+    };
+    from_file(matches, "store", &settings, "ks.store", &mut cli.store)?;
+    from_file(
+        matches,
+        "brokers",
+        &settings,
+        "bootstrap.servers",
+        &mut cli.brokers,
+    )?;
+    let mut app_id = cli.application_id.clone().unwrap_or_default();
+    from_file(
+        matches,
+        "application_id",
+        &settings,
+        "application.id",
+        &mut app_id,
+    )?;
+    cli.application_id = (!app_id.is_empty()).then_some(app_id);
+    from_file(matches, "host", &settings, "ks.http.host", &mut cli.host)?;
+    from_file(matches, "port", &settings, "ks.http.port", &mut cli.port)?;
+    from_file(
+        matches,
+        "state_dir",
+        &settings,
+        "state.dir",
+        &mut cli.state_dir,
+    )?;
+    from_file(
+        matches,
+        "data_topic",
+        &settings,
+        "ks.topic.data",
+        &mut cli.data_topic,
+    )?;
+    from_file(
+        matches,
+        "models_topic",
+        &settings,
+        "ks.topic.models",
+        &mut cli.models_topic,
+    )?;
+    from_file(
+        matches,
+        "results_topic",
+        &settings,
+        "ks.topic.results",
+        &mut cli.results_topic,
+    )?;
+    from_file(
+        matches,
+        "errors_topic",
+        &settings,
+        "ks.topic.errors",
+        &mut cli.errors_topic,
+    )?;
+    from_file(
+        matches,
+        "processing_guarantee",
+        &settings,
+        "processing.guarantee",
+        &mut cli.processing_guarantee,
+    )?;
+    from_file(
+        matches,
+        "threads",
+        &settings,
+        "num.stream.threads",
+        &mut cli.threads,
+    )?;
+    let mut commit = cli.commit_interval_ms.unwrap_or(0);
+    from_file(
+        matches,
+        "commit_interval_ms",
+        &settings,
+        "commit.interval.ms",
+        &mut commit,
+    )?;
+    cli.commit_interval_ms = (commit > 0).then_some(commit);
+    from_file(
+        matches,
+        "session_timeout_ms",
+        &settings,
+        "session.timeout.ms",
+        &mut cli.session_timeout_ms,
+    )?;
     let store: StoreVariant = cli.store.parse()?;
     let guarantee: ProcessingGuarantee = cli.processing_guarantee.parse()?;
     let mut config = ServerConfig::new(store, &cli.brokers);
@@ -104,6 +253,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     config.threads = cli.threads;
     config.commit_interval = cli.commit_interval_ms.map(Duration::from_millis);
     config.session_timeout = Duration::from_millis(cli.session_timeout_ms);
+    config.client_properties = settings.clients.clone();
+    config.num_standby_replicas = settings.get::<u32>("num.standby.replicas")?;
+    config.cache_max_bytes_buffering = settings.get::<u64>("cache.max.bytes.buffering")?;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
