@@ -1,19 +1,56 @@
 //! Client configuration: the settings every ks client shares, and pass-through of any
 //! librdkafka property (`security.protocol`, `sasl.*`, `ssl.*`, …) on top.
 
-use crate::{Error, Result};
+use crate::{ClientKind, ClientProperties, Error, Result};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::ClientConfig;
 use std::time::{Duration, Instant};
 use watch::Watch;
 
+/// The client properties of this process (a binary's `--config` file), set once at start by
+/// [`set_process_properties`].
+static PROCESS_PROPERTIES: std::sync::OnceLock<ClientProperties> = std::sync::OnceLock::new();
+
+/// Sets the client properties every [`client_config`] and [`client_config_for`] of this process
+/// applies: what a binary read from its `--config` file. Only the first call counts (false
+/// after); a binary calls it once, before it makes a client.
+pub fn set_process_properties(properties: ClientProperties) -> bool {
+    PROCESS_PROPERTIES.set(properties).is_ok()
+}
+
+/// The client properties set by [`set_process_properties`], if any.
+pub fn process_properties() -> Option<&'static ClientProperties> {
+    PROCESS_PROPERTIES.get()
+}
+
 /// A configuration for `bootstrap` with the shared defaults: a 10 s socket timeout and
-/// librdkafka's own logging at errors only.
+/// librdkafka's own logging at errors only; then the process's common client properties
+/// ([`set_process_properties`]: security, SASL, …). Settings a caller makes afterwards (a
+/// group id, `linger.ms`) win over them.
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
         .set("socket.timeout.ms", "10000")
         .set("log_level", "3");
+    if let Some(p) = process_properties() {
+        with_properties(
+            &mut c,
+            p.common.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+    }
+    c
+}
+
+/// [`client_config`] for a client of `kind`, with the process's `consumer.*`, `producer.*` or
+/// `admin.*` properties on top of the common ones.
+pub fn client_config_for(kind: ClientKind, bootstrap: &str) -> ClientConfig {
+    let mut c = client_config(bootstrap);
+    if let Some(p) = process_properties() {
+        with_properties(
+            &mut c,
+            p.kind(kind).iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+    }
     c
 }
 

@@ -41,7 +41,7 @@ mod error;
 pub mod properties;
 pub mod send;
 
-pub use config::check_brokers;
+pub use config::{check_brokers, client_config_for, set_process_properties};
 pub use config::{client_config, partition_ids, with_properties};
 pub use delivery::{DeliveryFailure, DeliveryTracker};
 pub use error::{Error, Result};

@@ -58,6 +58,8 @@ pub struct ServerConfig {
     /// record-cache work adds it to `StreamsConfig` on another branch, and the merge sets it
     /// from this field.
     pub cache_max_bytes_buffering: Option<u64>,
+    /// The HTTP API's protections: admin token, request size and rate limits.
+    pub http: crate::http::HttpOptions,
 }
 
 impl ServerConfig {
@@ -79,6 +81,7 @@ impl ServerConfig {
             client_properties: ks_kafka::ClientProperties::default(),
             num_standby_replicas: None,
             cache_max_bytes_buffering: None,
+            http: crate::http::HttpOptions::default(),
         }
     }
 }
@@ -341,9 +344,14 @@ impl Server {
             .map_err(|e| Error::InvalidConfig(format!("--host/--port: {e}")))?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let queries: Arc<dyn ServingQueries> = core.clone();
-        let (http_addr, _) = runtime.block_on(crate::http::serve(queries, addr, async {
-            let _ = stop_rx.await;
-        }))?;
+        let (http_addr, _) = runtime.block_on(crate::http::serve_with(
+            queries,
+            addr,
+            config.http.clone(),
+            async {
+                let _ = stop_rx.await;
+            },
+        ))?;
 
         let mut streams = KafkaStreams::new(topology, streams_config(http_addr.port()))?;
         streams.start()?;

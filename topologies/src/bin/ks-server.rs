@@ -70,6 +70,20 @@ struct Cli {
     /// Commit interval in ms (default: 30000 at-least-once, 100 exactly-once).
     #[arg(long, env = "KS_COMMIT_INTERVAL_MS")]
     commit_interval_ms: Option<u64>,
+    /// Required (as `Authorization: Bearer TOKEN`) on every state-changing HTTP request, and on
+    /// reads with --guard-reads. File key ks.admin.token.
+    #[arg(long, env = "KS_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Require the admin token on reads too (all but /health). File key ks.http.guard.reads.
+    #[arg(long, env = "KS_GUARD_READS")]
+    guard_reads: bool,
+    /// Largest HTTP request body accepted, bytes. File key ks.http.max.request.bytes.
+    #[arg(long, env = "KS_MAX_REQUEST_BYTES", default_value_t = ks_topologies::http::DEFAULT_MAX_REQUEST_BYTES)]
+    max_request_bytes: u64,
+    /// HTTP requests a second the API accepts (429 beyond); 0: no limit. File key
+    /// ks.http.rate.limit.
+    #[arg(long, env = "KS_RATE_LIMIT", default_value_t = 0)]
+    rate_limit: u32,
     /// Consumer group session timeout in ms.
     #[arg(long, env = "KS_SESSION_TIMEOUT_MS", default_value_t = 10000)]
     session_timeout_ms: u64,
@@ -118,6 +132,10 @@ const OWN_KEYS: &[&str] = &[
     "ks.topic.models",
     "ks.topic.results",
     "ks.topic.errors",
+    "ks.admin.token",
+    "ks.http.guard.reads",
+    "ks.http.max.request.bytes",
+    "ks.http.rate.limit",
 ];
 
 /// Sets `field` from the file's `key` unless the flag `id` came from the command line or the
@@ -227,6 +245,30 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         &mut commit,
     )?;
     cli.commit_interval_ms = (commit > 0).then_some(commit);
+    if cli.admin_token.is_none() {
+        cli.admin_token = settings.get::<String>("ks.admin.token")?;
+    }
+    from_file(
+        matches,
+        "guard_reads",
+        &settings,
+        "ks.http.guard.reads",
+        &mut cli.guard_reads,
+    )?;
+    from_file(
+        matches,
+        "max_request_bytes",
+        &settings,
+        "ks.http.max.request.bytes",
+        &mut cli.max_request_bytes,
+    )?;
+    from_file(
+        matches,
+        "rate_limit",
+        &settings,
+        "ks.http.rate.limit",
+        &mut cli.rate_limit,
+    )?;
     from_file(
         matches,
         "session_timeout_ms",
@@ -254,6 +296,15 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     config.commit_interval = cli.commit_interval_ms.map(Duration::from_millis);
     config.session_timeout = Duration::from_millis(cli.session_timeout_ms);
     config.client_properties = settings.clients.clone();
+    config.http = ks_topologies::http::HttpOptions {
+        admin_token: cli.admin_token.filter(|t| !t.is_empty()),
+        guard_reads: cli.guard_reads,
+        max_request_bytes: cli.max_request_bytes,
+        rate_limit_per_s: (cli.rate_limit > 0).then_some(cli.rate_limit),
+    };
+    if config.http.guard_reads && config.http.admin_token.is_none() {
+        anyhow::bail!("--guard-reads needs --admin-token (or ks.admin.token)");
+    }
     config.num_standby_replicas = settings.get::<u32>("num.standby.replicas")?;
     config.cache_max_bytes_buffering = settings.get::<u64>("cache.max.bytes.buffering")?;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
