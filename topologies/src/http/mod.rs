@@ -10,6 +10,7 @@
 //! | GET    | `/models`                 | JSON array of [`ModelInfo`]                         |
 //! | GET    | `/health`                 | [`Health`]; 200 when healthy, 503 when not          |
 //! | GET    | `/metrics`                | Prometheus text exposition format 0.0.4             |
+//! | GET    | `/openapi.json`           | this API's OpenAPI 3 document ([`OPENAPI_JSON`])    |
 //!
 //! Errors are JSON `{"error": "...", "path": "..."}`: 400 for a bad data type segment (bad
 //! percent-encoding, empty, over [`MAX_DATA_TYPE_LEN`] bytes), 404 for an unknown path or a data
@@ -43,7 +44,7 @@ mod routes;
 
 pub use metrics::render_metrics;
 pub use peers::{get, get_with_token, GET_TIMEOUT};
-pub use routes::{Route, RouteError};
+pub use routes::{Route, RouteError, OPENAPI_JSON, ROUTE_TEMPLATES};
 
 use crate::queries::ServingQueries;
 use crate::{Error, Result};
@@ -412,6 +413,12 @@ fn local_answer(queries: &dyn ServingQueries, route: &Route) -> Local {
             status: 200,
             content_type: METRICS_CONTENT_TYPE,
             body: render_metrics(&queries.metrics()),
+            unauthorized: false,
+        }),
+        Route::OpenApi => Local::Done(Answer {
+            status: 200,
+            content_type: JSON_CONTENT_TYPE,
+            body: OPENAPI_JSON.to_string(),
             unauthorized: false,
         }),
     }
