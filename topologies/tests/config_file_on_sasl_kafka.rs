@@ -245,3 +245,41 @@ fn an_unknown_key_is_an_error_naming_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn log_format_json_writes_one_object_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // An unreachable broker: the start-up check runs (and logs) before failing.
+    let out = Command::new(env!("CARGO_BIN_EXE_ks-server"))
+        .args([
+            "--log-format",
+            "json",
+            "--brokers",
+            "127.0.0.1:1",
+            "--port",
+            "0",
+        ])
+        .env("RUST_LOG", "debug")
+        .env("KS_STATE_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let logged: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!logged.is_empty(), "{stderr}");
+    for l in &logged {
+        assert!(
+            l["level"].is_string() && l["msg"].is_string() && l["ts"].is_i64(),
+            "{l}"
+        );
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_ks-server"))
+        .args(["--log-format", "yaml"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}

@@ -34,6 +34,9 @@ struct Cli {
     /// override the file; an unknown key is an error.
     #[arg(long, env = "KS_CONFIG")]
     config: Option<PathBuf>,
+    /// Log lines as `text` or `json` (one object a line: ts, level, target, msg).
+    #[arg(long, env = "KS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// Where serving state lives: memory (Processor API, lost on restart), standard (DSL,
     /// RocksDB + changelog) or custom (DSL, custom file store + changelog).
     #[arg(long, env = "KS_STORE", default_value = "standard")]
@@ -95,12 +98,31 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-fn main() -> ExitCode {
-    env_logger::Builder::from_env(
+/// `--log-format json`: one JSON object a line (`ts`, `level`, `target`, `msg`), for log
+/// shippers; `text` (the default) is env_logger's.
+fn init_logging(json: bool) {
+    let mut b = env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,librdkafka=warn,rdkafka=warn"),
-    )
-    .init();
+    );
+    if json {
+        b.format(|buf, record| {
+            use std::io::Write;
+            let line = serde_json::json!({
+                "ts": ks_kafka::now_ms(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    }
+    b.init();
+}
+
+fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
+    let json = matches.get_one::<String>("log_format").map(String::as_str) == Some("json");
+    init_logging(json);
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
