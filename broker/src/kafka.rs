@@ -75,6 +75,40 @@ pub(crate) struct NodeSpec {
     pub cluster_id: String,
     /// Replication factor of the internal topics and the default for new topics.
     pub replication: u32,
+    /// A SASL_PLAINTEXT (mechanism PLAIN) client listener besides the PLAINTEXT one.
+    pub sasl: Option<SaslListener>,
+}
+
+/// A SASL_PLAINTEXT listener with mechanism PLAIN and its users.
+#[derive(Debug, Clone)]
+pub(crate) struct SaslListener {
+    pub port: u16,
+    /// `(user, password)`.
+    pub users: Vec<(String, String)>,
+}
+
+impl SaslListener {
+    /// The listener's JAAS line: the broker's own login plus one `user_<name>` per user.
+    /// Quotes and backslashes in names or passwords are escaped for JAAS.
+    fn jaas(&self) -> String {
+        let q = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let (admin, admin_pw) = self
+            .users
+            .first()
+            .map(|(u, p)| (u.as_str(), p.as_str()))
+            .unwrap_or(("admin", "admin"));
+        let mut line = format!(
+            "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"{}\" password=\"{}\"",
+            q(admin),
+            q(admin_pw)
+        );
+        for (u, p) in &self.users {
+            line.push_str(&format!(" user_{}=\"{}\"", q(u), q(p)));
+        }
+        line.push(';');
+        // A properties file treats a backslash as an escape: double it once more.
+        line.replace('\\', "\\\\")
+    }
 }
 
 impl NodeSpec {
@@ -88,6 +122,20 @@ impl NodeSpec {
 
     fn properties(&self) -> String {
         let min_isr = if self.replication >= 3 { 2 } else { 1 };
+        let (sasl_listener, sasl_advertised, sasl_map, sasl_props) = match &self.sasl {
+            Some(s) => (
+                format!(",SASL_PLAINTEXT://127.0.0.1:{}", s.port),
+                format!(",SASL_PLAINTEXT://127.0.0.1:{}", s.port),
+                ",SASL_PLAINTEXT:SASL_PLAINTEXT",
+                format!(
+                    "sasl.enabled.mechanisms=PLAIN\n\
+                     listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN\n\
+                     listener.name.sasl_plaintext.plain.sasl.jaas.config={}\n",
+                    s.jaas()
+                ),
+            ),
+            None => (String::new(), String::new(), "", String::new()),
+        };
         let rf = self.replication;
         let (id, port, cport) = (self.id, self.port, self.controller_port);
         format!(
@@ -95,11 +143,12 @@ impl NodeSpec {
              process.roles=broker,controller\n\
              node.id={id}\n\
              controller.quorum.voters={voters}\n\
-             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}{sasl_listener}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port}{sasl_advertised}\n\
              controller.listener.names=CONTROLLER\n\
              inter.broker.listener.name=PLAINTEXT\n\
-             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{sasl_map}\n\
+             {sasl_props}\
              log.dirs={logs}\n\
              num.partitions=1\n\
              default.replication.factor={rf}\n\

@@ -132,6 +132,10 @@ pub struct BrokerOptions {
     /// Kafka's node directory (configuration, log directory, output); kept after the broker
     /// stops. `None`: a fresh directory under the system temp dir, removed on drop.
     pub data_dir: Option<PathBuf>,
+    /// Apache Kafka only: when not empty, a second listener `SASL_PLAINTEXT` on a free port
+    /// with mechanism PLAIN and these `(user, password)` pairs ([`Broker::sasl_bootstrap_servers`]).
+    /// The first listener stays PLAINTEXT (inter-broker traffic, readiness probes).
+    pub sasl_plain_users: Vec<(String, String)>,
 }
 
 impl BrokerOptions {
@@ -303,6 +307,18 @@ impl Broker {
             dir: dir.clone(),
             cluster_id,
             replication: 1,
+            sasl: if options.sasl_plain_users.is_empty() {
+                None
+            } else {
+                let mut sasl_port = free_port()?;
+                while sasl_port == port || sasl_port == controller_port {
+                    sasl_port = free_port()?;
+                }
+                Some(kafka::SaslListener {
+                    port: sasl_port,
+                    users: options.sasl_plain_users.clone(),
+                })
+            },
         };
         let mut broker = Broker {
             kind: BrokerKind::Kafka,
@@ -358,6 +374,15 @@ impl Broker {
     /// `127.0.0.1:<port>`, ready for `bootstrap.servers`.
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
+    }
+
+    /// `127.0.0.1:<port>` of the SASL/PLAIN listener, when the broker was started with
+    /// [`BrokerOptions::sasl_plain_users`].
+    pub fn sasl_bootstrap_servers(&self) -> Option<String> {
+        match &self.launch {
+            Launch::Kafka(spec) => spec.sasl.as_ref().map(|s| format!("127.0.0.1:{}", s.port)),
+            Launch::Tansu { .. } => None,
+        }
     }
 
     pub fn port(&self) -> u16 {

@@ -23,6 +23,7 @@ fn stops_kills_and_starts_again_on_the_same_log_dir() {
         BrokerOptions {
             port: None,
             data_dir: Some(dir.path().to_path_buf()),
+            ..BrokerOptions::default()
         },
     )
     .unwrap();

@@ -82,6 +82,15 @@ impl Publisher {
 
 /// Fails fast with [`Error::BrokerUnreachable`] when nothing listens at `bootstrap`.
 pub fn require_broker(bootstrap: &str, timeout: Duration) -> Result<()> {
+    // With a --config file's properties (SASL, …) a plain probe cannot speak to the listener:
+    // a real client checks, and names a refused authentication.
+    if ks_kafka::config::process_properties().is_some_and(|p| !p.is_empty()) {
+        return ks_kafka::check_brokers(
+            &ks_kafka::client_config_for(ks_kafka::ClientKind::Admin, bootstrap),
+            timeout,
+        )
+        .map_err(Error::from);
+    }
     if ks_broker::is_reachable(bootstrap, timeout) {
         Ok(())
     } else {

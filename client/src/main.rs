@@ -28,8 +28,33 @@ struct Cli {
         default_value = "127.0.0.1:9092"
     )]
     brokers: String,
+    /// A properties file: `bootstrap.servers` and client properties passed through to
+    /// librdkafka (security.protocol, sasl.*, ssl.*; consumer.*/producer.*/admin.* prefixed
+    /// for one kind). --brokers and KS_BROKERS override the file; an unknown key is an error.
+    #[arg(long, global = true, env = "KS_CLIENT_CONFIG")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Reads `--config` (if given): sets `bootstrap.servers` unless --brokers or KS_BROKERS gave
+/// it, and the client properties of every client this process makes.
+fn load_config(cli: &mut Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
+    let Some(path) = &cli.config else {
+        return Ok(());
+    };
+    let settings = ks_kafka::Settings::load(path, &["bootstrap.servers"])?;
+    let given = matches!(
+        matches.value_source("brokers"),
+        Some(clap::parser::ValueSource::CommandLine) | Some(clap::parser::ValueSource::EnvVariable)
+    );
+    if !given {
+        if let Some(b) = settings.get::<String>("bootstrap.servers")? {
+            cli.brokers = b;
+        }
+    }
+    ks_kafka::set_process_properties(settings.clients);
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -145,7 +170,15 @@ fn stopped() -> bool {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Err(e) = load_config(&mut cli, &matches) {
+        eprintln!("ks-client: {}", one_line(&e));
+        return ExitCode::FAILURE;
+    }
     install_signal_handlers();
     let runtime = match tokio_runtime() {
         Ok(r) => r,

@@ -1,15 +1,56 @@
 //! Client configuration: the settings every ks client shares, and pass-through of any
 //! librdkafka property (`security.protocol`, `sasl.*`, `ssl.*`, …) on top.
 
+use crate::{ClientKind, ClientProperties, Error, Result};
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::ClientConfig;
+use std::time::{Duration, Instant};
+use watch::Watch;
+
+/// The client properties of this process (a binary's `--config` file), set once at start by
+/// [`set_process_properties`].
+static PROCESS_PROPERTIES: std::sync::OnceLock<ClientProperties> = std::sync::OnceLock::new();
+
+/// Sets the client properties every [`client_config`] and [`client_config_for`] of this process
+/// applies: what a binary read from its `--config` file. Only the first call counts (false
+/// after); a binary calls it once, before it makes a client.
+pub fn set_process_properties(properties: ClientProperties) -> bool {
+    PROCESS_PROPERTIES.set(properties).is_ok()
+}
+
+/// The client properties set by [`set_process_properties`], if any.
+pub fn process_properties() -> Option<&'static ClientProperties> {
+    PROCESS_PROPERTIES.get()
+}
 
 /// A configuration for `bootstrap` with the shared defaults: a 10 s socket timeout and
-/// librdkafka's own logging at errors only.
+/// librdkafka's own logging at errors only; then the process's common client properties
+/// ([`set_process_properties`]: security, SASL, …). Settings a caller makes afterwards (a
+/// group id, `linger.ms`) win over them.
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
         .set("socket.timeout.ms", "10000")
         .set("log_level", "3");
+    if let Some(p) = process_properties() {
+        with_properties(
+            &mut c,
+            p.common.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+    }
+    c
+}
+
+/// [`client_config`] for a client of `kind`, with the process's `consumer.*`, `producer.*` or
+/// `admin.*` properties on top of the common ones.
+pub fn client_config_for(kind: ClientKind, bootstrap: &str) -> ClientConfig {
+    let mut c = client_config(bootstrap);
+    if let Some(p) = process_properties() {
+        with_properties(
+            &mut c,
+            p.kind(kind).iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+    }
     c
 }
 
@@ -29,6 +70,83 @@ where
     config
 }
 
+/// Connects with `config` (the bootstrap servers and any security properties) and waits up to
+/// `timeout` for the cluster's metadata, so a program fails at start with a clear reason rather
+/// than retrying in the background for ever. A refused authentication (wrong SASL credentials,
+/// a mechanism the broker does not enable) fails at once, with librdkafka's reason; the check's
+/// client is dropped before returning, so nothing keeps reconnecting.
+pub fn check_brokers(config: &ClientConfig, timeout: Duration) -> Result<()> {
+    let brokers = config.get("bootstrap.servers").unwrap_or("").to_string();
+    let probe: BaseProducer<Watch> = config
+        .create_with_context(Watch::default())
+        .map_err(Error::context(format!("creating a client for {brokers}")))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        // Short slices, so an authentication failure reported in between ends the wait.
+        match probe
+            .client()
+            .fetch_metadata(None, Duration::from_millis(500))
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(Error::Unreachable {
+                    brokers,
+                    timeout,
+                    reason: probe.context().last_error().unwrap_or(e.to_string()),
+                });
+            }
+            Err(_) => {}
+        }
+        probe.poll(Duration::ZERO);
+        if let Some(reason) = probe.context().authentication_failure() {
+            return Err(Error::Authentication { brokers, reason });
+        }
+    }
+}
+
+mod watch {
+    //! The connection check's client context: it keeps the errors librdkafka reports.
+    use rdkafka::client::ClientContext;
+    use rdkafka::error::KafkaError;
+    use rdkafka::producer::{DeliveryResult, ProducerContext};
+    use rdkafka::types::RDKafkaErrorCode;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    pub(super) struct Watch {
+        auth: Mutex<Option<String>>,
+        last: Mutex<Option<String>>,
+    }
+
+    impl Watch {
+        pub(super) fn authentication_failure(&self) -> Option<String> {
+            self.auth.lock().ok().and_then(|g| g.clone())
+        }
+        pub(super) fn last_error(&self) -> Option<String> {
+            self.last.lock().ok().and_then(|g| g.clone())
+        }
+    }
+
+    impl ClientContext for Watch {
+        fn error(&self, error: KafkaError, reason: &str) {
+            let auth = matches!(
+                error.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::Authentication)
+                    | Some(RDKafkaErrorCode::SaslAuthenticationFailed)
+            );
+            let slot = if auth { &self.auth } else { &self.last };
+            if let Ok(mut g) = slot.lock() {
+                *g = Some(reason.to_string());
+            }
+        }
+    }
+
+    impl ProducerContext for Watch {
+        type DeliveryOpaque = ();
+        fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+    }
+}
+
 /// The partition ids of `topic` as `metadata` lists them (empty when the topic is missing or
 /// reports an error).
 pub fn partition_ids(metadata: &rdkafka::metadata::Metadata, topic: &str) -> Vec<i32> {
@@ -43,6 +161,15 @@ pub fn partition_ids(metadata: &rdkafka::metadata::Metadata, topic: &str) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_broker_fails_the_check_within_its_timeout_naming_the_servers() {
+        let started = Instant::now();
+        let e = check_brokers(&client_config("127.0.0.1:1"), Duration::from_secs(1)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(matches!(e, Error::Unreachable { .. }), "{e}");
+        assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+    }
 
     #[test]
     fn properties_pass_through_and_override() {

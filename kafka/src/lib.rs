@@ -8,6 +8,9 @@
 //! Layout:
 //! - [`config`]: client configuration with the shared defaults and pass-through of any
 //!   librdkafka property; the partitions of a topic from metadata.
+//! - [`properties`]: Kafka Streams–style properties files, split into a program's own settings
+//!   and client properties passed through to librdkafka (plain, `consumer.*`, `producer.*`,
+//!   `admin.*`), unknown keys refused by name.
 //! - [`send`]: sending with back-off while the producer's local queue is full (blocking and
 //!   async).
 //! - [`delivery`]: [`DeliveryTracker`], the producer context that counts acknowledgements,
@@ -35,11 +38,14 @@
 pub mod config;
 pub mod delivery;
 mod error;
+pub mod properties;
 pub mod send;
 
+pub use config::{check_brokers, client_config_for, set_process_properties};
 pub use config::{client_config, partition_ids, with_properties};
 pub use delivery::{DeliveryFailure, DeliveryTracker};
 pub use error::{Error, Result};
+pub use properties::{ClientKind, ClientProperties, PropertiesFile, Settings};
 pub use send::{pause, pause_until, send_with_backoff, send_with_backoff_async};
 
 /// Wall-clock milliseconds since the epoch: the unit of Kafka record timestamps.

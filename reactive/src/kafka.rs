@@ -45,8 +45,8 @@ pub struct ModelIn {
     pub ack: oneshot::Sender<()>,
 }
 
-fn base(brokers: &str) -> ClientConfig {
-    ks_kafka::client_config(brokers)
+fn base(brokers: &str, kind: ks_kafka::ClientKind) -> ClientConfig {
+    ks_kafka::client_config_for(kind, brokers)
 }
 
 /// The data consumer: group `group`, offsets stored by the sink and auto-committed.
@@ -56,7 +56,7 @@ pub fn data_consumer(
     session_timeout: Duration,
     commit_interval: Duration,
 ) -> Result<StreamConsumer> {
-    base(brokers)
+    base(brokers, ks_kafka::ClientKind::Consumer)
         .set("group.id", group)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
@@ -89,7 +89,7 @@ pub async fn model_consumer(
     session_timeout: Duration,
     commit_interval: Duration,
 ) -> Result<StreamConsumer> {
-    let mut c = base(brokers);
+    let mut c = base(brokers, ks_kafka::ClientKind::Consumer);
     c.set("auto.offset.reset", "earliest").set(
         "session.timeout.ms",
         session_timeout.as_millis().to_string(),
@@ -154,7 +154,7 @@ async fn partitions_of(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32
 
 /// The producer of results and errors.
 pub fn producer(brokers: &str) -> Result<FutureProducer> {
-    base(brokers)
+    base(brokers, ks_kafka::ClientKind::Producer)
         .set("linger.ms", "5")
         .create()
         .map_err(Error::kafka("cannot create the producer"))

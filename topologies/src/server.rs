@@ -19,6 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long [`Server::start`] waits for the brokers to answer before failing.
+pub const BROKER_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Everything `ks-server` can be told.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -49,6 +52,15 @@ pub struct ServerConfig {
     /// `num.standby.replicas`: warm copies of each task's serving statistics kept on other
     /// instances, for fast failover and stale reads (`/state/value?max_lag=`).
     pub num_standby_replicas: usize,
+    /// librdkafka properties for every client the server makes (engine and its own): plain
+    /// ones to all, `consumer.*`/`producer.*`/`admin.*` ones to that kind.
+    pub client_properties: ks_kafka::ClientProperties,
+    /// `cache.max.bytes.buffering` from the properties file, validated. Not wired yet: the
+    /// record-cache work adds it to `StreamsConfig` on another branch, and the merge sets it
+    /// from this field.
+    pub cache_max_bytes_buffering: Option<u64>,
+    /// The HTTP API's protections: admin token, request size and rate limits.
+    pub http: crate::http::HttpOptions,
 }
 
 impl ServerConfig {
@@ -68,6 +80,9 @@ impl ServerConfig {
             session_timeout: Duration::from_secs(10),
             data_partitions: 4,
             num_standby_replicas: 0,
+            client_properties: ks_kafka::ClientProperties::default(),
+            cache_max_bytes_buffering: None,
+            http: crate::http::HttpOptions::default(),
         }
     }
 }
@@ -286,13 +301,20 @@ impl Server {
                 .with_application_server(format!("{}:{port}", config.host))
                 .with_error_handling(ErrorHandling::DeadLetter {
                     topic: config.topics.errors.clone(),
-                });
+                })
+                .with_client_properties(&config.client_properties);
             if let Some(ci) = config.commit_interval {
                 c = c.with_commit_interval(ci);
             }
             c
         };
         let probe = streams_config(0);
+        // Fail at start, with the reason, when the brokers are unreachable or refuse our
+        // credentials, instead of retrying in the background.
+        ks_kafka::check_brokers(
+            &probe.client_for(ks_kafka::ClientKind::Admin),
+            BROKER_CHECK_TIMEOUT,
+        )?;
         let t = &config.topics;
         ensure_topics(
             &probe,
@@ -323,6 +345,9 @@ impl Server {
         producer_config
             .set("bootstrap.servers", &config.brokers)
             .set("log_level", "3");
+        config
+            .client_properties
+            .apply(ks_kafka::ClientKind::Producer, &mut producer_config);
         let producer: ThreadedProducer<DefaultProducerContext> = producer_config
             .create()
             .map_err(ks_kafka::Error::context("creating the errors producer"))?;
@@ -366,9 +391,14 @@ impl Server {
             .map_err(|e| Error::InvalidConfig(format!("--host/--port: {e}")))?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let queries: Arc<dyn ServingQueries> = core.clone();
-        let (http_addr, _) = runtime.block_on(crate::http::serve(queries, addr, async {
-            let _ = stop_rx.await;
-        }))?;
+        let (http_addr, _) = runtime.block_on(crate::http::serve_with(
+            queries,
+            addr,
+            config.http.clone(),
+            async {
+                let _ = stop_rx.await;
+            },
+        ))?;
 
         let mut streams = KafkaStreams::new(topology, streams_config(http_addr.port()))?;
         streams.start()?;

@@ -114,6 +114,9 @@ pub struct StreamsConfig {
     pub replication_factor: i32,
     /// Extra librdkafka properties for every client, applied last.
     pub client_properties: Vec<(String, String)>,
+    /// `consumer.*`, `producer.*` and `admin.*` properties (prefix removed) for that kind of
+    /// client only, applied after `client_properties` by [`StreamsConfig::client_for`].
+    pub kind_properties: ks_kafka::ClientProperties,
     /// `default.timestamp.extractor`: the event time of records whose source has no extractor
     /// of its own (default: the record's timestamp).
     pub timestamp_extractor: SharedExtractor,
@@ -162,6 +165,7 @@ impl StreamsConfig {
             metadata_heartbeat: Duration::from_secs(2),
             replication_factor: -1,
             client_properties: Vec::new(),
+            kind_properties: ks_kafka::ClientProperties::default(),
             timestamp_extractor: SharedExtractor(Arc::new(RecordTimestamp)),
             max_task_idle: Some(Duration::ZERO),
             stream_thread_stack_size: None,
@@ -266,6 +270,35 @@ impl StreamsConfig {
     pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.client_properties.push((key.into(), value.into()));
         self
+    }
+
+    /// Passes a properties file's client properties through: the common ones to every client
+    /// (as [`StreamsConfig::with_property`]), the prefixed ones to their kind of client.
+    pub fn with_client_properties(mut self, p: &ks_kafka::ClientProperties) -> Self {
+        self.client_properties.extend(p.common.iter().cloned());
+        for kind in ks_kafka::ClientKind::ALL {
+            let mine = match kind {
+                ks_kafka::ClientKind::Consumer => &mut self.kind_properties.consumer,
+                ks_kafka::ClientKind::Producer => &mut self.kind_properties.producer,
+                ks_kafka::ClientKind::Admin => &mut self.kind_properties.admin,
+            };
+            mine.extend(p.kind(kind).iter().cloned());
+        }
+        self
+    }
+
+    /// The base configuration of a client of `kind`: [`StreamsConfig::base_client`] with the
+    /// kind's own properties on top.
+    pub fn client_for(&self, kind: ks_kafka::ClientKind) -> rdkafka::ClientConfig {
+        let mut c = self.base_client();
+        ks_kafka::with_properties(
+            &mut c,
+            self.kind_properties
+                .kind(kind)
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        c
     }
 
     pub(crate) fn validate(&self) -> Result<()> {

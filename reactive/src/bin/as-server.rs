@@ -13,6 +13,12 @@ use std::time::Duration;
     about = "Streaming model server: a custom stream stage (--mode stage) or a router with one actor per data type (--mode actor)"
 )]
 struct Args {
+    /// A properties file: bootstrap.servers, session.timeout.ms, commit.interval.ms,
+    /// state.dir, ks.group.id, ks.http.host, ks.http.port, ks.topic.{data,models,results,errors}
+    /// and client properties passed through to librdkafka (security.protocol, sasl.*, ssl.*;
+    /// consumer.*/producer.* for one kind). Flags override the file; an unknown key is an error.
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "stage")]
     mode: Mode,
     #[arg(long, default_value = "127.0.0.1:9092")]
@@ -50,9 +56,109 @@ struct Args {
     slow_score_ms: Option<u64>,
 }
 
+/// The properties-file keys as-server reads itself; any other key goes to the Kafka clients.
+const OWN_KEYS: &[&str] = &[
+    "bootstrap.servers",
+    "session.timeout.ms",
+    "commit.interval.ms",
+    "state.dir",
+    "ks.group.id",
+    "ks.http.host",
+    "ks.http.port",
+    "ks.topic.data",
+    "ks.topic.models",
+    "ks.topic.results",
+    "ks.topic.errors",
+];
+
+/// Sets `field` from the file's `key` unless the flag `id` came from the command line.
+fn from_file<T>(
+    matches: &clap::ArgMatches,
+    id: &str,
+    settings: &ks_kafka::Settings,
+    key: &str,
+    field: &mut T,
+) -> anyhow::Result<()>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let given = matches!(
+        matches.value_source(id),
+        Some(clap::parser::ValueSource::CommandLine) | Some(clap::parser::ValueSource::EnvVariable)
+    );
+    if !given {
+        if let Some(v) = settings.get::<T>(key)? {
+            *field = v;
+        }
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let a = Args::parse();
+    let matches = <Args as clap::CommandFactory>::command().get_matches();
+    let mut a = <Args as clap::FromArgMatches>::from_arg_matches(&matches)?;
+    if let Some(path) = a.config.clone() {
+        let s = ks_kafka::Settings::load(&path, OWN_KEYS)?;
+        from_file(&matches, "brokers", &s, "bootstrap.servers", &mut a.brokers)?;
+        from_file(
+            &matches,
+            "session_timeout_ms",
+            &s,
+            "session.timeout.ms",
+            &mut a.session_timeout_ms,
+        )?;
+        from_file(
+            &matches,
+            "commit_interval_ms",
+            &s,
+            "commit.interval.ms",
+            &mut a.commit_interval_ms,
+        )?;
+        from_file(&matches, "state_dir", &s, "state.dir", &mut a.state_dir)?;
+        from_file(&matches, "group_id", &s, "ks.group.id", &mut a.group_id)?;
+        from_file(&matches, "host", &s, "ks.http.host", &mut a.host)?;
+        from_file(&matches, "port", &s, "ks.http.port", &mut a.port)?;
+        from_file(
+            &matches,
+            "data_topic",
+            &s,
+            "ks.topic.data",
+            &mut a.data_topic,
+        )?;
+        from_file(
+            &matches,
+            "models_topic",
+            &s,
+            "ks.topic.models",
+            &mut a.models_topic,
+        )?;
+        from_file(
+            &matches,
+            "results_topic",
+            &s,
+            "ks.topic.results",
+            &mut a.results_topic,
+        )?;
+        from_file(
+            &matches,
+            "errors_topic",
+            &s,
+            "ks.topic.errors",
+            &mut a.errors_topic,
+        )?;
+        let check = !s.clients.is_empty();
+        ks_kafka::set_process_properties(s.clients);
+        if check {
+            // Wrong credentials fail here, with the broker's reason, not in a retry loop.
+            ks_kafka::check_brokers(
+                &ks_kafka::client_config_for(ks_kafka::ClientKind::Admin, &a.brokers),
+                Duration::from_secs(15),
+            )
+            .context("cannot start as-server")?;
+        }
+    }
     let mut config = Config::new(a.mode, &a.brokers);
     config.host = a.host;
     config.port = a.port;

@@ -1,8 +1,10 @@
 //! `ks-server`: the streaming model server (memory, standard or custom variant).
 
 use anyhow::Context;
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use ks_engine::ProcessingGuarantee;
+use ks_kafka::Settings;
 use ks_topologies::server::{Server, ServerConfig};
 use ks_topologies::topology::{StoreVariant, Topics};
 use std::path::PathBuf;
@@ -23,6 +25,18 @@ use std::time::Duration;
                   /state/instances, /models, /health, /metrics."
 )]
 struct Cli {
+    /// A properties file with Kafka Streams' names (application.id, bootstrap.servers,
+    /// num.stream.threads, processing.guarantee, state.dir, commit.interval.ms,
+    /// session.timeout.ms, num.standby.replicas, cache.max.bytes.buffering), ks's own
+    /// (ks.store, ks.http.host, ks.http.port, ks.topic.{data,models,results,errors}) and client
+    /// properties passed through to librdkafka: plain ones (security.protocol, sasl.*, ssl.*)
+    /// to every client, consumer.*, producer.* and admin.* to that kind. Flags and environment
+    /// override the file; an unknown key is an error.
+    #[arg(long, env = "KS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log lines as `text` or `json` (one object a line: ts, level, target, msg).
+    #[arg(long, env = "KS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// Where serving state lives: memory (Processor API, lost on restart), standard (DSL,
     /// RocksDB + changelog) or custom (DSL, custom file store + changelog).
     #[arg(long, env = "KS_STORE", default_value = "standard")]
@@ -59,12 +73,26 @@ struct Cli {
     /// Commit interval in ms (default: 30000 at-least-once, 100 exactly-once).
     #[arg(long, env = "KS_COMMIT_INTERVAL_MS")]
     commit_interval_ms: Option<u64>,
+    /// Required (as `Authorization: Bearer TOKEN`) on every state-changing HTTP request, and on
+    /// reads with --guard-reads. File key ks.admin.token.
+    #[arg(long, env = "KS_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Require the admin token on reads too (all but /health). File key ks.http.guard.reads.
+    #[arg(long, env = "KS_GUARD_READS")]
+    guard_reads: bool,
+    /// Largest HTTP request body accepted, bytes. File key ks.http.max.request.bytes.
+    #[arg(long, env = "KS_MAX_REQUEST_BYTES", default_value_t = ks_topologies::http::DEFAULT_MAX_REQUEST_BYTES)]
+    max_request_bytes: u64,
+    /// HTTP requests a second the API accepts (429 beyond); 0: no limit. File key
+    /// ks.http.rate.limit.
+    #[arg(long, env = "KS_RATE_LIMIT", default_value_t = 0)]
+    rate_limit: u32,
     /// Consumer group session timeout in ms.
     #[arg(long, env = "KS_SESSION_TIMEOUT_MS", default_value_t = 10000)]
     session_timeout_ms: u64,
     /// Warm standby copies of each task kept on other instances (`num.standby.replicas`).
-    #[arg(long, env = "KS_NUM_STANDBY_REPLICAS", default_value_t = 0)]
-    num_standby_replicas: usize,
+    #[arg(long, env = "KS_NUM_STANDBY_REPLICAS")]
+    num_standby_replicas: Option<usize>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -73,12 +101,36 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-fn main() -> ExitCode {
-    env_logger::Builder::from_env(
+/// `--log-format json`: one JSON object a line (`ts`, `level`, `target`, `msg`), for log
+/// shippers; `text` (the default) is env_logger's.
+fn init_logging(json: bool) {
+    let mut b = env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,librdkafka=warn,rdkafka=warn"),
-    )
-    .init();
-    match run(Cli::parse()) {
+    );
+    if json {
+        b.format(|buf, record| {
+            use std::io::Write;
+            let line = serde_json::json!({
+                "ts": ks_kafka::now_ms(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    }
+    b.init();
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let json = matches.get_one::<String>("log_format").map(String::as_str) == Some("json");
+    init_logging(json);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match run(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ks-server: {e:#}");
@@ -87,7 +139,168 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// The properties-file keys ks-server reads itself; any other key goes to the Kafka clients.
+const OWN_KEYS: &[&str] = &[
+    "application.id",
+    "bootstrap.servers",
+    "num.stream.threads",
+    "processing.guarantee",
+    "state.dir",
+    "commit.interval.ms",
+    "session.timeout.ms",
+    "num.standby.replicas",
+    "cache.max.bytes.buffering",
+    "ks.store",
+    "ks.http.host",
+    "ks.http.port",
+    "ks.topic.data",
+    "ks.topic.models",
+    "ks.topic.results",
+    "ks.topic.errors",
+    "ks.admin.token",
+    "ks.http.guard.reads",
+    "ks.http.max.request.bytes",
+    "ks.http.rate.limit",
+];
+
+/// Sets `field` from the file's `key` unless the flag `id` came from the command line or the
+/// environment, which win over the file.
+fn from_file<T>(
+    matches: &ArgMatches,
+    id: &str,
+    settings: &Settings,
+    key: &str,
+    field: &mut T,
+) -> anyhow::Result<()>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let given = matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable)
+    );
+    if !given {
+        if let Some(v) = settings.get::<T>(key)? {
+            *field = v;
+        }
+    }
+    Ok(())
+}
+
+fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
+    let settings = match &cli.config {
+        Some(path) => Settings::load(path, OWN_KEYS)?,
+        None => Settings::default(),
+    };
+    from_file(matches, "store", &settings, "ks.store", &mut cli.store)?;
+    from_file(
+        matches,
+        "brokers",
+        &settings,
+        "bootstrap.servers",
+        &mut cli.brokers,
+    )?;
+    let mut app_id = cli.application_id.clone().unwrap_or_default();
+    from_file(
+        matches,
+        "application_id",
+        &settings,
+        "application.id",
+        &mut app_id,
+    )?;
+    cli.application_id = (!app_id.is_empty()).then_some(app_id);
+    from_file(matches, "host", &settings, "ks.http.host", &mut cli.host)?;
+    from_file(matches, "port", &settings, "ks.http.port", &mut cli.port)?;
+    from_file(
+        matches,
+        "state_dir",
+        &settings,
+        "state.dir",
+        &mut cli.state_dir,
+    )?;
+    from_file(
+        matches,
+        "data_topic",
+        &settings,
+        "ks.topic.data",
+        &mut cli.data_topic,
+    )?;
+    from_file(
+        matches,
+        "models_topic",
+        &settings,
+        "ks.topic.models",
+        &mut cli.models_topic,
+    )?;
+    from_file(
+        matches,
+        "results_topic",
+        &settings,
+        "ks.topic.results",
+        &mut cli.results_topic,
+    )?;
+    from_file(
+        matches,
+        "errors_topic",
+        &settings,
+        "ks.topic.errors",
+        &mut cli.errors_topic,
+    )?;
+    from_file(
+        matches,
+        "processing_guarantee",
+        &settings,
+        "processing.guarantee",
+        &mut cli.processing_guarantee,
+    )?;
+    from_file(
+        matches,
+        "threads",
+        &settings,
+        "num.stream.threads",
+        &mut cli.threads,
+    )?;
+    let mut commit = cli.commit_interval_ms.unwrap_or(0);
+    from_file(
+        matches,
+        "commit_interval_ms",
+        &settings,
+        "commit.interval.ms",
+        &mut commit,
+    )?;
+    cli.commit_interval_ms = (commit > 0).then_some(commit);
+    if cli.admin_token.is_none() {
+        cli.admin_token = settings.get::<String>("ks.admin.token")?;
+    }
+    from_file(
+        matches,
+        "guard_reads",
+        &settings,
+        "ks.http.guard.reads",
+        &mut cli.guard_reads,
+    )?;
+    from_file(
+        matches,
+        "max_request_bytes",
+        &settings,
+        "ks.http.max.request.bytes",
+        &mut cli.max_request_bytes,
+    )?;
+    from_file(
+        matches,
+        "rate_limit",
+        &settings,
+        "ks.http.rate.limit",
+        &mut cli.rate_limit,
+    )?;
+    from_file(
+        matches,
+        "session_timeout_ms",
+        &settings,
+        "session.timeout.ms",
+        &mut cli.session_timeout_ms,
+    )?;
     let store: StoreVariant = cli.store.parse()?;
     let guarantee: ProcessingGuarantee = cli.processing_guarantee.parse()?;
     let mut config = ServerConfig::new(store, &cli.brokers);
@@ -107,7 +320,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     config.threads = cli.threads;
     config.commit_interval = cli.commit_interval_ms.map(Duration::from_millis);
     config.session_timeout = Duration::from_millis(cli.session_timeout_ms);
-    config.num_standby_replicas = cli.num_standby_replicas;
+    config.client_properties = settings.clients.clone();
+    config.http = ks_topologies::http::HttpOptions {
+        admin_token: cli.admin_token.filter(|t| !t.is_empty()),
+        guard_reads: cli.guard_reads,
+        max_request_bytes: cli.max_request_bytes,
+        rate_limit_per_s: (cli.rate_limit > 0).then_some(cli.rate_limit),
+    };
+    if config.http.guard_reads && config.http.admin_token.is_none() {
+        anyhow::bail!("--guard-reads needs --admin-token (or ks.admin.token)");
+    }
+    // The flag (or its environment variable) wins over the file's key.
+    config.num_standby_replicas = match cli.num_standby_replicas {
+        Some(n) => n,
+        None => settings
+            .get::<u32>("num.standby.replicas")?
+            .map_or(0, |n| n as usize),
+    };
+    config.cache_max_bytes_buffering = settings.get::<u64>("cache.max.bytes.buffering")?;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);

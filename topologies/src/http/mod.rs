@@ -10,6 +10,7 @@
 //! | GET    | `/models`                 | JSON array of [`ModelInfo`]                         |
 //! | GET    | `/health`                 | [`Health`]; 200 when healthy, 503 when not          |
 //! | GET    | `/metrics`                | Prometheus text exposition format 0.0.4             |
+//! | GET    | `/openapi.json`           | this API's OpenAPI 3 document ([`OPENAPI_JSON`])    |
 //!
 //! Errors are JSON `{"error": "...", "path": "..."}`: 400 for a bad data type segment (bad
 //! percent-encoding, empty, over [`MAX_DATA_TYPE_LEN`] bytes), 404 for an unknown path or a data
@@ -20,6 +21,13 @@
 //! over HTTP with `local=true` (so a peer never forwards in turn). A peer that fails or does not
 //! answer within [`PEER_TIMEOUT`] is left out and named in `"unreachable": ["host:port", …]`,
 //! which is present only when the answer is partial.
+//!
+//! Locked doors ([`HttpOptions`]): with an admin token, every request whose method is not
+//! GET or HEAD (every state-changing endpoint, whatever its path, checked before routing) needs
+//! `Authorization: Bearer <token>` (or `X-Admin-Token: <token>`) and answers 401 without it,
+//! before anything runs; `guard_reads` extends that to every read but `/health` (peers send the
+//! token when they forward). Requests declaring a body over `max_request_bytes` answer 413, and
+//! over `rate_limit_per_s` (a token bucket with a one-second burst) 429.
 //!
 //! Layout: this module binds and serves (one warp filter into [`Route`]s, the style both
 //! servers share); `routes` parses request lines into the closed set of [`Route`]s, `peers`
@@ -35,8 +43,8 @@ mod peers;
 mod routes;
 
 pub use metrics::render_metrics;
-pub use peers::{get, GET_TIMEOUT};
-pub use routes::{Route, RouteError};
+pub use peers::{get, get_with_token, GET_TIMEOUT};
+pub use routes::{Route, RouteError, OPENAPI_JSON, ROUTE_TEMPLATES};
 
 use crate::queries::ServingQueries;
 use crate::{Error, Result};
@@ -73,6 +81,129 @@ pub async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAd
     Ok((listener, bound))
 }
 
+/// The HTTP API's protections.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// When set, required on every request that is not GET or HEAD (and on reads with
+    /// `guard_reads`).
+    pub admin_token: Option<String>,
+    /// Require the token on reads as well (all but `/health`).
+    pub guard_reads: bool,
+    /// Largest request body accepted (by its `Content-Length`), in bytes.
+    pub max_request_bytes: u64,
+    /// Requests a second accepted by the whole API (`None`: no limit).
+    pub rate_limit_per_s: Option<u32>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> HttpOptions {
+        HttpOptions {
+            admin_token: None,
+            guard_reads: false,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            rate_limit_per_s: None,
+        }
+    }
+}
+
+/// Default of [`HttpOptions::max_request_bytes`]: the API takes no large bodies.
+pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 64 * 1024;
+
+/// A token bucket refilled at `rate` a second, holding at most `rate`.
+struct RateLimit {
+    rate: f64,
+    state: parking_lot::Mutex<(f64, std::time::Instant)>,
+}
+
+impl RateLimit {
+    fn new(rate: u32) -> RateLimit {
+        let rate = f64::from(rate.max(1));
+        RateLimit {
+            rate,
+            state: parking_lot::Mutex::new((rate, std::time::Instant::now())),
+        }
+    }
+
+    fn allow(&self) -> bool {
+        let mut s = self.state.lock();
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(s.1).as_secs_f64() * self.rate;
+        s.0 = (s.0 + refill).min(self.rate);
+        s.1 = now;
+        if s.0 >= 1.0 {
+            s.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess matched.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(!x);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+/// The token a request carries: `Authorization: Bearer …` or `X-Admin-Token: …`.
+fn presented_token(headers: &warp::http::HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(t) = v.strip_prefix("Bearer ") {
+            return Some(t.trim());
+        }
+    }
+    headers
+        .get("x-admin-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// What the doors say before a request is routed: `None` lets it through.
+fn doors(
+    options: &HttpOptions,
+    limit: Option<&RateLimit>,
+    method: &Method,
+    path: &str,
+    headers: &warp::http::HeaderMap,
+) -> Option<Answer> {
+    if limit.is_some_and(|l| !l.allow()) {
+        return Some(Answer::error(429, "too many requests; slow down", path));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    if declared > options.max_request_bytes {
+        return Some(Answer::error(
+            413,
+            &format!(
+                "request body of {declared} bytes is over the limit of {}",
+                options.max_request_bytes
+            ),
+            path,
+        ));
+    }
+    let token = options.admin_token.as_deref()?;
+    let read = *method == Method::GET || *method == Method::HEAD;
+    let guarded = !read || (options.guard_reads && path != "/health");
+    if guarded && !presented_token(headers).is_some_and(|t| same_secret(t, token)) {
+        let mut a = Answer::error(401, "this request needs the admin token", path);
+        a.unauthorized = true;
+        return Some(a);
+    }
+    None
+}
+
 /// Binds `addr` (port 0 picks a free port) and serves the API until `shutdown` completes;
 /// connections in flight then finish before the returned task ends. Returns the address
 /// actually bound.
@@ -81,19 +212,49 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, JoinHandle<()>)> {
+    serve_with(queries, addr, HttpOptions::default(), shutdown).await
+}
+
+/// [`serve`] with the protections of `options`.
+pub async fn serve_with(
+    queries: Arc<dyn ServingQueries>,
+    addr: SocketAddr,
+    options: HttpOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, JoinHandle<()>)> {
     let (listener, bound) = bind(addr).await?;
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    let api = warp::method().and(warp::path::full()).and(query).then(
-        move |method: Method, path: warp::path::FullPath, query: String| {
-            let queries = Arc::clone(&queries);
-            async move {
-                let query = (!query.is_empty()).then_some(query.as_str());
-                answer(queries, method.as_str(), path.as_str(), query)
-                    .await
-                    .into_response()
-            }
-        },
-    );
+    let limit = options.rate_limit_per_s.map(RateLimit::new).map(Arc::new);
+    let options = Arc::new(options);
+    let api = warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .then(
+            move |method: Method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  headers: warp::http::HeaderMap| {
+                let queries = Arc::clone(&queries);
+                let options = Arc::clone(&options);
+                let limit = limit.clone();
+                async move {
+                    if let Some(refused) =
+                        doors(&options, limit.as_deref(), &method, path.as_str(), &headers)
+                    {
+                        return refused.into_response();
+                    }
+                    let query = (!query.is_empty()).then_some(query.as_str());
+                    let token = options
+                        .guard_reads
+                        .then(|| options.admin_token.clone())
+                        .flatten();
+                    answer(queries, method.as_str(), path.as_str(), query, token)
+                        .await
+                        .into_response()
+                }
+            },
+        );
     let server = warp::serve(api).incoming(listener).graceful(shutdown);
     Ok((bound, tokio::spawn(server.run())))
 }
@@ -103,6 +264,8 @@ struct Answer {
     status: u16,
     content_type: &'static str,
     body: String,
+    /// A 401: say which scheme is expected.
+    unauthorized: bool,
 }
 
 impl Answer {
@@ -113,11 +276,13 @@ impl Answer {
                 status,
                 content_type: JSON_CONTENT_TYPE,
                 body,
+                unauthorized: false,
             },
             Err(e) => Answer {
                 status: 500,
                 content_type: JSON_CONTENT_TYPE,
                 body: format!("{{\"error\":{:?}}}", e.to_string()),
+                unauthorized: false,
             },
         }
     }
@@ -147,6 +312,17 @@ impl Answer {
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET"));
         }
+        if self.unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"ks\""),
+            );
+        }
+        if self.status == 429 {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -156,6 +332,7 @@ async fn answer(
     method: &str,
     path: &str,
     query: Option<&str>,
+    peer_token: Option<String>,
 ) -> Answer {
     let route = match Route::parse(method, path, query) {
         Ok(route) => route,
@@ -174,7 +351,7 @@ async fn answer(
     };
     match (route, local) {
         (Route::StateValue { data_type, .. }, Local::Stats { mine, peers }) => {
-            peers::state_value(&data_type, mine, peers, path).await
+            peers::state_value(&data_type, mine, peers, path, peer_token).await
         }
         (_, Local::Done(answer)) => answer,
         (_, Local::Stats { .. }) => Answer::error(500, "internal routing error", path),
@@ -247,6 +424,13 @@ fn local_answer(queries: &dyn ServingQueries, route: &Route) -> Local {
             status: 200,
             content_type: METRICS_CONTENT_TYPE,
             body: render_metrics(&queries.metrics()),
+            unauthorized: false,
+        }),
+        Route::OpenApi => Local::Done(Answer {
+            status: 200,
+            content_type: JSON_CONTENT_TYPE,
+            body: OPENAPI_JSON.to_string(),
+            unauthorized: false,
         }),
     }
 }

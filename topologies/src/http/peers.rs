@@ -36,6 +36,7 @@ pub(super) async fn state_value(
     mine: Option<ServingStats>,
     peers: Vec<String>,
     path: &str,
+    token: Option<String>,
 ) -> Answer {
     let peer_path = format!(
         "/state/value/{}?local=true",
@@ -45,7 +46,7 @@ pub(super) async fn state_value(
     let asks: Vec<(String, JoinHandle<PeerStats>)> = peers
         .into_iter()
         .map(|peer| {
-            let ask = tokio::spawn(ask_peer(peer.clone(), peer_path.clone()));
+            let ask = tokio::spawn(ask_peer(peer.clone(), peer_path.clone(), token.clone()));
             (peer, ask)
         })
         .collect();
@@ -89,8 +90,9 @@ pub(super) async fn state_value(
     Answer::json(200, &body)
 }
 
-async fn ask_peer(peer: String, path: String) -> PeerStats {
-    let answer = match tokio::time::timeout(PEER_TIMEOUT, get(&peer, &path)).await {
+async fn ask_peer(peer: String, path: String, token: Option<String>) -> PeerStats {
+    let ask = get_with_token(&peer, &path, token.as_deref());
+    let answer = match tokio::time::timeout(PEER_TIMEOUT, ask).await {
         Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
             log::warn!("peer {peer}: {e}");
@@ -120,8 +122,19 @@ async fn ask_peer(peer: String, path: String) -> PeerStats {
 /// One GET with ureq (run off the async workers), returning the status and the body whatever
 /// the status. The body is capped at [`MAX_RESPONSE_BYTES`] so a misbehaving peer cannot make us
 /// allocate without bound; the whole request is bounded by [`GET_TIMEOUT`] (callers that need
-/// less bound it themselves).
+/// less bound it themselves). A redirect is never followed: its status is the answer, so a
+/// peer cannot send the request (and its token) elsewhere.
 pub async fn get(addr: impl Display, path: &str) -> Result<(u16, String)> {
+    get_with_token(addr, path, None).await
+}
+
+/// [`get`] with `Authorization: Bearer <token>` when `token` is given (peers forwarding to a
+/// server that guards its reads).
+pub async fn get_with_token(
+    addr: impl Display,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, String)> {
     let authority = addr.to_string();
     let http_error = |reason: String| Error::Http {
         authority: authority.clone(),
@@ -137,13 +150,20 @@ pub async fn get(addr: impl Display, path: &str) -> Result<(u16, String)> {
         return Err(http_error("invalid request path".into()));
     }
     let url = format!("http://{authority}{path}");
+    let bearer = token.map(|t| format!("Bearer {t}"));
     let fetched = tokio::task::spawn_blocking(move || -> std::result::Result<_, ureq::Error> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(GET_TIMEOUT))
+            .timeout_connect(Some(GET_TIMEOUT.min(Duration::from_secs(5))))
+            .max_redirects(0)
             .build()
             .into();
-        let mut response = agent.get(&url).call()?;
+        let mut request = agent.get(&url);
+        if let Some(b) = &bearer {
+            request = request.header("Authorization", b.as_str());
+        }
+        let mut response = request.call()?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()

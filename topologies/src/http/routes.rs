@@ -25,6 +25,38 @@ pub enum Route {
     Health,
     /// `/metrics`.
     Metrics,
+    /// `/openapi.json`: the API's OpenAPI 3 document ([`OPENAPI_JSON`]).
+    OpenApi,
+}
+
+/// The checked-in OpenAPI 3 document of this API (`topologies/api/openapi.json`), served at
+/// `/openapi.json`; `tests/openapi_matches_routes.rs` fails when it and the routes disagree.
+pub const OPENAPI_JSON: &str = include_str!("../../api/openapi.json");
+
+/// Every path template the API serves, as the OpenAPI document names them.
+pub const ROUTE_TEMPLATES: &[&str] = &[
+    "/state/value",
+    "/state/value/{dataType}",
+    "/state/instances",
+    "/models",
+    "/health",
+    "/metrics",
+    "/openapi.json",
+];
+
+impl Route {
+    /// The OpenAPI path template this route answers (exhaustive, so a new route must name one).
+    pub fn template(&self) -> &'static str {
+        match self {
+            // `/state/value` is `/state/value/wine`: both parse to this route.
+            Route::StateValue { .. } => "/state/value/{dataType}",
+            Route::Instances => "/state/instances",
+            Route::Models => "/models",
+            Route::Health => "/health",
+            Route::Metrics => "/metrics",
+            Route::OpenApi => "/openapi.json",
+        }
+    }
 }
 
 /// Why a request matched no [`Route`]: the status to answer with and a message for the body.
@@ -71,6 +103,7 @@ impl Route {
             ["models"] => Route::Models,
             ["health"] => Route::Health,
             ["metrics"] => Route::Metrics,
+            ["openapi.json"] => Route::OpenApi,
             _ => return Err(RouteError::new(404, "no such path")),
         };
         // The path is checked before the method so an unknown path is a 404 whatever the method.
@@ -173,5 +206,6 @@ pub(crate) fn route_path(route: &Route) -> String {
         Route::Models => "/models".into(),
         Route::Health => "/health".into(),
         Route::Metrics => "/metrics".into(),
+        Route::OpenApi => "/openapi.json".into(),
     }
 }
