@@ -9,6 +9,8 @@
 //!   own file (`tree`, `regression`, `general`, `neural`, `mining`); `pmml/eval.rs`
 //!   applies the MiningSchema, runs a model and derives its outputs.
 //! - TensorFlow: frozen GraphDefs through tract (`tensorflow.rs`), batch-capable.
+//! - ONNX: models through tract-onnx (`onnx.rs`), inputs and outputs discovered from the
+//!   graph, batch-capable; output columns are `<output>[<i>]`.
 //!
 //! `record.rs` holds [`Record`]/[`Value`], `model.rs` the [`Model`] facade, `error.rs`
 //! the [`Error`] enum, and `bin/ks-score.rs` a CSV scoring CLI.
@@ -40,6 +42,7 @@
 
 mod error;
 mod model;
+pub mod onnx;
 pub mod pmml;
 mod record;
 pub mod tensorflow;
