@@ -53,6 +53,7 @@ struct Input {
     double: bool,
 }
 
+/// A loaded ONNX graph, typed for a symbolic batch and ready to run.
 pub struct OnnxModel {
     plan: Arc<TypedRunnableModel>,
     inputs: Vec<Input>,
@@ -155,6 +156,7 @@ fn fields_of(inputs: &[Input], proto: &pb::ModelProto) -> Vec<String> {
 }
 
 impl OnnxModel {
+    /// Parses, types and optimizes the graph; every failure is an [`Error`], never a panic.
     pub fn from_bytes(bytes: &[u8]) -> Result<OnnxModel> {
         if bytes.len() > crate::pmml::xml::MAX_BYTES {
             return Err(Error::TooLarge {
@@ -267,10 +269,12 @@ impl OnnxModel {
         })
     }
 
+    /// The record fields read, in input-column order.
     pub fn input_fields(&self) -> &[String] {
         &self.fields
     }
 
+    /// The output columns, `<output>[<i>]`.
     pub fn output_fields(&self) -> &[String] {
         &self.outputs
     }
@@ -287,6 +291,7 @@ impl OnnxModel {
         Ok(())
     }
 
+    /// Scores one record.
     pub fn score(&self, record: &Record) -> Result<Prediction> {
         let mut flat = Vec::with_capacity(self.fields.len());
         self.row(record, &mut flat)?;
@@ -295,6 +300,7 @@ impl OnnxModel {
             .ok_or_else(|| Error::Onnx("graph produced no row".into()))
     }
 
+    /// Scores records as one batch tensor per input.
     pub fn score_batch(&self, records: &[Record]) -> Result<Vec<Prediction>> {
         let mut flat = Vec::with_capacity(records.len() * self.fields.len());
         for r in records {
