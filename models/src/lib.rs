@@ -8,7 +8,8 @@
 //!   (`pmml/plan.rs`, `pmml/expr.rs`, `pmml/predicate.rs`), and each model type has its
 //!   own file (`tree`, `regression`, `general`, `neural`, `mining`); `pmml/eval.rs`
 //!   applies the MiningSchema, runs a model and derives its outputs.
-//! - TensorFlow: frozen GraphDefs through tract (`tensorflow.rs`), batch-capable.
+//! - TensorFlow: frozen GraphDefs through tract (`tensorflow.rs`), batch-capable; input
+//!   and output nodes discovered from the graph (its placeholder and its last op).
 //! - ONNX: models through tract-onnx (`onnx.rs`), inputs and outputs discovered from the
 //!   graph, batch-capable; output columns are `<output>[<i>]`.
 //!
