@@ -21,7 +21,7 @@ impl ModelFile {
     }
 }
 
-/// The type a model file is published as, from its extension: `.pmml`/`.xml` or `.pb`.
+/// The type a model file is published as, from its extension: `.pmml`/`.xml`, `.pb` or `.onnx`.
 pub fn model_type_of(path: &Path) -> Result<ModelType> {
     match path
         .extension()
@@ -30,6 +30,7 @@ pub fn model_type_of(path: &Path) -> Result<ModelType> {
     {
         Some(e) if e == "pmml" || e == "xml" => Ok(ModelType::Pmml),
         Some(e) if e == "pb" => Ok(ModelType::Tensorflow),
+        Some(e) if e == "onnx" => Ok(ModelType::Onnx),
         _ => Err(Error::UnknownModelFile(path.to_path_buf())),
     }
 }
@@ -111,6 +112,10 @@ mod tests {
         ));
         assert!(matches!(
             model_type_of(Path::new("a.onnx")),
+            Ok(ModelType::Onnx)
+        ));
+        assert!(matches!(
+            model_type_of(Path::new("a.h5")),
             Err(Error::UnknownModelFile(_))
         ));
     }

@@ -120,7 +120,7 @@ struct ReadArgs {
 #[derive(clap::Args)]
 struct PublishModelArgs {
     file: PathBuf,
-    /// Model type (default: from the extension, .pmml or .pb).
+    /// Model type: pmml, tensorflow or onnx (default: from the extension, .pmml, .pb or .onnx).
     #[arg(long = "type", value_parser = parse_model_type)]
     model_type: Option<ModelType>,
     /// Model name (default: the file stem).

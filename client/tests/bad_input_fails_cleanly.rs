@@ -34,8 +34,8 @@ fn publish_model_on_a_missing_file() {
 
 #[test]
 fn publish_model_with_an_unknown_type() {
-    let out = ks_client(&["publish-model", "data/x.pmml", "--type", "onnx"]);
-    assert_one_line_failure(&out, "onnx");
+    let out = ks_client(&["publish-model", "data/x.pmml", "--type", "keras"]);
+    assert_one_line_failure(&out, "keras");
     assert_eq!(out.status.code(), Some(2));
 }
 

@@ -204,6 +204,40 @@ fn publish_model_by_value_and_by_reference() {
     );
 }
 
+/// An ONNX model is published as `ModelType::Onnx`, named by `--type onnx` or by its extension,
+/// with the file's bytes as the descriptor's data.
+#[test]
+fn publish_model_onnx_by_type_and_by_extension() {
+    let broker = ks_broker::Broker::tansu().unwrap();
+    let topic = unique("models");
+    let file = default_data_dir().join("onnx").join("onnx_logreg.onnx");
+    for extra in [&["--type", "onnx"][..], &[][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ks-client"))
+            .args(["--brokers", broker.bootstrap_servers(), "publish-model"])
+            .arg(&file)
+            .args(["--models-topic", &topic])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("(ONNX)"));
+    }
+    let models = read_all(broker.bootstrap_servers(), &topic);
+    assert_eq!(models.len(), 2);
+    for m in &models {
+        let md = ModelDescriptor::decode(m.payload.as_slice()).unwrap();
+        assert_eq!(md.name, "onnx_logreg");
+        assert!(matches!(md.model_type(), Ok(ks_proto::ModelType::Onnx)));
+        assert!(
+            matches!(md.message_content, Some(MessageContent::Data(ref d)) if *d == std::fs::read(&file).unwrap())
+        );
+    }
+}
+
 #[test]
 fn provide_starts_an_embedded_broker_when_none_answers() {
     let port = ks_broker::free_port().unwrap();

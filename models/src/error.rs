@@ -54,6 +54,9 @@ pub enum Error {
     /// The TensorFlow graph could not be loaded or run.
     #[error("tensorflow: {0}")]
     Tensorflow(String),
+    /// The ONNX model could not be loaded or run (tract-onnx, or a graph shape we do not feed).
+    #[error("onnx: {0}")]
+    Onnx(String),
     /// A record or a batch has the wrong shape for the model.
     #[error("bad input: {0}")]
     Input(String),

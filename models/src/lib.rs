@@ -8,7 +8,10 @@
 //!   (`pmml/plan.rs`, `pmml/expr.rs`, `pmml/predicate.rs`), and each model type has its
 //!   own file (`tree`, `regression`, `general`, `neural`, `mining`); `pmml/eval.rs`
 //!   applies the MiningSchema, runs a model and derives its outputs.
-//! - TensorFlow: frozen GraphDefs through tract (`tensorflow.rs`), batch-capable.
+//! - TensorFlow: frozen GraphDefs through tract (`tensorflow.rs`), batch-capable; input
+//!   and output nodes discovered from the graph (its placeholder and its last op).
+//! - ONNX: models through tract-onnx (`onnx.rs`), inputs and outputs discovered from the
+//!   graph, batch-capable; output columns are `<output>[<i>]`.
 //!
 //! `record.rs` holds [`Record`]/[`Value`], `model.rs` the [`Model`] facade, `error.rs`
 //! the [`Error`] enum, and `bin/ks-score.rs` a CSV scoring CLI.
@@ -40,6 +43,7 @@
 
 mod error;
 mod model;
+pub mod onnx;
 pub mod pmml;
 mod record;
 pub mod tensorflow;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use ks_proto::ModelType;
 
 use crate::error::{Error, Result};
+use crate::onnx::OnnxModel;
 use crate::pmml::PmmlModel;
 use crate::record::{Record, Value};
 use crate::tensorflow::{TfConfig, TfModel};
@@ -22,6 +23,7 @@ pub struct Model {
 enum Engine {
     Pmml(Box<PmmlModel>),
     Tensorflow(TfModel),
+    Onnx(OnnxModel),
 }
 
 impl Model {
@@ -30,7 +32,15 @@ impl Model {
         match model_type {
             ModelType::Pmml => Model::pmml(bytes),
             ModelType::Tensorflow => Model::tensorflow(bytes, &TfConfig::default()),
+            ModelType::Onnx => Model::onnx(bytes),
         }
+    }
+
+    /// An ONNX model; inputs and outputs are read from the graph (see [`crate::onnx`]).
+    pub fn onnx(bytes: &[u8]) -> Result<Model> {
+        Ok(Model {
+            engine: Engine::Onnx(OnnxModel::from_bytes(bytes)?),
+        })
     }
 
     pub fn pmml(bytes: &[u8]) -> Result<Model> {
@@ -50,6 +60,7 @@ impl Model {
         match self.engine {
             Engine::Pmml(_) => ModelType::Pmml,
             Engine::Tensorflow(_) => ModelType::Tensorflow,
+            Engine::Onnx(_) => ModelType::Onnx,
         }
     }
 
@@ -58,6 +69,7 @@ impl Model {
         match &self.engine {
             Engine::Pmml(m) => m.input_fields(),
             Engine::Tensorflow(m) => m.input_fields(),
+            Engine::Onnx(m) => m.input_fields(),
         }
     }
 
@@ -66,6 +78,7 @@ impl Model {
         match &self.engine {
             Engine::Pmml(m) => m.output_fields(),
             Engine::Tensorflow(m) => m.output_fields(),
+            Engine::Onnx(m) => m.output_fields(),
         }
     }
 
@@ -73,6 +86,7 @@ impl Model {
         match &self.engine {
             Engine::Pmml(m) => m.score(record),
             Engine::Tensorflow(m) => m.score(record),
+            Engine::Onnx(m) => m.score(record),
         }
     }
 
@@ -82,6 +96,7 @@ impl Model {
         match &self.engine {
             Engine::Pmml(m) => records.iter().map(|r| m.score(r)).collect(),
             Engine::Tensorflow(m) => m.score_batch(records),
+            Engine::Onnx(m) => m.score_batch(records),
         }
     }
 
@@ -89,6 +104,13 @@ impl Model {
     pub fn score_row(&self, row: &[f64]) -> Result<Prediction> {
         match &self.engine {
             Engine::Pmml(m) => m.score_row(row),
+            Engine::Onnx(m) => {
+                let mut v = m.score_rows(row)?;
+                if v.len() != 1 {
+                    return Err(Error::Input(format!("expected one row, got {}", v.len())));
+                }
+                v.pop().ok_or_else(|| Error::Input("empty row".into()))
+            }
             Engine::Tensorflow(m) => {
                 let mut v = m.score_rows(row)?;
                 if v.len() != 1 {
@@ -104,7 +126,7 @@ impl Model {
     pub fn score_row_into(&self, row: &[f64], out: &mut Prediction) -> Result<()> {
         match &self.engine {
             Engine::Pmml(m) => m.score_row_into(row, out),
-            Engine::Tensorflow(_) => {
+            Engine::Tensorflow(_) | Engine::Onnx(_) => {
                 *out = self.score_row(row)?;
                 Ok(())
             }
@@ -125,6 +147,7 @@ impl Model {
                 rows.chunks(width).map(|r| m.score_row(r)).collect()
             }
             Engine::Tensorflow(m) => m.score_rows(rows),
+            Engine::Onnx(m) => m.score_rows(rows),
         }
     }
 }

@@ -10,20 +10,25 @@ use crate::record::{Record, Value};
 use crate::Prediction;
 
 /// Which graph nodes to feed and read, and how record fields map onto input columns.
+/// An empty node name is discovered from the graph: the input is its one `Placeholder`,
+/// the output its last node that no other node reads.
 #[derive(Debug, Clone)]
 pub struct TfConfig {
+    /// The node fed with the `[N, fields]` float matrix (empty: the graph's placeholder).
     pub input_node: String,
+    /// The node read as the `[N, classes]` output (empty: the graph's last op).
     pub output_node: String,
     /// Record field names, in input-column order.
     pub input_fields: Vec<String>,
 }
 
 impl Default for TfConfig {
-    /// The tutorial's wine graph: `dense_1_input` [N,11] -> `dense_3/Sigmoid` [N,9].
+    /// Input and output discovered from the graph (for the tutorial's wine graph
+    /// `dense_1_input` [N,11] -> `dense_3/Sigmoid` [N,9]), the 11 wine fields as inputs.
     fn default() -> TfConfig {
         TfConfig {
-            input_node: "dense_1_input".into(),
-            output_node: "dense_3/Sigmoid".into(),
+            input_node: String::new(),
+            output_node: String::new(),
             input_fields: ks_proto::WINE_FEATURES
                 .iter()
                 .map(|s| s.to_string())
@@ -54,6 +59,46 @@ fn tf_err(e: impl std::fmt::Display) -> Error {
     Error::Tensorflow(e.to_string())
 }
 
+/// The graph's input (its one `Placeholder`) and output (the last node no other node
+/// reads), as named in the GraphDef.
+pub fn discover_io(
+    graph: &tract_tensorflow::tfpb::tensorflow::GraphDef,
+) -> Result<(String, String)> {
+    let placeholders: Vec<&str> = graph
+        .node
+        .iter()
+        .filter(|n| n.op == "Placeholder")
+        .map(|n| n.name.as_str())
+        .collect();
+    let input = match placeholders.as_slice() {
+        [one] => one.to_string(),
+        other => {
+            return Err(Error::Tensorflow(format!(
+                "expected one Placeholder to feed, the graph has {}",
+                other.len()
+            )))
+        }
+    };
+    // `^name` is a control input, `name:1` the second output of `name`.
+    let read: std::collections::HashSet<&str> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter())
+        .map(|i| {
+            let i = i.trim_start_matches('^');
+            i.split(':').next().unwrap_or(i)
+        })
+        .collect();
+    let output = graph
+        .node
+        .iter()
+        .rev()
+        .find(|n| !read.contains(n.name.as_str()) && n.op != "Placeholder" && n.op != "Const")
+        .map(|n| n.name.clone())
+        .ok_or_else(|| Error::Tensorflow("the graph has no output op".into()))?;
+    Ok((input, output))
+}
+
 impl TfModel {
     pub fn from_bytes(bytes: &[u8], config: &TfConfig) -> Result<TfModel> {
         if bytes.len() > crate::pmml::xml::MAX_BYTES {
@@ -63,13 +108,35 @@ impl TfModel {
             });
         }
         let width = config.input_fields.len();
+        let (input_node, output_node) =
+            if config.input_node.is_empty() || config.output_node.is_empty() {
+                let graph =
+                    std::panic::catch_unwind(|| tensorflow().proto_model_for_read(&mut &*bytes))
+                        .map_err(|_| Error::Tensorflow("graph parsing panicked".into()))?
+                        .map_err(tf_err)?;
+                let (i, o) = discover_io(&graph)?;
+                (
+                    if config.input_node.is_empty() {
+                        i
+                    } else {
+                        config.input_node.clone()
+                    },
+                    if config.output_node.is_empty() {
+                        o
+                    } else {
+                        config.output_node.clone()
+                    },
+                )
+            } else {
+                (config.input_node.clone(), config.output_node.clone())
+            };
         // tract reports malformed protobufs as errors, but a panic deep in an op
         // implementation must not take the server down with it.
         let built =
             std::panic::catch_unwind(|| -> TractResult<(Arc<TypedRunnableModel>, usize)> {
                 let mut model = tensorflow().model_for_read(&mut &*bytes)?;
-                model.set_input_names([config.input_node.as_str()])?;
-                model.select_outputs_by_name([config.output_node.as_str()])?;
+                model.set_input_names([input_node.as_str()])?;
+                model.select_outputs_by_name([output_node.as_str()])?;
                 let n = model.symbols.sym("N");
                 model.set_input_fact(0, f32::fact([n.to_dim(), width.to_dim()]).into())?;
                 let typed = model.into_optimized()?;
@@ -79,10 +146,7 @@ impl TfModel {
                     .last()
                     .and_then(|d| d.to_i64().ok())
                     .ok_or_else(|| {
-                        TractError::msg(format!(
-                            "output {} has no fixed last dimension",
-                            config.output_node
-                        ))
+                        TractError::msg(format!("output {output_node} has no fixed last dimension"))
                     })?;
                 Ok((typed.into_runnable()?, classes as usize))
             });
@@ -197,5 +261,35 @@ impl TfModel {
         let mut v = self.score_rows_f32(flat, 1)?;
         v.pop()
             .ok_or_else(|| Error::Tensorflow("graph produced no row".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tutorial's graph names its nodes `dense_1_input` and `dense_3/Sigmoid`: both are
+    /// found from the graph, not from a hard-wired default.
+    #[test]
+    fn wine_graph_input_and_output_are_discovered() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../data/optimized_WineQuality.pb"
+        );
+        let bytes = std::fs::read(path).expect("graph");
+        let graph = tensorflow()
+            .proto_model_for_read(&mut &*bytes)
+            .expect("GraphDef");
+        let (i, o) = discover_io(&graph).expect("discovered");
+        assert_eq!(
+            (i.as_str(), o.as_str()),
+            ("dense_1_input", "dense_3/Sigmoid")
+        );
+        let mut two = graph.clone();
+        let mut extra = two.node[0].clone();
+        extra.op = "Placeholder".into();
+        extra.name = "second".into();
+        two.node.push(extra);
+        assert!(matches!(discover_io(&two), Err(Error::Tensorflow(_))));
     }
 }

@@ -194,3 +194,37 @@ fn mutated_tensorflow_graph_never_panics() {
         }
     }
 }
+
+#[test]
+fn mutated_onnx_models_never_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/onnx");
+    let mut rng = Rng(7);
+    let (mut loaded, mut rejected) = (0, 0);
+    for stem in [
+        "onnx_logreg",
+        "onnx_decision_tree_classifier",
+        "onnx_linear_regression",
+    ] {
+        let bytes = std::fs::read(dir.join(format!("{stem}.onnx"))).expect("onnx seed");
+        for _ in 0..40 {
+            let m = mutate(&mut rng, &bytes);
+            match Model::from_bytes(ModelType::Onnx, &m) {
+                Ok(model) => {
+                    loaded += 1;
+                    for r in &records() {
+                        let _ = model.score(r);
+                    }
+                }
+                Err(e) => {
+                    rejected += 1;
+                    assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+        for cut in (0..bytes.len()).step_by((bytes.len() / 20).max(1)) {
+            let _ = Model::from_bytes(ModelType::Onnx, &bytes[..cut]);
+        }
+    }
+    eprintln!("onnx mutants loaded: {loaded}, rejected: {rejected}");
+    assert!(rejected > 0);
+}

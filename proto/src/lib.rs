@@ -1,6 +1,6 @@
 //! Wire types of ks: the Lightbend tutorial's protobuf messages, compiled with prost.
 //!
-//! - [`ModelDescriptor`]: a model update (PMML or TensorFlow, by value or by location).
+//! - [`ModelDescriptor`]: a model update (PMML, TensorFlow or ONNX, by value or by location).
 //! - [`WineRecord`]: one row of the red-wine data set, with its `dataType`.
 //!
 //! Field numbers match the tutorial's `.proto` files (in `proto/proto/`), so bytes written by its
@@ -63,7 +63,7 @@ pub enum Error {
         name: &'static str,
         value: String,
     },
-    #[error("unknown model type {0:?} (expected pmml or tensorflow)")]
+    #[error("unknown model type {0:?} (expected pmml, tensorflow or onnx)")]
     UnknownModelType(String),
 }
 
@@ -131,11 +131,12 @@ impl WineRecord {
 impl std::str::FromStr for ModelType {
     type Err = Error;
 
-    /// Accepts the CLI spellings `pmml` and `tensorflow` (also `tf`), any case.
+    /// Accepts the CLI spellings `pmml`, `tensorflow` (also `tf`) and `onnx`, any case.
     fn from_str(s: &str) -> Result<ModelType> {
         match s.to_ascii_lowercase().as_str() {
             "pmml" => Ok(ModelType::Pmml),
             "tensorflow" | "tf" => Ok(ModelType::Tensorflow),
+            "onnx" => Ok(ModelType::Onnx),
             _ => Err(Error::UnknownModelType(s.to_string())),
         }
     }
@@ -256,10 +257,38 @@ mod tests {
         assert!(matches!(back.model_type(), Ok(ModelType::Tensorflow)));
     }
 
+    /// `ONNX = 2` is a new enum value: descriptors written before it (PMML = 1, TENSORFLOW = 0,
+    /// the latter omitted on the wire as the proto3 default) decode exactly as before, and an
+    /// ONNX descriptor carries the value 2 in field 4.
+    #[test]
+    fn onnx_is_a_new_enum_value_and_old_bytes_still_decode() {
+        // Bytes as the tutorial's side wrote them before ONNX existed, built by hand.
+        let old_pmml: Vec<u8> = vec![1 << 3 | 2, 1, b'n', 4 << 3, 1, 5 << 3 | 2, 1, 0xAB];
+        let md = ModelDescriptor::decode(old_pmml.as_slice()).unwrap();
+        assert!(matches!(md.model_type(), Ok(ModelType::Pmml)));
+        assert_eq!(md.encode_to_vec(), old_pmml);
+        let old_tf: Vec<u8> = vec![1 << 3 | 2, 1, b'n', 6 << 3 | 2, 2, b'/', b'm'];
+        let md = ModelDescriptor::decode(old_tf.as_slice()).unwrap();
+        assert!(matches!(md.model_type(), Ok(ModelType::Tensorflow)));
+
+        let onnx = ModelDescriptor::with_data("n", "", "", ModelType::Onnx, vec![0xCD]);
+        let bytes = onnx.encode_to_vec();
+        assert_eq!(
+            bytes,
+            vec![1 << 3 | 2, 1, b'n', 4 << 3, 2, 5 << 3 | 2, 1, 0xCD]
+        );
+        let back = ModelDescriptor::decode(bytes.as_slice()).unwrap();
+        assert!(matches!(back.model_type(), Ok(ModelType::Onnx)));
+        assert_eq!(ModelType::Onnx as i32, 2);
+        assert_eq!(ModelType::Onnx.as_str_name(), "ONNX");
+        assert_eq!(ModelType::from_str_name("ONNX"), Some(ModelType::Onnx));
+        assert!(matches!("ONNX".parse::<ModelType>(), Ok(ModelType::Onnx)));
+    }
+
     #[test]
     fn unknown_model_type_is_rejected() {
         assert!(matches!(
-            "onnx".parse::<ModelType>(),
+            "keras".parse::<ModelType>(),
             Err(Error::UnknownModelType(_))
         ));
         assert!(matches!("PMML".parse::<ModelType>(), Ok(ModelType::Pmml)));

@@ -220,6 +220,20 @@ mod tests {
         }
     }
 
+    /// An ONNX descriptor (`ModelType::Onnx`, by value) decodes and builds a served model.
+    #[test]
+    fn an_onnx_descriptor_builds_a_model() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/onnx/onnx_logreg.onnx");
+        let bytes = std::fs::read(path).expect("onnx model");
+        let md = ModelDescriptor::with_data("lr", "", "wine", ModelType::Onnx, bytes);
+        let Ok(d) = decode(&md.encode_to_vec(), &origin()) else {
+            panic!("decodes")
+        };
+        assert_eq!(d.update.meta.model_type, "ONNX");
+        assert!(matches!(d.update.model_type(), Ok(ModelType::Onnx)));
+        assert!(d.update.build(0).is_ok());
+    }
+
     #[test]
     fn a_directory_is_not_a_model_file() {
         let e = read_location(Path::new("/")).err();

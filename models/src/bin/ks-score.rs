@@ -1,8 +1,12 @@
-//! `ks-score`: scores a CSV file with a PMML or TensorFlow model.
+//! `ks-score`: scores a CSV file with a PMML, TensorFlow or ONNX model.
 //!
 //! ```text
-//! ks-score --model FILE [--type pmml|tensorflow] --input CSV [--output CSV] [--bench N]
+//! ks-score --model FILE [--type pmml|tensorflow|onnx] --input CSV [--output CSV] [--bench N]
 //! ```
+//!
+//! Without `--type` the extension decides: `.pb` TensorFlow, `.onnx` ONNX, else PMML. An ONNX
+//! model's output columns are `<output>[<i>]`, one per element of each graph output
+//! (`label[0]`, `probabilities[0]` …).
 //!
 //! The input CSV has a header naming the fields (extra columns are ignored; `,` or `;`
 //! separated). The output has one row per input row with the model's output columns.
@@ -24,7 +28,7 @@ struct Args {
 }
 
 const USAGE: &str =
-    "usage: ks-score --model FILE [--type pmml|tensorflow] --input CSV [--output CSV] [--bench N]";
+    "usage: ks-score --model FILE [--type pmml|tensorflow|onnx] --input CSV [--output CSV] [--bench N]";
 
 fn parse_args() -> Result<Args, String> {
     let mut model = None;
@@ -97,6 +101,8 @@ fn run() -> Result<(), String> {
     let args = parse_args()?;
     let model_type = args.model_type.unwrap_or(if args.model.ends_with(".pb") {
         ModelType::Tensorflow
+    } else if args.model.ends_with(".onnx") {
+        ModelType::Onnx
     } else {
         ModelType::Pmml
     });
