@@ -126,6 +126,7 @@ async fn guarded_reads_need_the_token_and_peers_forward_it() {
         stores: Vec::new(),
         partitions: Vec::new(),
         local: false,
+        standby_partitions: Vec::new(),
     }];
     let addr = start(q.clone(), guarded(true)).await;
     assert_eq!(raw(addr, &req("GET", "/models", "")).await.0, 401);
