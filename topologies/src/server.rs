@@ -142,20 +142,7 @@ impl ServingQueries for Core {
     fn local_stats(&self, data_type: &str) -> Option<ServingStats> {
         let guard = self.streams.read();
         let streams = guard.as_ref()?;
-        let mut merged: Option<ServingStats> = None;
-        for (_, store) in streams.task_stores(SERVING_STORE) {
-            let Ok(Some(bytes)) = store.get(data_type.as_bytes()) else {
-                continue;
-            };
-            let Ok(stats) = serde_json::from_slice::<ServingStats>(&bytes) else {
-                continue;
-            };
-            merged = Some(match merged {
-                Some(m) => m.merge(&stats),
-                None => stats,
-            });
-        }
-        merged
+        merged_stats(streams.task_stores(SERVING_STORE), data_type)
     }
 
     fn stale_stats(&self, data_type: &str, max_lag: u64) -> Option<Option<ServingStats>> {
@@ -166,20 +153,7 @@ impl ServingQueries for Core {
         if all.is_empty() || !all.iter().all(|t| stores.iter().any(|(s, _)| s == t)) {
             return None;
         }
-        let mut merged: Option<ServingStats> = None;
-        for (_, store) in stores {
-            let Ok(Some(bytes)) = store.get(data_type.as_bytes()) else {
-                continue;
-            };
-            let Ok(stats) = serde_json::from_slice::<ServingStats>(&bytes) else {
-                continue;
-            };
-            merged = Some(match merged {
-                Some(m) => m.merge(&stats),
-                None => stats,
-            });
-        }
-        Some(merged)
+        Some(merged_stats(stores, data_type))
     }
 
     fn instances(&self) -> Vec<InstanceInfo> {
@@ -260,6 +234,28 @@ impl ServingQueries for Core {
             tasks,
         }
     }
+}
+
+/// The serving statistics of `data_type` merged over the tasks' stores (`None`: no task has
+/// any). A value that does not decode is skipped: it is not this server's to repair here.
+fn merged_stats(
+    stores: Vec<(String, Arc<dyn ks_engine::stores::ReadOnlyKeyValueStore>)>,
+    data_type: &str,
+) -> Option<ServingStats> {
+    let mut merged: Option<ServingStats> = None;
+    for (_, store) in stores {
+        let Ok(Some(bytes)) = store.get(data_type.as_bytes()) else {
+            continue;
+        };
+        let Ok(stats) = serde_json::from_slice::<ServingStats>(&bytes) else {
+            continue;
+        };
+        merged = Some(match merged {
+            Some(m) => m.merge(&stats),
+            None => stats,
+        });
+    }
+    merged
 }
 
 /// Per task: the standby copy's lag and the last restore, for `/metrics`.

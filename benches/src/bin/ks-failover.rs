@@ -111,7 +111,15 @@ fn run(opts: Options) -> Result<()> {
             cold.3 as f64 / warm.3.max(1) as f64
         );
     }
-    let _ = std::fs::remove_dir_all(&work);
+    // The state directories go; the instances' logs stay for a look at what took the time.
+    if let Ok(entries) = std::fs::read_dir(&work) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    eprintln!("ks-failover: instance logs in {}", work.display());
     Ok(())
 }
 

@@ -186,6 +186,20 @@ impl Shared {
         self.committed.lock().extend(offsets);
     }
 
+    /// The tasks (partitions) of sub-topology `sub`: its widest source topic's partition count,
+    /// 0 before `start()` has read them.
+    pub fn task_count(&self, sub: &Subtopology) -> i32 {
+        let Some(counts) = self.partition_counts.get() else {
+            return 0;
+        };
+        sub.source_topics
+            .iter()
+            .filter_map(|t| counts.get(t))
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn global_stores(&self) -> GlobalStores {
         self.globals.read().clone()
     }
@@ -482,22 +496,12 @@ impl KafkaStreams {
     /// Every task id of the application that holds store `name` (one per partition of its
     /// sub-topology), known once `start()` has run.
     pub fn tasks_of_store(&self, name: &str) -> Vec<String> {
-        let Some(counts) = self.shared.partition_counts.get() else {
-            return Vec::new();
-        };
         self.shared
             .subtopologies
             .iter()
             .filter(|s| s.stores.iter().any(|n| n == name))
             .flat_map(|s| {
-                let n = s
-                    .source_topics
-                    .iter()
-                    .filter_map(|t| counts.get(t))
-                    .copied()
-                    .max()
-                    .unwrap_or(0);
-                (0..n).map(move |p| crate::task::task_id(s.id, p))
+                (0..self.shared.task_count(s)).map(move |p| crate::task::task_id(s.id, p))
             })
             .collect()
     }

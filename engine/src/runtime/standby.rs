@@ -285,9 +285,6 @@ enum Wanted {
 
 /// The tasks with a changelogged store, by id, with their sub-topology and partition.
 fn standby_candidates(shared: &Shared) -> Vec<(String, Subtopology, i32)> {
-    let Some(counts) = shared.partition_counts.get() else {
-        return Vec::new();
-    };
     let logged: HashSet<&str> = shared
         .topology
         .store_specs()
@@ -300,14 +297,7 @@ fn standby_candidates(shared: &Shared) -> Vec<(String, Subtopology, i32)> {
         if !sub.stores.iter().any(|s| logged.contains(s.as_str())) {
             continue;
         }
-        let n = sub
-            .source_topics
-            .iter()
-            .filter_map(|t| counts.get(t))
-            .copied()
-            .max()
-            .unwrap_or(0);
-        for p in 0..n {
+        for p in 0..shared.task_count(sub) {
             out.push((task_id(sub.id, p), sub.clone(), p));
         }
     }
@@ -608,7 +598,8 @@ pub(crate) fn run(shared: Arc<Shared>) -> Result<()> {
         let mut eof = Vec::new();
         let mut taken = 0usize;
         let until = Instant::now() + Duration::from_millis(50);
-        while taken < 10_000 {
+        // Small batches: a stream thread claiming a task waits for the one being applied.
+        while taken < 2_000 {
             let wait = until.saturating_duration_since(Instant::now());
             match consumer.poll(wait) {
                 Some(Ok(m)) => {

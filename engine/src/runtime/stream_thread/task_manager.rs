@@ -191,25 +191,31 @@ impl Core {
 
     /// Restores for about `budget`, then starts the tasks that are caught up: their
     /// partitions are resumed, from the first record that arrived while they restored.
-    /// Every restoring task takes a share of the budget, so their restore consumers fetch in
-    /// parallel (a failover moves several tasks at once) rather than one after another.
+    /// The restoring tasks take turns in short slices, so their restore consumers fetch in
+    /// parallel (a failover moves several tasks at once) and a task whose changelog tail is
+    /// short starts as soon as it has it, not after the others' turns.
     pub(super) fn restore_step(
         &mut self,
         consumer: &BaseConsumer<StreamContext>,
         budget: Duration,
     ) -> Result<()> {
-        let ids: Vec<String> = self.restoring.keys().cloned().collect();
-        let share = budget / ids.len().max(1) as u32;
-        for id in ids {
-            let done = match self.restoring.get_mut(&id) {
-                Some(r) => r.step(&self.shared, &self.name, share)?,
-                None => false,
-            };
-            if done {
-                self.start_restored(consumer, &id)?;
+        let deadline = Instant::now() + budget;
+        let slice = Duration::from_millis(5);
+        loop {
+            let ids: Vec<String> = self.restoring.keys().cloned().collect();
+            for id in ids {
+                let done = match self.restoring.get_mut(&id) {
+                    Some(r) => r.step(&self.shared, &self.name, slice)?,
+                    None => false,
+                };
+                if done {
+                    self.start_restored(consumer, &id)?;
+                }
+            }
+            if self.restoring.is_empty() || Instant::now() >= deadline {
+                return Ok(());
             }
         }
-        Ok(())
     }
 
     fn start_restored(&mut self, consumer: &BaseConsumer<StreamContext>, id: &str) -> Result<()> {
