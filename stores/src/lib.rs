@@ -73,7 +73,9 @@ pub use crate::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 pub use crate::error::{Error, Result};
 pub use crate::file::{CompactionPolicy, FileKeyValueStore};
 pub use crate::memory::InMemoryKeyValueStore;
-pub use crate::restore::{restore, EofAwareContext, RestoreConfig, RestoreStats, Restorer};
+pub use crate::restore::{
+    restore, EofAwareContext, RestoreConfig, RestoreConsumers, RestoreStats, Restorer,
+};
 pub use crate::rocksdb::{RocksDbConfig, RocksDbKeyValueStore, RocksDbMemoryUsage, RocksDbShared};
 pub use crate::serde::{
     BytesSerde, F64Serde, I32Serde, I64Serde, JsonSerde, ProstSerde, ReadOnlyTypedStore, Serde,

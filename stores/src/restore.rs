@@ -8,6 +8,8 @@
 //! flushed at the end; the caller then writes the checkpoint
 //! ([`RestoreStats::checkpoint_offset`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -59,6 +61,12 @@ impl RestoreConfig {
     pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.properties.push((key.into(), value.into()));
         self
+    }
+
+    fn create_consumer(&self) -> Result<BaseConsumer<EofAwareContext>> {
+        self.consumer_config()
+            .create_with_context(EofAwareContext)
+            .map_err(|e| Error::kafka("creating the restore consumer", e))
     }
 
     fn consumer_config(&self) -> ClientConfig {
@@ -126,7 +134,7 @@ pub fn restore(
 /// returns, so a caller with its own deadlines (a stream thread that must poll its group
 /// consumer within `max.poll.interval.ms`) restores between its other work.
 pub struct Restorer {
-    consumer: BaseConsumer<EofAwareContext>,
+    consumer: ReturnedOnDrop,
     topic: String,
     partition: i32,
     checkpoint: Option<i64>,
@@ -147,10 +155,47 @@ impl Restorer {
         partition: i32,
         checkpoint: Option<i64>,
     ) -> Result<Restorer> {
-        let consumer: BaseConsumer<EofAwareContext> = config
-            .consumer_config()
-            .create_with_context(EofAwareContext)
-            .map_err(|e| Error::kafka("creating the restore consumer", e))?;
+        Self::start_on(
+            config.create_consumer()?,
+            None,
+            config,
+            topic,
+            partition,
+            checkpoint,
+        )
+    }
+
+    /// As [`Restorer::start`], on a connected consumer of `pool` (one is created if none is
+    /// idle); the consumer goes back to the pool when the restorer is dropped.
+    pub fn start_pooled(
+        pool: &Arc<RestoreConsumers>,
+        topic: &str,
+        partition: i32,
+        checkpoint: Option<i64>,
+    ) -> Result<Restorer> {
+        let consumer = pool.take()?;
+        Self::start_on(
+            consumer,
+            Some(pool.clone()),
+            &pool.config,
+            topic,
+            partition,
+            checkpoint,
+        )
+    }
+
+    fn start_on(
+        consumer: BaseConsumer<EofAwareContext>,
+        pool: Option<Arc<RestoreConsumers>>,
+        config: &RestoreConfig,
+        topic: &str,
+        partition: i32,
+        checkpoint: Option<i64>,
+    ) -> Result<Restorer> {
+        let consumer = ReturnedOnDrop {
+            consumer: Some(consumer),
+            pool,
+        };
         let start = match checkpoint {
             Some(c) => Offset::Offset(c + 1),
             None => Offset::Beginning,
@@ -263,6 +308,160 @@ impl Restorer {
             seconds: self.started.elapsed().as_secs_f64(),
             end_offset,
         })
+    }
+}
+
+/// Restore consumers kept connected between restores, as Kafka Streams keeps one restore
+/// consumer per stream thread. A restore that starts on a fresh client first waits for its
+/// connection, metadata and the partition leader's connection (tens of milliseconds, more on a
+/// busy machine); when a task moves onto a caught-up standby copy that wait is most of its
+/// restore. [`RestoreConsumers::prepare`] connects spares ahead of need, and a finished
+/// restore's consumer is unassigned and kept for the next one.
+pub struct RestoreConsumers {
+    config: RestoreConfig,
+    /// How many idle consumers to keep.
+    keep: usize,
+    idle: Mutex<Vec<BaseConsumer<EofAwareContext>>>,
+    /// Whether a background thread is creating spares.
+    preparing: AtomicBool,
+}
+
+impl RestoreConsumers {
+    /// A pool of restore consumers made from `config`, keeping up to `keep` idle ones.
+    pub fn new(config: RestoreConfig, keep: usize) -> Arc<RestoreConsumers> {
+        Arc::new(RestoreConsumers {
+            config,
+            keep: keep.max(1),
+            idle: Mutex::new(Vec::new()),
+            preparing: AtomicBool::new(false),
+        })
+    }
+
+    /// The configuration the pool's consumers are made from.
+    pub fn config(&self) -> &RestoreConfig {
+        &self.config
+    }
+
+    /// Idle consumers ready now.
+    pub fn idle(&self) -> usize {
+        self.lock_idle().len()
+    }
+
+    /// Fills the pool up to `keep` connected consumers on a background thread (a no-op while
+    /// one is already at it). A consumer that cannot be created or connected is logged; the
+    /// restore that needs one then creates its own and reports the error itself.
+    pub fn prepare(self: &Arc<Self>) {
+        if self.idle() >= self.keep || self.preparing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let pool = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ks-restore-prepare".into())
+            .spawn(move || {
+                while pool.idle() < pool.keep {
+                    let consumer = match pool.config.create_consumer() {
+                        Ok(c) => c,
+                        Err(e) => {
+                            log::warn!("preparing a restore consumer: {e}");
+                            break;
+                        }
+                    };
+                    // Connects, and caches the metadata the next assignment needs.
+                    if let Err(e) = consumer.fetch_metadata(None, Duration::from_secs(10)) {
+                        log::debug!("a spare restore consumer found no broker yet: {e}");
+                    }
+                    pool.lock_idle().push(consumer);
+                }
+                pool.preparing.store(false, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            self.preparing.store(false, Ordering::SeqCst);
+            log::warn!("preparing restore consumers: cannot start a thread: {e}");
+        }
+    }
+
+    fn take(self: &Arc<Self>) -> Result<BaseConsumer<EofAwareContext>> {
+        let idle = self.lock_idle().pop();
+        let consumer = match idle {
+            Some(c) => c,
+            None => self.config.create_consumer()?,
+        };
+        self.prepare();
+        Ok(consumer)
+    }
+
+    fn give_back(&self, consumer: BaseConsumer<EofAwareContext>) {
+        if let Err(e) = consumer.unassign() {
+            log::debug!("a finished restore consumer would not unassign ({e}); closed");
+            close_in_background(consumer);
+            return;
+        }
+        let mut idle = self.lock_idle();
+        if idle.len() < self.keep {
+            idle.push(consumer);
+        } else {
+            drop(idle);
+            close_in_background(consumer);
+        }
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<BaseConsumer<EofAwareContext>>> {
+        // A panic elsewhere while holding the lock leaves a usable list behind.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for RestoreConsumers {
+    fn drop(&mut self) {
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for consumer in idle {
+            close_in_background(consumer);
+        }
+    }
+}
+
+/// Destroys a consumer on a background thread. Destroying a librdkafka consumer blocks until
+/// its broker threads have finished their in-flight requests (about 100 ms with a fetch
+/// outstanding); a stream thread that dropped a finished restore consumer itself would hold a
+/// restored task back that long — once the larger part of a failover onto a standby copy.
+fn close_in_background(consumer: BaseConsumer<EofAwareContext>) {
+    let spawned = std::thread::Builder::new()
+        .name("ks-restore-close".into())
+        .spawn(move || drop(consumer));
+    if let Err(e) = spawned {
+        // The consumer went down with the closure, on this thread.
+        log::warn!("closing a restore consumer in the background failed ({e}); closed inline");
+    }
+}
+
+/// A restorer's consumer: back to its pool when the restore ends, else closed in the
+/// background.
+struct ReturnedOnDrop {
+    consumer: Option<BaseConsumer<EofAwareContext>>,
+    pool: Option<Arc<RestoreConsumers>>,
+}
+
+impl std::ops::Deref for ReturnedOnDrop {
+    type Target = BaseConsumer<EofAwareContext>;
+
+    fn deref(&self) -> &Self::Target {
+        match &self.consumer {
+            Some(c) => c,
+            // Only `drop` takes the consumer out.
+            None => unreachable!("a restore consumer is taken only when its restorer drops"),
+        }
+    }
+}
+
+impl Drop for ReturnedOnDrop {
+    fn drop(&mut self) {
+        let Some(consumer) = self.consumer.take() else {
+            return;
+        };
+        match &self.pool {
+            Some(pool) => pool.give_back(consumer),
+            None => close_in_background(consumer),
+        }
     }
 }
 

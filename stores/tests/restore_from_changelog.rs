@@ -141,3 +141,63 @@ fn a_missing_changelog_fails_after_the_stall_timeout() {
         "{result:?}"
     );
 }
+
+/// Restores on pooled consumers: a consumer is reused after its restore ended (unassigned and
+/// given back), reads only its new partition from the given offset and stops at that
+/// partition's end; spares are prepared ahead of need.
+#[test]
+fn pooled_restore_consumers_are_reused_and_read_only_their_partition() {
+    let broker = ks_broker::Broker::tansu().unwrap();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = unique("pooled-changelog");
+    create_changelog(bootstrap, &topic, 2);
+    let first: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+        (0..50).map(|i| (key(i), Some(value(i, 0)))).collect();
+    let second: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+        (100..130).map(|i| (key(i), Some(value(i, 1)))).collect();
+    produce(bootstrap, &topic, 0, &first);
+    produce(bootstrap, &topic, 1, &second);
+
+    let pool = RestoreConsumers::new(RestoreConfig::new(bootstrap), 1);
+    pool.prepare();
+    let waited = std::time::Instant::now();
+    while pool.idle() < 1 && waited.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(pool.idle(), 1, "a spare consumer is prepared");
+
+    let run = |partition: i32, checkpoint: Option<i64>| {
+        let store = InMemoryKeyValueStore::new("pooled");
+        let mut restorer = Restorer::start_pooled(&pool, &topic, partition, checkpoint).unwrap();
+        let stats = loop {
+            if let Some(stats) = restorer
+                .step(&store, std::time::Duration::from_millis(50))
+                .unwrap()
+            {
+                break stats;
+            }
+        };
+        drop(restorer);
+        (stats, store)
+    };
+    let (stats, store) = run(0, Some(9));
+    assert_eq!((stats.records, stats.end_offset), (40, 50));
+    assert_eq!(
+        store.get(&key(5)).unwrap(),
+        None,
+        "read from the checkpoint on"
+    );
+    assert_eq!(store.get(&key(10)).unwrap(), Some(value(10, 0)));
+    // The consumer came back; the next restore reads partition 1 only.
+    let waited = std::time::Instant::now();
+    while pool.idle() < 1 && waited.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(pool.idle(), 1);
+    let (stats, store) = run(1, None);
+    assert_eq!((stats.records, stats.end_offset), (30, 30));
+    assert_eq!(store.all().unwrap().len(), 30);
+    assert_eq!(store.get(&key(10)).unwrap(), None, "nothing of partition 0");
+    assert_eq!(store.get(&key(120)).unwrap(), Some(value(120, 1)));
+    assert!(pool.idle() <= 1, "no more idle consumers than asked for");
+}

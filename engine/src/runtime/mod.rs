@@ -152,6 +152,8 @@ pub(crate) struct Shared {
     pub metadata_dirty: AtomicBool,
     /// The standby tasks of this instance, and which tasks the stream threads hold.
     pub(crate) standbys: standby::Standbys,
+    /// Connected consumers for the stream threads' restores (see `ks_stores::RestoreConsumers`).
+    pub(crate) restore_consumers: Arc<ks_stores::RestoreConsumers>,
     state: Mutex<StreamsState>,
     state_listener: Mutex<Option<StateListener>>,
     /// Set when a failed thread asks every instance of the application to shut down.
@@ -274,8 +276,14 @@ impl KafkaStreams {
         let state_dir_lock = config.lock_state_dir()?;
         let instance_id = config.resolve_instance_id()?;
         let subtopologies = topology.subtopologies();
+        // Two tasks of one thread often restore at once (a failover moves several).
+        let restore_consumers = ks_stores::RestoreConsumers::new(
+            state_manager::restore_config(&config),
+            config.num_stream_threads + 1,
+        );
         Ok(KafkaStreams {
             shared: Arc::new(Shared {
+                restore_consumers,
                 config,
                 topology,
                 subtopologies,
@@ -367,6 +375,10 @@ impl KafkaStreams {
                     return Err(e);
                 }
             }
+        }
+        // Restores start on connected consumers, the first one included.
+        if self.shared.topology.store_specs().iter().any(|s| s.logging) {
+            self.shared.restore_consumers.prepare();
         }
         for i in 0..self.shared.config.num_stream_threads {
             let shared = self.shared.clone();

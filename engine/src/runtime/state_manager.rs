@@ -83,7 +83,6 @@ pub(crate) struct RestoringTask {
     pub skipped: HashMap<(String, i32), i64>,
     /// Partition times committed with the input offsets, by topic (see `timestamp`).
     pub partition_times: HashMap<String, i64>,
-    restore_config: RestoreConfig,
     started: Instant,
     /// Whether a standby copy was handed over, and the records restored so far.
     from_standby: bool,
@@ -92,6 +91,19 @@ pub(crate) struct RestoringTask {
 
 fn eos(shared: &Shared) -> bool {
     shared.config.processing_guarantee == crate::ProcessingGuarantee::ExactlyOnce
+}
+
+/// How the stream threads' restore consumers read changelogs: the application's client
+/// properties, and under exactly-once only committed records.
+pub(crate) fn restore_config(cfg: &crate::StreamsConfig) -> RestoreConfig {
+    let mut restore_config = RestoreConfig::new(&cfg.bootstrap_servers);
+    for (k, v) in &cfg.client_properties {
+        restore_config = restore_config.with_property(k, v);
+    }
+    if cfg.processing_guarantee == crate::ProcessingGuarantee::ExactlyOnce {
+        restore_config = restore_config.with_property("isolation.level", "read_committed");
+    }
+    restore_config
 }
 
 /// Opens the stores of task `id` (sub-topology `sub`, `partition`) and plans their restore.
@@ -124,13 +136,6 @@ fn open_claimed(
     let store_ctx = StoreContext::new(&cfg.state_dir, &cfg.application_id, id, partition);
     let checkpoint_path = store_ctx.checkpoint_path()?;
     let checkpoint = Checkpoint::read(&checkpoint_path)?;
-    let mut restore_config = RestoreConfig::new(&cfg.bootstrap_servers);
-    for (k, v) in &cfg.client_properties {
-        restore_config = restore_config.with_property(k, v);
-    }
-    if eos(shared) {
-        restore_config = restore_config.with_property("isolation.level", "read_committed");
-    }
     let mut stores = Vec::new();
     let mut by_name: HashMap<String, Arc<dyn KeyValueStore>> = HashMap::new();
     let mut pending = VecDeque::new();
@@ -206,7 +211,6 @@ fn open_claimed(
         partitions: Vec::new(),
         skipped: HashMap::new(),
         partition_times: HashMap::new(),
-        restore_config,
         started: Instant::now(),
         from_standby,
         restored: 0,
@@ -219,12 +223,18 @@ impl RestoringTask {
         let deadline = Instant::now() + budget;
         while let Some(head) = self.pending.front_mut() {
             if head.restorer.is_none() {
-                head.restorer = Some(Restorer::start(
-                    &self.restore_config,
+                head.restorer = Some(Restorer::start_pooled(
+                    &shared.restore_consumers,
                     &head.changelog,
                     self.partition,
                     head.after,
                 )?);
+                log::debug!(
+                    "{thread}: task {} restore of {} started {} ms after open",
+                    self.id,
+                    head.name,
+                    self.started.elapsed().as_millis()
+                );
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let Some(restorer) = head.restorer.as_mut() else {
@@ -267,15 +277,18 @@ impl RestoringTask {
         Ok(self.pending.is_empty())
     }
 
-    /// The restored task, ready to process: checkpoint written (at-least-once) or removed
-    /// (exactly-once: while the task runs no checkpoint exists, so a crash restores from the
+    /// The restored task, ready to process: checkpoint kept for the first commit (at-least-once)
+    /// or removed (exactly-once: while the task runs no checkpoint exists, so a crash restores from the
     /// changelog instead of trusting local state that may be ahead of it), processors built
     /// and initialised.
     pub fn into_active(self, shared: &Shared, thread: &str) -> Result<TaskState> {
+        let restored_at = self.started.elapsed();
+        // Under at-least-once the restored offsets go into the checkpoint at the task's first
+        // commit, not here: its two fsyncs (10–40 ms on a busy disk) would delay every moved
+        // task, and a crash before that commit only replays the changelog from the older
+        // checkpoint again, which is idempotent.
         if eos(shared) {
             Checkpoint::delete(&self.checkpoint_path)?;
-        } else {
-            self.checkpoint.write(&self.checkpoint_path)?;
         }
         let mut task = Task::new(
             &shared.topology,
@@ -289,8 +302,16 @@ impl RestoringTask {
         for (topic, time) in &self.partition_times {
             task.resume_partition_time(topic, *time);
         }
+        let checkpointed_at = self.started.elapsed();
         task.init(now_ms())?;
         let elapsed = self.started.elapsed();
+        log::debug!(
+            "{thread}: task {}: restored at {} ms, checkpoint at {} ms, init at {} ms",
+            self.id,
+            restored_at.as_millis(),
+            checkpointed_at.as_millis(),
+            elapsed.as_millis()
+        );
         log::info!(
             "{thread}: task {} ready (stores restored) in {} ms",
             self.id,

@@ -106,7 +106,13 @@ impl Core {
                 .map_err(Error::kafka("resuming kept partitions"))?;
         }
         if opened.count() > 0 {
+            let t = Instant::now();
             self.resume_partition_times(consumer, &opened);
+            log::debug!(
+                "{}: committed partition times read in {} ms",
+                self.name,
+                t.elapsed().as_millis()
+            );
         }
         // Suspended tasks whose partitions went elsewhere close now.
         self.close_suspended()?;
