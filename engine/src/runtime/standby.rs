@@ -150,29 +150,25 @@ pub(crate) struct Standbys {
     inner: Mutex<Inner>,
 }
 
-/// A standby's stores by name, each with the offset of the last changelog record it holds.
+/// A standby's stores by name, each with the offset of the last changelog record it holds:
+/// what is handed from a standby to the active task taking its place.
 pub(crate) type HandedStores = HashMap<String, (Arc<dyn KeyValueStore>, Option<i64>)>;
-
-/// Stores and positions handed from a standby to the active task taking its place.
-pub(crate) struct HandedOver {
-    pub stores: HandedStores,
-}
 
 impl Standbys {
     /// A stream thread takes task `id`: the standby thread keeps off its stores from now on,
     /// and the standby's open stores (with the offset each holds) are handed over if there is
     /// one.
-    pub fn claim_active(&self, id: &str) -> Option<HandedOver> {
+    pub fn claim_active(&self, id: &str) -> Option<HandedStores> {
         let mut inner = self.inner.lock();
         inner.active.insert(id.to_string());
         let task = inner.tasks.remove(id)?;
         inner.reassign = true;
-        let stores = task
-            .stores
-            .into_iter()
-            .map(|s| (s.name, (s.store, s.applied)))
-            .collect();
-        Some(HandedOver { stores })
+        Some(
+            task.stores
+                .into_iter()
+                .map(|s| (s.name, (s.store, s.applied)))
+                .collect(),
+        )
     }
 
     /// The active task `id` closed its stores: a standby may open them again.

@@ -116,7 +116,7 @@ pub(crate) fn open(
     partition: i32,
     id: &str,
 ) -> Result<RestoringTask> {
-    let handed = shared.standbys.claim_active(id).map(|h| h.stores);
+    let handed = shared.standbys.claim_active(id);
     let opened = open_claimed(shared, sink, sub, partition, id, handed);
     if opened.is_err() {
         shared.standbys.release_active(id);
