@@ -14,6 +14,7 @@
 //! - `table`: [`KTable`], [`GlobalKTable`], [`KGroupedStream`] (count, reduce, aggregate).
 //! - `windowed`: [`TimeWindows`] (tumbling, hopping) → [`TimeWindowedKStream`] count, reduce,
 //!   aggregate into a table keyed by [`Windowed`] keys ([`TimeWindowedSerde`] bytes).
+//! - `sliding`: [`SlidingWindows`] → [`SlidingWindowedKStream`] count, reduce, aggregate.
 //! - `table_ops`: [`KTable`] filter / filter_not / map_values / group_by, [`KGroupedTable`]
 //!   (count, reduce, aggregate with subtractors); table updates carry their old value.
 //! - `table_join`: KTable–KTable join / left_join / outer_join; `fk_join`: the foreign-key join.
@@ -50,6 +51,7 @@
 mod fk_join;
 mod ops;
 pub mod serdes;
+mod sliding;
 mod stream;
 mod table;
 mod table_join;
@@ -57,6 +59,7 @@ mod table_ops;
 mod windowed;
 
 pub use serdes::{Codec, Consumed, DefaultSerde, DslType, Json, Materialized, Proto};
+pub use sliding::{SlidingWindowedKStream, SlidingWindows};
 pub use stream::{KStream, Split};
 pub use table::{GlobalKTable, KGroupedStream, KTable};
 pub use table_ops::KGroupedTable;
