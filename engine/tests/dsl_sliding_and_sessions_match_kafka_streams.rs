@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use ks_engine::dsl::{KTable, Materialized, SlidingWindows, StreamsBuilder, Windowed};
+use ks_engine::dsl::{
+    KTable, Materialized, SessionWindows, SlidingWindows, StreamsBuilder, TimeWindows, Windowed,
+};
 use ks_engine::stores::StoreKind;
 use ks_engine::topology::Topology;
 use ks_engine::TopologyTestDriver;
@@ -141,4 +143,122 @@ fn sliding_late_records_are_counted() {
     to_out(windowed.count(Materialized::as_("c", StoreKind::InMemory)));
     run(&builder.build().unwrap(), &g, "out", false);
     assert!(dropped.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+}
+
+fn sessions() -> SessionWindows {
+    SessionWindows::of_inactivity_gap_and_grace(Duration::from_secs(5), Duration::from_secs(2))
+}
+
+#[test]
+fn session_count() {
+    check("session_count", |b, kind| {
+        to_out(
+            b.stream::<String, String>("in")
+                .group_by_key()
+                .windowed_by_session(sessions())
+                .count(Materialized::as_("c", kind)),
+        )
+    });
+}
+
+#[test]
+fn session_reduce() {
+    check("session_reduce", |b, kind| {
+        to_out(
+            b.stream::<String, String>("in")
+                .group_by_key()
+                .windowed_by_session(sessions())
+                .reduce(|a, b| format!("{a},{b}"), Materialized::as_("r", kind)),
+        )
+    });
+}
+
+/// `aggregate` with a merger gives what `reduce` gives when the merger and the aggregator
+/// concatenate alike (session_reduce's golden).
+#[test]
+fn session_aggregate_with_merger() {
+    check("session_reduce", |b, kind| {
+        let join = |a: String, b: String| {
+            if a.is_empty() {
+                b
+            } else {
+                format!("{a},{b}")
+            }
+        };
+        to_out(
+            b.stream::<String, String>("in")
+                .group_by_key()
+                .windowed_by_session(sessions())
+                .aggregate(
+                    String::new,
+                    move |_, v, agg| join(agg, v),
+                    move |_, a, b| join(a, b),
+                    Materialized::as_("a", kind),
+                ),
+        )
+    });
+}
+
+#[test]
+fn session_suppress() {
+    check("session_suppress", |b, kind| {
+        to_out(
+            b.stream::<String, String>("in")
+                .group_by_key()
+                .windowed_by_session(sessions())
+                .count(Materialized::as_("c", kind))
+                .suppress_until_window_closes(sessions()),
+        )
+    });
+}
+
+/// Late records are counted: b@12000 (session closed) and d@22999 (alone, closed).
+#[test]
+fn session_late_records_are_counted() {
+    let g = golden("session_count");
+    let builder = StreamsBuilder::new();
+    let windowed = builder
+        .stream::<String, String>("in")
+        .group_by_key()
+        .windowed_by_session(sessions());
+    let dropped = windowed.dropped_records();
+    to_out(windowed.count(Materialized::as_("c", StoreKind::InMemory)));
+    run(&builder.build().unwrap(), &g, "out", false);
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::Relaxed), 2);
+}
+
+/// Both halves of `windowed_key_bytes` in one topology, as the oracle ran it: tumbling keys as
+/// `TimeWindowedSerializer` writes them (key ++ start) on `out`, session keys as
+/// `SessionWindowedSerializer` writes them (key ++ end ++ start) on `out_session`, tombstones
+/// included, on every backend.
+#[test]
+fn windowed_key_bytes_session() {
+    let g = golden("windowed_key_bytes");
+    for kind in [StoreKind::InMemory, StoreKind::RocksDb, StoreKind::File] {
+        let builder = StreamsBuilder::new();
+        let s = builder.stream::<String, String>("in");
+        s.group_by_key()
+            .windowed_by(TimeWindows::of_size_and_grace(
+                Duration::from_secs(10),
+                Duration::from_secs(5),
+            ))
+            .count(Materialized::as_("c", kind))
+            .to_stream()
+            .map_values(|n| n.map(|n| n.to_string()))
+            .to("out");
+        s.group_by_key()
+            .windowed_by_session(sessions())
+            .count(Materialized::as_("s", kind))
+            .to_stream()
+            .map_values(|n| n.map(|n| n.to_string()))
+            .to("out_session");
+        let topology = builder.build().unwrap();
+        for topic in ["out", "out_session"] {
+            assert_eq!(
+                run(&topology, &g, topic, true),
+                expected(&g, topic, "key_hex"),
+                "{topic} on {kind}"
+            );
+        }
+    }
 }

@@ -15,6 +15,8 @@
 //! - `windowed`: [`TimeWindows`] (tumbling, hopping) → [`TimeWindowedKStream`] count, reduce,
 //!   aggregate into a table keyed by [`Windowed`] keys ([`TimeWindowedSerde`] bytes).
 //! - `sliding`: [`SlidingWindows`] → [`SlidingWindowedKStream`] count, reduce, aggregate.
+//! - `session`: [`SessionWindows`] → [`SessionWindowedKStream`] count, reduce, aggregate
+//!   (with a session merger) into a table keyed by sessions ([`SessionWindowedSerde`] bytes).
 //! - `table_ops`: [`KTable`] filter / filter_not / map_values / group_by, [`KGroupedTable`]
 //!   (count, reduce, aggregate with subtractors); table updates carry their old value.
 //! - `table_join`: KTable–KTable join / left_join / outer_join; `fk_join`: the foreign-key join.
@@ -51,6 +53,7 @@
 mod fk_join;
 mod ops;
 pub mod serdes;
+mod session;
 mod sliding;
 mod stream;
 mod table;
@@ -59,11 +62,12 @@ mod table_ops;
 mod windowed;
 
 pub use serdes::{Codec, Consumed, DefaultSerde, DslType, Json, Materialized, Proto};
+pub use session::{SessionWindowedKStream, SessionWindowedSerde, SessionWindows};
 pub use sliding::{SlidingWindowedKStream, SlidingWindows};
 pub use stream::{KStream, Split};
 pub use table::{GlobalKTable, KGroupedStream, KTable};
 pub use table_ops::KGroupedTable;
-pub use windowed::{TimeWindowedKStream, TimeWindowedSerde, TimeWindows, Windowed};
+pub use windowed::{ClosingWindows, TimeWindowedKStream, TimeWindowedSerde, TimeWindows, Windowed};
 
 use crate::processor::ProcessorSupplier;
 use crate::record::Record;

@@ -53,7 +53,7 @@ use super::ops::{decode, encode};
 use super::serdes::{Codec, DslType, Materialized};
 use super::table::{KGroupedStream, KTable};
 use super::table_ops::set_old;
-use super::windowed::{TimeWindowedSerde, Windowed};
+use super::windowed::{ClosingWindows, TimeWindowedSerde, Windowed};
 use super::{derive, Shared};
 use crate::processor::{Processor, ProcessorContext, ProcessorSupplier};
 use crate::record::Record;
@@ -99,6 +99,12 @@ impl SlidingWindows {
             )));
         }
         Ok(())
+    }
+}
+
+impl ClosingWindows for SlidingWindows {
+    fn close_after_end_ms(&self) -> i64 {
+        self.grace_ms
     }
 }
 
