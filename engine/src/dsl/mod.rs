@@ -17,6 +17,8 @@
 //! - `sliding`: [`SlidingWindows`] → [`SlidingWindowedKStream`] count, reduce, aggregate.
 //! - `session`: [`SessionWindows`] → [`SessionWindowedKStream`] count, reduce, aggregate
 //!   (with a session merger) into a table keyed by sessions ([`SessionWindowedSerde`] bytes).
+//! - `stream_join`: KStream–KStream windowed joins ([`JoinWindows`]): `join_stream`,
+//!   `left_join_stream`, `outer_join_stream`.
 //! - `table_ops`: [`KTable`] filter / filter_not / map_values / group_by, [`KGroupedTable`]
 //!   (count, reduce, aggregate with subtractors); table updates carry their old value.
 //! - `table_join`: KTable–KTable join / left_join / outer_join; `fk_join`: the foreign-key join.
@@ -56,6 +58,7 @@ pub mod serdes;
 mod session;
 mod sliding;
 mod stream;
+mod stream_join;
 mod table;
 mod table_join;
 mod table_ops;
@@ -65,6 +68,7 @@ pub use serdes::{Codec, Consumed, DefaultSerde, DslType, Json, Materialized, Pro
 pub use session::{SessionWindowedKStream, SessionWindowedSerde, SessionWindows};
 pub use sliding::{SlidingWindowedKStream, SlidingWindows};
 pub use stream::{KStream, Split};
+pub use stream_join::{JoinWindows, StreamJoin};
 pub use table::{GlobalKTable, KGroupedStream, KTable};
 pub use table_ops::KGroupedTable;
 pub use windowed::{ClosingWindows, TimeWindowedKStream, TimeWindowedSerde, TimeWindows, Windowed};
