@@ -14,6 +14,11 @@
 //! - `table`: [`KTable`], [`GlobalKTable`], [`KGroupedStream`] (count, reduce, aggregate).
 //! - `windowed`: [`TimeWindows`] (tumbling, hopping) → [`TimeWindowedKStream`] count, reduce,
 //!   aggregate into a table keyed by [`Windowed`] keys ([`TimeWindowedSerde`] bytes).
+//! - `sliding`: [`SlidingWindows`] → [`SlidingWindowedKStream`] count, reduce, aggregate.
+//! - `session`: [`SessionWindows`] → [`SessionWindowedKStream`] count, reduce, aggregate
+//!   (with a session merger) into a table keyed by sessions ([`SessionWindowedSerde`] bytes).
+//! - `stream_join`: KStream–KStream windowed joins ([`JoinWindows`]): `join_stream`,
+//!   `left_join_stream`, `outer_join_stream`.
 //! - `table_ops`: [`KTable`] filter / filter_not / map_values / group_by, [`KGroupedTable`]
 //!   (count, reduce, aggregate with subtractors); table updates carry their old value.
 //! - `table_join`: KTable–KTable join / left_join / outer_join; `fk_join`: the foreign-key join.
@@ -50,17 +55,23 @@
 mod fk_join;
 mod ops;
 pub mod serdes;
+mod session;
+mod sliding;
 mod stream;
+mod stream_join;
 mod table;
 mod table_join;
 mod table_ops;
 mod windowed;
 
 pub use serdes::{Codec, Consumed, DefaultSerde, DslType, Json, Materialized, Proto};
+pub use session::{SessionWindowedKStream, SessionWindowedSerde, SessionWindows};
+pub use sliding::{SlidingWindowedKStream, SlidingWindows};
 pub use stream::{KStream, Split};
+pub use stream_join::{JoinWindows, StreamJoin};
 pub use table::{GlobalKTable, KGroupedStream, KTable};
 pub use table_ops::KGroupedTable;
-pub use windowed::{TimeWindowedKStream, TimeWindowedSerde, TimeWindows, Windowed};
+pub use windowed::{ClosingWindows, TimeWindowedKStream, TimeWindowedSerde, TimeWindows, Windowed};
 
 use crate::processor::ProcessorSupplier;
 use crate::record::Record;

@@ -113,6 +113,19 @@ impl TimeWindows {
     }
 }
 
+/// Windows whose results `suppress_until_window_closes` can hold back: how long after its end
+/// a window still takes records ([`TimeWindows`] and [`super::SlidingWindows`]: the grace;
+/// [`super::SessionWindows`]: gap + grace).
+pub trait ClosingWindows {
+    fn close_after_end_ms(&self) -> i64;
+}
+
+impl ClosingWindows for TimeWindows {
+    fn close_after_end_ms(&self) -> i64 {
+        self.grace_ms
+    }
+}
+
 /// Kafka Streams' `TimeWindowedSerde`: key bytes ++ 8-byte big-endian start; the end is
 /// start + window size on the way back.
 pub struct TimeWindowedSerde<K> {
@@ -354,12 +367,17 @@ impl<K: 'static, V: 'static, VA: 'static> Processor for WindowAggregate<K, V, VA
 impl<K: 'static, V: 'static> KTable<Windowed<K>, V> {
     /// Kafka Streams' `suppress(untilWindowCloses(unbounded()))`: holds each window's latest
     /// update and emits it once, when stream time (the highest timestamp of the updates this
-    /// node has seen) reaches the window's end + `windows`' grace; windows closing together go
-    /// out in windowed-key byte order. The buffer lives in memory (not changelogged yet).
-    pub fn suppress_until_window_closes(&self, windows: TimeWindows) -> KTable<Windowed<K>, V> {
+    /// node has seen) reaches the window's end + `windows`' grace (sessions: gap + grace);
+    /// windows closing together go out in windowed-key byte order, and a window whose latest
+    /// update is a tombstone (a session merged away) is not emitted. The buffer lives in memory
+    /// (not changelogged yet).
+    pub fn suppress_until_window_closes(
+        &self,
+        windows: impl ClosingWindows,
+    ) -> KTable<Windowed<K>, V> {
         let name = self.b.new_name("KTABLE-SUPPRESS");
         let keys = self.keys.clone();
-        let grace = windows.grace_ms;
+        let grace = windows.close_after_end_ms();
         let supplier: ProcessorSupplier = Arc::new(move || {
             Box::new(Suppress {
                 keys: keys.clone(),
@@ -400,7 +418,11 @@ impl<K: 'static> Processor for Suppress<K> {
             if entry.key().0 > close {
                 break;
             }
-            ctx.forward(entry.remove());
+            let r = entry.remove();
+            // Final results only: Kafka Streams drops buffered tombstones.
+            if r.value.is_some() {
+                ctx.forward(r);
+            }
         }
         Ok(())
     }
