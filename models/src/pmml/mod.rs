@@ -5,6 +5,7 @@ mod bayes;
 mod direct;
 mod eval;
 mod expr;
+mod functions;
 mod general;
 mod mining;
 mod neural;

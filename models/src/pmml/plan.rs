@@ -225,6 +225,8 @@ pub struct Builder<'a, 'i> {
     depth: usize,
     scopes: Vec<HashMap<String, usize>>,
     data_fields: HashMap<String, Node<'a, 'i>>,
+    /// User-defined functions (`DefineFunction`) seen so far.
+    pub functions: super::functions::Registry,
 }
 
 /// Deepest nesting of expressions, predicates and models; real models stay far below.
@@ -275,6 +277,19 @@ impl<'a, 'i> Builder<'a, 'i> {
         }
     }
 
+    /// Runs `f` with `scope` as the only visible scope (a function body sees its
+    /// parameters and nothing else).
+    pub fn with_only_scope<T>(
+        &mut self,
+        scope: HashMap<String, usize>,
+        f: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let outer = std::mem::replace(&mut self.scopes, vec![scope]);
+        let r = f(self);
+        self.scopes = outer;
+        r
+    }
+
     fn push_scope(&mut self) {
         self.scopes.push(HashMap::new());
     }
@@ -308,9 +323,6 @@ impl<'a, 'i> Builder<'a, 'i> {
         for (f, id) in fields.iter().zip(ids) {
             let expr = self.derived_expr(*f)?;
             self.slots[id].kind = SlotKind::Derived(expr);
-        }
-        if let Some(d) = children(container, "DefineFunction").next() {
-            return Err(xml::unsupported(d, "(user-defined functions)"));
         }
         Ok(())
     }
@@ -384,6 +396,10 @@ impl<'a, 'i> Builder<'a, 'i> {
             .or(parent_target)
             .map(str::to_string);
         if let Some(lt) = child(node, "LocalTransformations") {
+            if let Some(d) = children(lt, "DefineFunction").next() {
+                // The schema allows DefineFunction only in the TransformationDictionary.
+                return Err(xml::unsupported(d, "inside LocalTransformations"));
+            }
             self.derived_fields(lt)?;
         }
         let mut classes = match (&target, function) {
@@ -637,6 +653,7 @@ impl Plan {
             depth: 0,
             scopes: vec![HashMap::new()],
             data_fields: HashMap::new(),
+            functions: Default::default(),
         };
         for df in children(dd, "DataField") {
             let name = req_attr(df, "name")?;
@@ -645,6 +662,7 @@ impl Plan {
             b.data_fields.insert(name.to_string(), df);
         }
         if let Some(td) = child(root, "TransformationDictionary") {
+            b.define_functions(td)?;
             b.derived_fields(td)?;
         }
         let model_node = xml::elements(root)
