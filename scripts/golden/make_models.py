@@ -445,7 +445,8 @@ def build(name, fn, df):
     # sanity check against scikit-learn's own prediction (report only)
     note = ""
     try:
-        target_col = out_cols[0]
+        # an outlier detector's label is its predict(outlier) output
+        target_col = "predict(outlier)" if "predict(outlier)" in out_cols else out_cols[0]
         jp = results[target_col].to_numpy()
         sk = pipeline.predict(X_score)
         if np.issubdtype(np.asarray(sk).dtype, np.floating):
