@@ -39,6 +39,11 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, OneHotEncoder, StandardScaler
 from sklearn.svm import SVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from sklearn.ensemble import IsolationForest
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.preprocessing import KBinsDiscretizer
+from lightgbm import LGBMClassifier, LGBMRegressor
+from xgboost import XGBClassifier, XGBRegressor
 
 from sklearn2pmml import sklearn2pmml
 from sklearn2pmml.pipeline import PMMLPipeline
@@ -266,6 +271,74 @@ def m_svr(df):
     return p, Xs, ys, X
 
 
+def m_knn_classifier(df):
+    """k-NN (5 neighbours, euclidean) over standardized inputs; a subset of the rows
+    (every 8th) are the TrainingInstances, so the file stays small."""
+    X, y = df[FEATURES], df[TARGET]
+    p = PMMLPipeline([("scaler", StandardScaler()),
+                      ("classifier", KNeighborsClassifier(n_neighbors=5))])
+    return p, X.iloc[::8], y.iloc[::8], X
+
+
+def m_knn_regressor(df):
+    """k-NN regression, 7 neighbours weighted by inverse distance."""
+    X, y = df[FEATURES], df[TARGET].astype("float64")
+    p = PMMLPipeline([("scaler", MinMaxScaler()),
+                      ("regressor", KNeighborsRegressor(n_neighbors=7, weights="distance"))])
+    # scoring rows 1, 9, 17, ... are not training instances: no zero distances
+    return p, X.iloc[::8], y.iloc[::8], X
+
+
+def m_kbins_linreg(df):
+    """KBinsDiscretizer (quantile bins): sklearn2pmml writes a DefineFunction
+    (the bin-edge epsilon) applied before each Discretize."""
+    X, y = df[FEATURES], df[TARGET].astype("float64")
+    p = PMMLPipeline([("kbins", KBinsDiscretizer(n_bins=5, encode="ordinal", strategy="quantile",
+                                                 quantile_method="averaged_inverted_cdf")),
+                      ("regressor", LinearRegression())])
+    return p, X, y, X
+
+
+def m_isolation_forest(df):
+    """IsolationForest: average path length, normalized score, decision function and
+    the outlier flag as output fields."""
+    X = df[FEATURES]
+    p = PMMLPipeline([("estimator", IsolationForest(n_estimators=20, max_samples=128,
+                                                    random_state=SEED))])
+    return p, X, None, X
+
+
+def m_xgb_classifier(df):
+    """XGBoost multi-class (labels quality-3 = 0..5): x-mathContext="float"."""
+    X, y = df[FEATURES], df[TARGET] - 3
+    p = PMMLPipeline([("classifier", XGBClassifier(n_estimators=20, max_depth=3,
+                                                   learning_rate=0.3, random_state=SEED))])
+    return p, X, y, X
+
+
+def m_xgb_regressor_missing(df):
+    """XGBoost regression trained and scored with ~10% blank cells (learned default
+    directions): x-mathContext="float"."""
+    X, y = df[FEATURES], df[TARGET].astype("float64")
+    p = PMMLPipeline([("regressor", XGBRegressor(n_estimators=30, max_depth=4,
+                                                 learning_rate=0.2, random_state=SEED))])
+    return p, blank_cells(X, SEED + 2), y, blank_cells(X, SEED + 1)
+
+
+def m_lgbm_classifier(df):
+    X, y = df[FEATURES], df[TARGET]
+    p = PMMLPipeline([("classifier", LGBMClassifier(n_estimators=20, num_leaves=15,
+                                                    random_state=SEED, verbose=-1))])
+    return p, X, y, X
+
+
+def m_lgbm_regressor_missing(df):
+    X, y = df[FEATURES], df[TARGET].astype("float64")
+    p = PMMLPipeline([("regressor", LGBMRegressor(n_estimators=30, num_leaves=15,
+                                                  random_state=SEED, verbose=-1))])
+    return p, blank_cells(X, SEED + 2), y, blank_cells(X, SEED + 1)
+
+
 MODELS = {
     "gbm_classifier": m_gbm_classifier,
     "gbm_regressor": m_gbm_regressor,
@@ -285,6 +358,14 @@ MODELS = {
     "expression_linreg": m_expression_linreg,
     "naive_bayes": m_naive_bayes,
     "svr": m_svr,
+    "knn_classifier": m_knn_classifier,
+    "knn_regressor": m_knn_regressor,
+    "kbins_linreg": m_kbins_linreg,
+    "isolation_forest": m_isolation_forest,
+    "xgb_classifier": m_xgb_classifier,
+    "xgb_regressor_missing": m_xgb_regressor_missing,
+    "lgbm_classifier": m_lgbm_classifier,
+    "lgbm_regressor_missing": m_lgbm_regressor_missing,
 }
 
 
@@ -300,7 +381,9 @@ def fmt(v):
         if math.isnan(v):
             return ""
         return repr(v)
-    if isinstance(v, (bool, int)):
+    if isinstance(v, bool):
+        return "true" if v else "false"  # PMML's spelling of booleans
+    if isinstance(v, int):
         return repr(v)
     s = str(v)
     if any(c in s for c in ',"\n'):
@@ -317,8 +400,10 @@ def strip_timestamp(path):
 
 def build(name, fn, df):
     pipeline, X_train, y_train, X_score = fn(df)
-    y_train = y_train.rename(TARGET)
-    pipeline.fit(X_train, y_train)
+    if y_train is None:  # outlier detectors are fitted without a target
+        pipeline.fit(X_train)
+    else:
+        pipeline.fit(X_train, y_train.rename(TARGET))
     pmml_path = PMML_DIR / (name + ".pmml")
     sklearn2pmml(pipeline, str(pmml_path))
     strip_timestamp(pmml_path)
@@ -342,6 +427,12 @@ def build(name, fn, df):
     if len(results) != len(X_score):
         raise RuntimeError("%s: %d results for %d rows" % (name, len(results), len(X_score)))
 
+    # A model without a target field (an outlier detector) has an unnamed target
+    # column in JPMML's results; it repeats the predictedValue output field
+    # (rawAnomalyScore), so it is left out.
+    unnamed = [c for c in results.columns if not isinstance(c, str)]
+    if unnamed:
+        results = results.drop(columns=unnamed)
     out_cols = list(results.columns)
     golden_path = GOLDEN_DIR / (name + ".csv")
     in_rows = X_score[columns].astype(object).values.tolist()
@@ -354,7 +445,8 @@ def build(name, fn, df):
     # sanity check against scikit-learn's own prediction (report only)
     note = ""
     try:
-        target_col = out_cols[0]
+        # an outlier detector's label is its predict(outlier) output
+        target_col = "predict(outlier)" if "predict(outlier)" in out_cols else out_cols[0]
         jp = results[target_col].to_numpy()
         sk = pipeline.predict(X_score)
         if np.issubdtype(np.asarray(sk).dtype, np.floating):

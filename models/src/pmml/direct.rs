@@ -132,7 +132,9 @@ impl DirectModel {
             }
             ModelKind::Regression(r) => {
                 let t = r.tables.first()?;
+                // (float models take the generic path: its link is single precision)
                 let simple = plan.model.function == Function::Regression
+                    && !r.float
                     && t.categorical.is_empty()
                     && t.terms.is_empty()
                     && t.numeric

@@ -8,7 +8,7 @@ use super::plan::{
     SlotKind, Validity,
 };
 use super::types::values_equal;
-use super::{bayes, general, mining, neural, regression, svm, tree};
+use super::{bayes, general, knn, mining, neural, regression, svm, tree};
 use crate::error::{Error, Result};
 use crate::record::Value;
 
@@ -253,11 +253,14 @@ pub fn eval_model<'p>(m: &'p ModelPlan, ctx: &mut Ctx) -> Result<Outcome<'p>> {
         ModelKind::Mining(mm) => mining::eval(mm, m, ctx)?,
         ModelKind::Svm(s) => svm::eval(s, m, ctx)?,
         ModelKind::Bayes(bm) => bayes::eval(bm, m, ctx)?,
+        ModelKind::Knn(k) => knn::eval(k, m, ctx)?,
     };
     outcome = apply_targets(m, outcome);
     for o in &m.outputs {
         let v = match &o.feature {
             Feature::Transformed(e) => e.eval(ctx)?,
+            // Written by the k-NN model itself.
+            Feature::EntityId(_) | Feature::Affinity(_) => continue,
             f => feature_value(m, f, &outcome),
         };
         let v = convert_output(ctx.slots, o.slot, v);
@@ -292,7 +295,7 @@ pub fn feature_value(m: &ModelPlan, feature: &Feature, outcome: &Outcome) -> Val
             }
             _ => Value::Missing,
         },
-        Feature::Transformed(_) => Value::Missing,
+        Feature::Transformed(_) | Feature::EntityId(_) | Feature::Affinity(_) => Value::Missing,
     }
 }
 

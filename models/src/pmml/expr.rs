@@ -50,6 +50,8 @@ pub enum Expr {
         map_missing: Option<Value>,
         default: Option<Value>,
     },
+    /// A call of a user-defined function (`functions.rs`).
+    Call(Box<super::functions::Call>),
 }
 
 // Variant names follow the PMML attribute values (asIs, asMissingValues, ...).
@@ -306,13 +308,14 @@ impl<'a, 'i> Builder<'a, 'i> {
             "MapValues" => self.map_values(node),
             "Apply" => {
                 let fname = req_attr(node, "function")?;
-                let func = Func::parse(fname)
-                    .ok_or_else(|| Error::Unsupported(format!("Apply function `{fname}`")))?;
+                let builtin = Func::parse(fname);
+                if builtin.is_none() && !self.functions.contains_key(fname) {
+                    return Err(Error::Unsupported(format!("Apply function `{fname}`")));
+                }
                 let mut args = Vec::new();
                 for c in xml::elements(node).filter(|c| xml::name(*c) != "Extension") {
                     args.push(self.expr(c)?);
                 }
-                check_arity(func, args.len(), fname)?;
                 let guess = |s: &str| {
                     if types::parse_num(s).is_some() {
                         DataType::Double.constant(s, "Apply")
@@ -320,6 +323,15 @@ impl<'a, 'i> Builder<'a, 'i> {
                         Ok(Value::text(s))
                     }
                 };
+                let Some(func) = builtin else {
+                    let map_missing = map_missing_raw.map(guess).transpose()?;
+                    let default = attr(node, "defaultValue").map(guess).transpose()?;
+                    return match self.user_call(fname, args, map_missing, default)? {
+                        Some(call) => Ok(Expr::Call(Box::new(call))),
+                        None => Err(Error::Unsupported(format!("Apply function `{fname}`"))),
+                    };
+                };
+                check_arity(func, args.len(), fname)?;
                 if let Some(t) = attr(node, "invalidValueTreatment") {
                     if t != "returnInvalid" && t != "asMissing" {
                         return Err(xml::unsupported(
@@ -494,6 +506,7 @@ impl Expr {
                     .or_else(|| default.clone())
                     .unwrap_or(Value::Missing))
             }
+            Expr::Call(call) => call.eval(ctx),
             Expr::Apply {
                 func,
                 args,

@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 pub struct MiningPlan {
     pub method: Method,
     pub segments: Vec<Segment>,
+    /// `mathContext="float"`: members are combined in single precision (`float.rs`).
+    pub float: bool,
 }
 
 #[derive(Debug)]
@@ -102,7 +104,32 @@ pub fn build<'a, 'i>(
         return Err(xml::unsupported(seg, "voting for regression"));
     }
     let _ = attr(seg, "missingPredictionTreatment");
-    Ok(MiningPlan { method, segments })
+    let float = super::float::declared(node)?;
+    let float_ok = match function {
+        Function::Regression => matches!(
+            method,
+            Method::Sum
+                | Method::Average
+                | Method::WeightedSum
+                | Method::WeightedAverage
+                | Method::Max
+                | Method::Min
+                | Method::SelectFirst
+                | Method::ModelChain
+        ),
+        Function::Classification => matches!(method, Method::SelectFirst | Method::ModelChain),
+    };
+    if float && !float_ok {
+        return Err(super::float::unsupported(
+            seg,
+            &format!("multipleModelMethod {method:?} for {function:?}"),
+        ));
+    }
+    Ok(MiningPlan {
+        method,
+        segments,
+        float,
+    })
 }
 
 /// Translates a segment's outcome into the mining model's class indices.
@@ -170,11 +197,38 @@ pub fn eval<'p>(mp: &'p MiningPlan, m: &ModelPlan, ctx: &mut Ctx) -> Result<Outc
                 return Ok(Outcome::Missing);
             }
             match m.function {
+                Function::Regression if mp.float => combine_values_f32(mp.method, &results),
                 Function::Regression => combine_values(mp.method, &results),
                 Function::Classification => combine_classes(mp.method, &results, n),
             }
         }
     }
+}
+
+/// Sum and average in float, in segment order from zero, as JPMML's float vectors do.
+fn combine_values_f32(method: Method, results: &[(f64, Outcome)]) -> Result<Outcome<'static>> {
+    let mut vals = Vec::with_capacity(results.len());
+    for (w, o) in results {
+        match o {
+            Outcome::Value(v) => vals.push((*w as f32, *v as f32)),
+            _ => {
+                return Err(Error::Evaluation(
+                    "regression ensemble with a non-numeric member".into(),
+                ))
+            }
+        }
+    }
+    let sum = |f: &dyn Fn(&(f32, f32)) -> f32| vals.iter().fold(0.0f32, |s, x| s + f(x));
+    let v = match method {
+        Method::Sum => sum(&|x| x.1),
+        Method::Average => sum(&|x| x.1) / vals.len() as f32,
+        Method::WeightedSum => sum(&|x| x.0 * x.1),
+        Method::WeightedAverage => sum(&|x| x.0 * x.1) / sum(&|x| x.0),
+        Method::Max => vals.iter().map(|x| x.1).fold(f32::NEG_INFINITY, f32::max),
+        Method::Min => vals.iter().map(|x| x.1).fold(f32::INFINITY, f32::min),
+        other => return Err(Error::Unsupported(format!("{other:?} in float"))),
+    };
+    Ok(Outcome::Value(f64::from(v)))
 }
 
 fn combine_values(method: Method, results: &[(f64, Outcome)]) -> Result<Outcome<'static>> {

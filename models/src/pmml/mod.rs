@@ -1,11 +1,16 @@
 //! The PMML evaluator: a document is parsed once (`xml`), compiled into a [`plan::Plan`]
-//! with resolved field slots, and evaluated per record (`eval`). One file per model type.
+//! with resolved field slots, and evaluated per record (`eval`). One file per model type
+//! (`knn` is NearestNeighborModel); `functions` holds user-defined functions
+//! (DefineFunction) and `float` the single-precision arithmetic of `mathContext="float"`.
 
 mod bayes;
 mod direct;
 mod eval;
 mod expr;
+mod float;
+mod functions;
 mod general;
+mod knn;
 mod mining;
 mod neural;
 mod plan;

@@ -13,7 +13,7 @@ use roxmltree::Node;
 use super::expr::Expr;
 use super::types::{data_type_attr, DataType};
 use super::xml::{self, attr, child, children, num_attr, req_attr};
-use super::{bayes, general, mining, neural, regression, svm, tree};
+use super::{bayes, general, knn, mining, neural, regression, svm, tree};
 use crate::error::{Error, Result};
 use crate::record::Value;
 
@@ -163,6 +163,7 @@ pub enum ModelKind {
     Mining(mining::MiningPlan),
     Svm(svm::SvmPlan),
     Bayes(bayes::BayesPlan),
+    Knn(knn::KnnPlan),
 }
 
 /// `Targets/Target` post-processing of a regression result.
@@ -174,6 +175,8 @@ pub struct TargetPlan {
     pub constant: f64,
     pub cast: Option<CastInteger>,
     pub default: Option<f64>,
+    /// The model computes in float (`float.rs`): so does the rescaling.
+    pub float: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -185,6 +188,9 @@ pub enum CastInteger {
 
 impl TargetPlan {
     pub fn apply(&self, mut v: f64) -> f64 {
+        if self.float {
+            return self.apply_f32(v as f32).into();
+        }
         if let Some(min) = self.min {
             v = v.max(min);
         }
@@ -195,6 +201,22 @@ impl TargetPlan {
         match self.cast {
             None => v,
             Some(CastInteger::Round) => v.round(),
+            Some(CastInteger::Ceiling) => v.ceil(),
+            Some(CastInteger::Floor) => v.floor(),
+        }
+    }
+
+    /// JPMML's `TargetUtil.processValue` on a float value.
+    fn apply_f32(&self, mut v: f32) -> f32 {
+        if self.min.is_some() || self.max.is_some() {
+            v = v.max(self.min.unwrap_or(f64::NEG_INFINITY) as f32);
+            v = v.min(self.max.unwrap_or(f64::INFINITY) as f32);
+        }
+        v = v * self.factor as f32 + self.constant as f32;
+        match self.cast {
+            None => v,
+            // Java's Math.round(float): half up.
+            Some(CastInteger::Round) => (v + 0.5).floor(),
             Some(CastInteger::Ceiling) => v.ceil(),
             Some(CastInteger::Floor) => v.floor(),
         }
@@ -215,6 +237,10 @@ pub enum Feature {
     /// Probability of a class (index into the model's classes), or of the winner.
     Probability(Option<usize>),
     Transformed(Expr),
+    /// `entityId` of a k-NN model: the id of the neighbour of this rank (1 = nearest).
+    EntityId(usize),
+    /// `affinity` of a k-NN model: the distance of the neighbour of this rank.
+    Affinity(usize),
 }
 
 /// Builds the plan; lives only during `Plan::build`.
@@ -225,6 +251,8 @@ pub struct Builder<'a, 'i> {
     depth: usize,
     scopes: Vec<HashMap<String, usize>>,
     data_fields: HashMap<String, Node<'a, 'i>>,
+    /// User-defined functions (`DefineFunction`) seen so far.
+    pub functions: super::functions::Registry,
 }
 
 /// Deepest nesting of expressions, predicates and models; real models stay far below.
@@ -275,6 +303,19 @@ impl<'a, 'i> Builder<'a, 'i> {
         }
     }
 
+    /// Runs `f` with `scope` as the only visible scope (a function body sees its
+    /// parameters and nothing else).
+    pub fn with_only_scope<T>(
+        &mut self,
+        scope: HashMap<String, usize>,
+        f: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let outer = std::mem::replace(&mut self.scopes, vec![scope]);
+        let r = f(self);
+        self.scopes = outer;
+        r
+    }
+
     fn push_scope(&mut self) {
         self.scopes.push(HashMap::new());
     }
@@ -308,9 +349,6 @@ impl<'a, 'i> Builder<'a, 'i> {
         for (f, id) in fields.iter().zip(ids) {
             let expr = self.derived_expr(*f)?;
             self.slots[id].kind = SlotKind::Derived(expr);
-        }
-        if let Some(d) = children(container, "DefineFunction").next() {
-            return Err(xml::unsupported(d, "(user-defined functions)"));
         }
         Ok(())
     }
@@ -384,14 +422,19 @@ impl<'a, 'i> Builder<'a, 'i> {
             .or(parent_target)
             .map(str::to_string);
         if let Some(lt) = child(node, "LocalTransformations") {
+            if let Some(d) = children(lt, "DefineFunction").next() {
+                // The schema allows DefineFunction only in the TransformationDictionary.
+                return Err(xml::unsupported(d, "inside LocalTransformations"));
+            }
             self.derived_fields(lt)?;
         }
         let mut classes = match (&target, function) {
             (Some(t), Function::Classification) => self.declared_classes(t),
             _ => Vec::new(),
         };
+        let float = super::float::declared(node)?;
         let targets = match child(node, "Targets") {
-            Some(t) => self.targets(t)?,
+            Some(t) => self.targets(t)?.map(|t| TargetPlan { float, ..t }),
             None => None,
         };
         let target_ref = target.as_deref();
@@ -423,19 +466,32 @@ impl<'a, 'i> Builder<'a, 'i> {
             "NaiveBayesModel" => {
                 ModelKind::Bayes(bayes::build(self, node, function, &mut classes)?)
             }
+            "NearestNeighborModel" => {
+                ModelKind::Knn(knn::build(self, node, function, &mut classes, target_ref)?)
+            }
             other => return Err(Error::Unsupported(format!("model element <{other}>"))),
         };
+        if float
+            && !matches!(
+                kind,
+                ModelKind::Tree(_) | ModelKind::Regression(_) | ModelKind::Mining(_)
+            )
+        {
+            return Err(super::float::unsupported(node, "this model type"));
+        }
         let outputs = match child(node, "Output") {
             Some(o) => self.outputs(o, function, &mut classes)?,
             None => Vec::new(),
         };
-        Ok(ModelPlan {
+        let plan = ModelPlan {
             function,
             classes,
             kind,
             targets,
             outputs,
-        })
+        };
+        knn::check_outputs(&plan, node)?;
+        Ok(plan)
     }
 
     fn targets(&mut self, node: Node) -> Result<Option<TargetPlan>> {
@@ -461,6 +517,7 @@ impl<'a, 'i> Builder<'a, 'i> {
             constant: num_attr(t, "rescaleConstant")?.unwrap_or(0.0),
             cast,
             default,
+            float: false,
         }))
     }
 
@@ -482,9 +539,30 @@ impl<'a, 'i> Builder<'a, 'i> {
                 "probability" | "confidence" if function == Function::Classification => {
                     Feature::Probability(attr(f, "value").map(|v| Builder::class_index(classes, v)))
                 }
+                "entityId" | "affinity" => {
+                    if attr(f, "value").is_some() {
+                        return Err(xml::unsupported(f, "with a value (only ranks)"));
+                    }
+                    let rank = match num_attr(f, "rank")? {
+                        None => 1,
+                        Some(r) if r >= 1.0 && r.fract() == 0.0 && r <= u32::MAX as f64 => {
+                            r as usize
+                        }
+                        Some(r) => {
+                            return Err(Error::InvalidModel(format!(
+                                "output `{name}` has rank=\"{r}\", not a positive integer"
+                            )))
+                        }
+                    };
+                    if attr(f, "feature") == Some("entityId") {
+                        Feature::EntityId(rank)
+                    } else {
+                        Feature::Affinity(rank)
+                    }
+                }
                 "transformedValue" | "decision" => {
                     let e = xml::elements(f)
-                        .find(|c| !matches!(xml::name(*c), "Extension" | "Decisions"))
+                        .find(|c| !matches!(xml::name(*c), "Extension" | "Decisions" | "Value"))
                         .ok_or_else(|| {
                             Error::InvalidModel(format!("output `{name}` without expression"))
                         })?;
@@ -492,13 +570,14 @@ impl<'a, 'i> Builder<'a, 'i> {
                 }
                 other => return Err(xml::unsupported(f, &format!("feature=\"{other}\""))),
             };
-            let default = if matches!(feature, Feature::Probability(_)) {
+            let default = if matches!(feature, Feature::Probability(_) | Feature::Affinity(_)) {
                 DataType::Double
-            } else if function == Function::Classification
-                && matches!(
-                    feature,
-                    Feature::PredictedValue | Feature::PredictedDisplayValue
-                )
+            } else if matches!(feature, Feature::EntityId(_))
+                || (function == Function::Classification
+                    && matches!(
+                        feature,
+                        Feature::PredictedValue | Feature::PredictedDisplayValue
+                    ))
             {
                 DataType::String
             } else {
@@ -637,6 +716,7 @@ impl Plan {
             depth: 0,
             scopes: vec![HashMap::new()],
             data_fields: HashMap::new(),
+            functions: Default::default(),
         };
         for df in children(dd, "DataField") {
             let name = req_attr(df, "name")?;
@@ -645,6 +725,7 @@ impl Plan {
             b.data_fields.insert(name.to_string(), df);
         }
         if let Some(td) = child(root, "TransformationDictionary") {
+            b.define_functions(td)?;
             b.derived_fields(td)?;
         }
         let model_node = xml::elements(root)
@@ -670,8 +751,16 @@ impl Plan {
             .to_string();
         let model = b.model(model_node, Some(&target_name))?;
         let mut output_names = vec![target_name];
-        let mut output_slots = Vec::new();
-        collect_final_outputs(&model, &mut output_slots);
+        // JPMML reports every output field of the top-level model (isFinalResult="false"
+        // ones too) and the final ones of a chain's segments.
+        let mut output_slots: Vec<usize> = model.outputs.iter().map(|o| o.slot).collect();
+        if let ModelKind::Mining(m) = &model.kind {
+            if m.method == mining::Method::ModelChain {
+                for s in &m.segments {
+                    collect_final_outputs(&s.model, &mut output_slots);
+                }
+            }
+        }
         for slot in &output_slots {
             output_names.push(b.slots[*slot].name.clone());
         }

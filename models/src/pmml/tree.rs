@@ -116,6 +116,11 @@ pub fn build(
     };
     let root = xml::child(node, "Node")
         .ok_or_else(|| Error::InvalidModel("TreeModel without Node".into()))?;
+    // Float scores are read straight as f32 (`float.rs`), as JPMML parses them.
+    let float = super::float::declared(node)?;
+    if float && function == Function::Classification {
+        return Err(super::float::unsupported(node, "classification"));
+    }
     let mut plan = TreePlan {
         nodes: Vec::new(),
         missing,
@@ -126,7 +131,7 @@ pub fn build(
     let mut ids: Vec<(usize, Option<String>)> = Vec::new();
     while let Some((xn, parent)) = stack.pop() {
         let idx = plan.nodes.len();
-        let tn = build_node(b, xn, function, classes)?;
+        let tn = build_node(b, xn, function, classes, float)?;
         plan.nodes.push(tn);
         ids.push((idx, attr(xn, "id").map(str::to_string)));
         if let Some(p) = parent {
@@ -188,6 +193,7 @@ fn build_node(
     xn: Node,
     function: Function,
     classes: &mut Vec<Arc<str>>,
+    float: bool,
 ) -> Result<TreeNode> {
     let predicate = b.predicate_of(xn)?;
     let score = attr(xn, "score");
@@ -203,6 +209,7 @@ fn build_node(
     match function {
         Function::Regression => {
             node.value = match score {
+                Some(s) if float => Some(super::float::parse(s, "Node@score")?),
                 Some(s) => Some(xml::parse_f64(s, "Node@score")?),
                 None => None,
             };
