@@ -1,9 +1,10 @@
 //! The benchmark run: preload once, then each mode against the same data topic.
 
 use crate::cli::Options;
+use crate::copier::{Copier, CopyReport};
 use crate::http::Load;
 use crate::kafka::{self, ReadOutcome, ResultsReader, Sender};
-use crate::report::{p50_p99, ModeResult};
+use crate::report::{self, p50_p99, ModeResult};
 use crate::server::{self, Profiler, ServerKind, ServerProcess, ServerSpec};
 use anyhow::{bail, Context, Result};
 use ks_broker::{BrokerKind, BrokerOptions};
@@ -194,30 +195,56 @@ pub fn run(opts: Options) -> Result<()> {
         .map(|p| p.to_string())
         .or_else(|| server::find_broker_pid(&ctx.brokers));
     let cpu_of = |pid: Option<&str>| pid.and_then(server::process_cpu_seconds);
-    let mut passthrough_rate = None;
-    for mode in modes {
-        // The broker and the harness share the machine with the server: their CPU per mode
-        // shows who was busy.
-        let broker_before = cpu_of(broker_pid.as_deref());
-        let harness_before = cpu_of(Some("self"));
-        let mut result = run_mode(&ctx, mode, &payloads)?;
-        for (key, before, pid) in [
-            ("broker_cpu_s", broker_before, broker_pid.as_deref()),
-            ("harness_cpu_s", harness_before, Some("self")),
-        ] {
-            if let (Some(b), Some(a)) = (before, cpu_of(pid)) {
-                result
-                    .extra
-                    .insert(key.into(), Value::from(((a - b) * 100.0).round() / 100.0));
+    let repeat = ctx.opts.repeat;
+    let mut lines: Vec<(&str, Value)> = Vec::new();
+    // Interleaved: every mode once, then again, so each mode sees the machine's load of every
+    // part of the run, not one stretch of it.
+    for run in 1..=repeat {
+        let mut passthrough_rate = None;
+        for &mode in &modes {
+            let label = if repeat > 1 {
+                format!("{mode}-r{run}")
+            } else {
+                mode.to_string()
+            };
+            // The broker and the harness share the machine with the server: their CPU per mode
+            // shows who was busy.
+            let broker_before = cpu_of(broker_pid.as_deref());
+            let harness_before = cpu_of(Some("self"));
+            let mut result = run_mode(&ctx, mode, &label, &payloads)?;
+            for (key, before, pid) in [
+                ("broker_cpu_s", broker_before, broker_pid.as_deref()),
+                ("harness_cpu_s", harness_before, Some("self")),
+            ] {
+                if let (Some(b), Some(a)) = (before, cpu_of(pid)) {
+                    result
+                        .extra
+                        .insert(key.into(), Value::from(((a - b) * 100.0).round() / 100.0));
+                }
             }
+            if mode == "passthrough" {
+                passthrough_rate = Some(result.records_per_s());
+            }
+            if !mode.starts_with("steady") {
+                result.relative_to(passthrough_rate);
+            }
+            if repeat > 1 {
+                result.extra.insert("run".into(), Value::from(run));
+            }
+            let line = result.json_line();
+            println!("{line}");
+            lines.push((mode, serde_json::from_str(&line)?));
         }
-        if mode == "passthrough" {
-            passthrough_rate = Some(result.records_per_s());
+    }
+    if repeat > 1 {
+        for &mode in &modes {
+            let runs: Vec<Value> = lines
+                .iter()
+                .filter(|(m, _)| *m == mode)
+                .map(|(_, v)| v.clone())
+                .collect();
+            println!("{}", report::summary_line(&report::summarize(mode, &runs)));
         }
-        if !mode.starts_with("steady") {
-            result.relative_to(passthrough_rate);
-        }
-        println!("{}", result.json_line());
     }
     if !ctx.opts.keep {
         let _ = std::fs::remove_dir_all(&ctx.work_dir);
@@ -246,17 +273,19 @@ fn preload(ctx: &Ctx, payloads: &[Vec<u8>]) -> Result<()> {
 }
 
 /// Runs one mode.
-fn run_mode(ctx: &Ctx, mode: &str, payloads: &[Vec<u8>]) -> Result<ModeResult> {
+/// Runs one mode; `label` (the mode, with the run number under `--repeat`) names its topics,
+/// state directory and log.
+fn run_mode(ctx: &Ctx, mode: &str, label: &str, payloads: &[Vec<u8>]) -> Result<ModeResult> {
     match mode {
-        "passthrough" => run_passthrough(ctx),
+        "passthrough" => run_passthrough(ctx, label),
         "memory" | "standard" | "custom" | "kstreams" | "as-stage" | "as-actor" => {
             let kind = ServerKind::for_mode(mode)
                 .with_context(|| format!("{mode} is not a server mode"))?;
-            run_server(ctx, mode, kind)
+            run_server(ctx, mode, label, kind)
         }
-        "state_value" => run_state_value(ctx),
-        "steady_passthrough" => run_steady_passthrough(ctx, payloads),
-        "steady" => run_steady(ctx, payloads),
+        "state_value" => run_state_value(ctx, label),
+        "steady_passthrough" => run_steady_passthrough(ctx, label, payloads),
+        "steady" => run_steady(ctx, label, payloads),
         other => bail!("unknown mode {other}"),
     }
 }
@@ -266,20 +295,28 @@ fn latency_fields(result: &mut ModeResult, outcome: &ReadOutcome, skip: usize) {
     (result.p50_ms, result.p99_ms) = p50_p99(samples);
 }
 
-fn run_passthrough(ctx: &Ctx) -> Result<ModeResult> {
-    let out_topic = format!("{}-passthrough-results", ctx.run_id);
+/// The copier's own CPU and memory, as a server's are reported.
+fn insert_copier(r: &mut ModeResult, copy: &CopyReport) {
+    r.rss_mb = copy.rss_mb;
+    insert_cpu_fields(r, Some(copy.cpu_s));
+}
+
+fn run_passthrough(ctx: &Ctx, label: &str) -> Result<ModeResult> {
+    let out_topic = format!("{}-{label}-results", ctx.run_id);
     kafka::create_topics(&ctx.brokers, &[(&out_topic, DATA_PARTITIONS)])?;
     let reader = ResultsReader::start(&ctx.brokers, &out_topic, ctx.opts.records)?;
-    progress("passthrough: copying");
-    let copied = kafka::passthrough(&ctx.brokers, &ctx.data_topic, &out_topic, ctx.opts.records)?;
+    progress(&format!("{label}: copying"));
+    let copier = Copier::start(&ctx.brokers, &ctx.data_topic, &out_topic, ctx.opts.records)?;
+    let copy = copier.finish(Duration::from_secs(ctx.opts.timeout_s))?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !reader.done() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     let outcome = reader.finish()?;
-    if outcome.count < copied {
+    if outcome.count < copy.copied {
         bail!(
-            "passthrough: copied {copied} records but read back only {}",
+            "passthrough: copied {} records but read back only {}",
+            copy.copied,
             outcome.count
         );
     }
@@ -287,8 +324,10 @@ fn run_passthrough(ctx: &Ctx) -> Result<ModeResult> {
         mode: "passthrough".into(),
         records: outcome.count,
         seconds: outcome.span_s(),
+        rate: outcome.sustained_rate(),
         ..ModeResult::default()
     };
+    insert_copier(&mut r, &copy);
     latency_fields(&mut r, &outcome, 0);
     Ok(r)
 }
@@ -449,26 +488,33 @@ struct Closed {
 impl Closed {
     /// The server's CPU per record, µs: what bounds its rate on a machine the broker shares.
     fn insert_cpu(&self, r: &mut ModeResult) {
-        if let Some(cpu) = self.cpu_s {
+        insert_cpu_fields(r, self.cpu_s);
+        // Start-up left out: the CPU from the first result on (sampled within the wait
+        // loop's 20 ms of it), per record. For a JVM this is most of the difference.
+        if let Some(us) = self
+            .cpu_at_first_result
+            .zip(self.cpu_s)
+            .and_then(|(first, cpu)| run_cpu_us_per_record(first, cpu, r.records))
+        {
             r.extra
-                .insert("cpu_s".into(), Value::from((cpu * 100.0).round() / 100.0));
-            if r.records > 0 {
-                let us = cpu * 1e6 / r.records as f64;
-                r.extra.insert(
-                    "cpu_us_per_record".into(),
-                    Value::from((us * 10.0).round() / 10.0),
-                );
-            }
-            // Start-up left out: the CPU from the first result on (sampled within the wait
-            // loop's 20 ms of it), per record. For a JVM this is most of the difference.
-            if let Some(us) = self
-                .cpu_at_first_result
-                .and_then(|first| run_cpu_us_per_record(first, cpu, r.records))
-            {
-                r.extra
-                    .insert("run_cpu_us_per_record".into(), Value::from(us));
-            }
+                .insert("run_cpu_us_per_record".into(), Value::from(us));
         }
+    }
+}
+
+/// `cpu_s` (a process's CPU over its life) and `cpu_us_per_record` over `r.records`.
+fn insert_cpu_fields(r: &mut ModeResult, cpu_s: Option<f64>) {
+    let Some(cpu) = cpu_s.filter(|c| c.is_finite()) else {
+        return;
+    };
+    r.extra
+        .insert("cpu_s".into(), Value::from((cpu * 100.0).round() / 100.0));
+    if r.records > 0 {
+        let us = cpu * 1e6 / r.records as f64;
+        r.extra.insert(
+            "cpu_us_per_record".into(),
+            Value::from((us * 10.0).round() / 10.0),
+        );
     }
 }
 
@@ -481,8 +527,8 @@ fn run_cpu_us_per_record(first_s: f64, end_s: f64, records: u64) -> Option<f64> 
 
 /// One server (`kind`) scoring the preloaded data topic from offset 0: memory, standard, custom,
 /// kstreams, as-stage, as-actor.
-fn run_server(ctx: &Ctx, mode: &str, kind: ServerKind) -> Result<ModeResult> {
-    let mut session = Session::open(ctx, mode, kind, &ctx.data_topic, ctx.opts.records)?;
+fn run_server(ctx: &Ctx, mode: &str, label: &str, kind: ServerKind) -> Result<ModeResult> {
+    let mut session = Session::open(ctx, label, kind, &ctx.data_topic, ctx.opts.records)?;
     session.wait(Duration::from_secs(ctx.opts.timeout_s))?;
     let closed = session.close()?;
     let (outcome, spawned) = (&closed.outcome, closed.spawned);
@@ -490,6 +536,7 @@ fn run_server(ctx: &Ctx, mode: &str, kind: ServerKind) -> Result<ModeResult> {
         mode: mode.into(),
         records: outcome.count,
         seconds: outcome.span_s(),
+        rate: outcome.sustained_rate(),
         rss_mb: closed.rss_mb,
         ..ModeResult::default()
     };
@@ -509,10 +556,10 @@ fn run_server(ctx: &Ctx, mode: &str, kind: ServerKind) -> Result<ModeResult> {
     Ok(r)
 }
 
-fn run_state_value(ctx: &Ctx) -> Result<ModeResult> {
+fn run_state_value(ctx: &Ctx, label: &str) -> Result<ModeResult> {
     let store = ctx.opts.http_store.as_str();
     let kind = ServerKind::KsServer(store.to_string());
-    let mut session = Session::open(ctx, "state_value", kind, &ctx.data_topic, ctx.opts.records)?;
+    let mut session = Session::open(ctx, label, kind, &ctx.data_topic, ctx.opts.records)?;
     // Load starts with the first result: the server is then scoring at full rate.
     let deadline = Instant::now() + Duration::from_secs(60);
     while session.reader.count.load(Ordering::Relaxed) == 0 {
@@ -537,6 +584,7 @@ fn run_state_value(ctx: &Ctx) -> Result<ModeResult> {
         mode: "state_value".into(),
         records: outcome.count,
         seconds: outcome.span_s(),
+        rate: outcome.sustained_rate(),
         rss_mb: closed.rss_mb,
         ..ModeResult::default()
     };
@@ -566,7 +614,7 @@ fn paced_input(
     data_topic: &str,
     payloads: &[Vec<u8>],
     count: &AtomicU64,
-    gone: &dyn Fn() -> bool,
+    gone: &mut dyn FnMut() -> bool,
 ) -> Result<f64> {
     // linger 5 ms, as the engine's producer: with linger 0 every record is a batch of its own,
     // and the local broker serves single-record batches so slowly that even the bare copy falls
@@ -627,8 +675,8 @@ fn steady_result(mode: &str, ctx: &Ctx, publish_s: f64, outcome: &ReadOutcome) -
 }
 
 /// The broker's own latency floor at the steady rate: the passthrough copy of a paced input.
-fn run_steady_passthrough(ctx: &Ctx, payloads: &[Vec<u8>]) -> Result<ModeResult> {
-    let prefix = format!("{}-steady_passthrough", ctx.run_id);
+fn run_steady_passthrough(ctx: &Ctx, label: &str, payloads: &[Vec<u8>]) -> Result<ModeResult> {
+    let prefix = format!("{}-{label}", ctx.run_id);
     let (data_topic, out_topic) = (format!("{prefix}-data"), format!("{prefix}-results"));
     kafka::create_topics(
         &ctx.brokers,
@@ -639,58 +687,52 @@ fn run_steady_passthrough(ctx: &Ctx, payloads: &[Vec<u8>]) -> Result<ModeResult>
     )?;
     let expected = STEADY_WARM_UP + ctx.opts.steady_rate * ctx.opts.steady_seconds;
     let reader = ResultsReader::start(&ctx.brokers, &out_topic, expected)?;
-    let copier = {
-        let (b, d, o) = (ctx.brokers.clone(), data_topic.clone(), out_topic.clone());
-        std::thread::spawn(move || kafka::passthrough(&b, &d, &o, expected))
-    };
+    let mut copier = Copier::start(&ctx.brokers, &data_topic, &out_topic, expected)?;
+    // The copier only exits early when it fails; its error then comes from `finish`.
     let publish_s = paced_input(
         ctx,
         "steady_passthrough",
         &data_topic,
         payloads,
         &reader.count,
-        &|| copier.is_finished(),
+        &mut || copier.is_finished(),
     );
-    let copied = copier
-        .join()
-        .map_err(|_| anyhow::anyhow!("the passthrough copier panicked"))?;
+    let copy = copier.finish(Duration::from_secs(ctx.opts.timeout_s));
     let publish_s = publish_s?;
-    copied?;
+    let copy = copy?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !reader.done() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     let outcome = reader.finish()?;
-    Ok(steady_result(
-        "steady_passthrough",
-        ctx,
-        publish_s,
-        &outcome,
-    ))
+    let mut r = steady_result("steady_passthrough", ctx, publish_s, &outcome);
+    insert_copier(&mut r, &copy);
+    Ok(r)
 }
 
-fn run_steady(ctx: &Ctx, payloads: &[Vec<u8>]) -> Result<ModeResult> {
+fn run_steady(ctx: &Ctx, label: &str, payloads: &[Vec<u8>]) -> Result<ModeResult> {
     let store = ctx.opts.steady_store.as_str();
-    let data_topic = format!("{}-steady-data", ctx.run_id);
+    let data_topic = format!("{}-{label}-data", ctx.run_id);
     kafka::create_topics(&ctx.brokers, &[(&data_topic, DATA_PARTITIONS)])?;
     let expected = STEADY_WARM_UP + ctx.opts.steady_rate * ctx.opts.steady_seconds;
     let kind = ServerKind::KsServer(store.to_string());
-    let mut session = Session::open(ctx, "steady", kind, &data_topic, expected)?;
+    let mut session = Session::open(ctx, label, kind, &data_topic, expected)?;
     let publish_s = {
-        let gone = || session.reader.done();
+        let reader = &session.reader;
         paced_input(
             ctx,
             "steady",
             &data_topic,
             payloads,
-            &session.reader.count,
-            &gone,
+            &reader.count,
+            &mut || reader.done(),
         )?
     };
     session.wait(Duration::from_secs(ctx.opts.timeout_s))?;
     let closed = session.close()?;
     let mut r = steady_result("steady", ctx, publish_s, &closed.outcome);
     r.rss_mb = closed.rss_mb;
+    insert_cpu_fields(&mut r, closed.cpu_s);
     r.extra.insert("store".into(), Value::from(store));
     r.extra
         .insert("unscored".into(), Value::from(closed.outcome.unscored));

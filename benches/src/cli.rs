@@ -104,6 +104,20 @@ pub struct Options {
     /// Keep the servers' logs and state directories (always kept when a mode fails).
     #[arg(long)]
     pub keep: bool,
+    /// Run the selected modes this many times, interleaved (every mode once, then again), and
+    /// print a summary line per mode: median, smallest and largest of each figure.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+    /// Internal: run only the passthrough copier from this topic (a child of ks-bench, so its
+    /// CPU and memory are its own) and print its report.
+    #[arg(long, hide = true, requires_all = ["copy_to", "copy_expected", "brokers"])]
+    pub copy_from: Option<String>,
+    /// Internal: the copier's output topic.
+    #[arg(long, hide = true)]
+    pub copy_to: Option<String>,
+    /// Internal: the records the copier copies before it stops.
+    #[arg(long, hide = true)]
+    pub copy_expected: Option<u64>,
 }
 
 impl Options {
@@ -130,6 +144,9 @@ impl Options {
         }
         if self.kstreams_heap_mb < 64 {
             bail!("--kstreams-heap-mb must be at least 64");
+        }
+        if self.repeat == 0 {
+            bail!("--repeat must be at least 1");
         }
         if self.threads == 0 {
             bail!("--threads must be at least 1");
@@ -212,6 +229,32 @@ mod tests {
             o.java.as_deref(),
             Some(std::path::Path::new("/opt/jdk/bin/java"))
         );
+    }
+
+    #[test]
+    fn repeat_and_the_copier_flags() {
+        assert_eq!(parse(&[]).repeat, 1);
+        assert_eq!(parse(&["--repeat", "3"]).repeat, 3);
+        assert!(parse(&["--repeat", "0"]).modes().is_err());
+        let o = parse(&[
+            "--brokers",
+            "b:1",
+            "--copy-from",
+            "a",
+            "--copy-to",
+            "c",
+            "--copy-expected",
+            "7",
+        ]);
+        assert_eq!(
+            (
+                o.copy_from.as_deref(),
+                o.copy_to.as_deref(),
+                o.copy_expected
+            ),
+            (Some("a"), Some("c"), Some(7))
+        );
+        assert!(Options::try_parse_from(["ks-bench", "--copy-from", "a"]).is_err());
     }
 
     #[test]

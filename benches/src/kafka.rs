@@ -200,6 +200,9 @@ pub struct ReadOutcome {
     pub latencies_ms: Vec<f64>,
     /// Results the server wrote without a model (`"model":null`): these skipped scoring.
     pub unscored: u64,
+    /// Arrival of each result, seconds after the reader started, in arrival order: what
+    /// [`crate::report::sustained_rate`] measures.
+    pub arrivals_s: Vec<f64>,
 }
 
 impl ReadOutcome {
@@ -209,6 +212,12 @@ impl ReadOutcome {
             (Some(f), Some(l)) => l.duration_since(f).as_secs_f64(),
             _ => 0.0,
         }
+    }
+
+    /// The sustained rate over the middle of the results (see
+    /// [`crate::report::sustained_rate`]).
+    pub fn sustained_rate(&self) -> Option<f64> {
+        crate::report::sustained_rate(&self.arrivals_s, crate::report::TRIM)
     }
 }
 
@@ -255,10 +264,13 @@ fn read_results(
     count: &AtomicU64,
     stop: &AtomicBool,
 ) -> Result<ReadOutcome> {
+    let capacity = expected.min(10_000_000) as usize;
     let mut out = ReadOutcome {
-        latencies_ms: Vec::with_capacity(expected.min(10_000_000) as usize),
+        latencies_ms: Vec::with_capacity(capacity),
+        arrivals_s: Vec::with_capacity(capacity),
         ..ReadOutcome::default()
     };
+    let started = Instant::now();
     while out.count < expected && !stop.load(Ordering::SeqCst) {
         match consumer.poll(Duration::from_millis(50)) {
             None | Some(Err(KafkaError::PartitionEOF(_))) => {}
@@ -267,6 +279,8 @@ fn read_results(
                 let wall = now_ms();
                 out.first.get_or_insert(arrived);
                 out.last = Some(arrived);
+                out.arrivals_s
+                    .push(arrived.duration_since(started).as_secs_f64());
                 if let Some(ts) = m.timestamp().to_millis() {
                     out.latencies_ms.push((wall - ts) as f64);
                 }

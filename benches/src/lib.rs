@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod copier;
 pub mod failover;
 pub mod http;
 pub mod kafka;

@@ -321,7 +321,7 @@ impl Task {
                 let partition = match partitioner {
                     Some(p) => {
                         let n = collector.num_partitions(topic)?;
-                        p.partition(topic, &record, n)
+                        p.partition_from(topic, &record, n, metadata)
                             .filter(|p| (0..n).contains(p))
                     }
                     None => None,

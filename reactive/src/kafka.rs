@@ -4,10 +4,11 @@
 //!   channel is full the reader waits, stops polling, and librdkafka's own prefetch queue is
 //!   capped small (see [`data_consumer`]), so a backlog stays in the broker, not in memory.
 //! - [`read_models`]: the model topic into a bounded channel; each model is acknowledged by the
-//!   stage or actor that took it before its offset is stored.
-//! - [`run_sink`]: writes outputs in the order their records were read, at most
-//!   [`MAX_IN_FLIGHT`] awaiting delivery, and stores a record's offset only once its output is
-//!   delivered. Auto-commit (`enable.auto.offset.store=false`) commits stored offsets only, so a
+//!   stage or actor that took it before its offset is stored; it tells [`read_data`] when the
+//!   topic has been read to its end, and no data is read before that.
+//! - [`run_sink`]: writes outputs in the order their records were read, pipelined (up to
+//!   [`MAX_IN_FLIGHT`] awaiting delivery while the next are sent), and stores a record's offset
+//!   only once its output is delivered, in read order. Auto-commit (`enable.auto.offset.store=false`) commits stored offsets only, so a
 //!   crash re-reads every record whose result was not written: at-least-once.
 
 use crate::model::{self, Built, Origin};
@@ -90,10 +91,14 @@ pub async fn model_consumer(
     commit_interval: Duration,
 ) -> Result<StreamConsumer> {
     let mut c = base(brokers, ks_kafka::ClientKind::Consumer);
-    c.set("auto.offset.reset", "earliest").set(
-        "session.timeout.ms",
-        session_timeout.as_millis().to_string(),
-    );
+    c.set("auto.offset.reset", "earliest")
+        .set(
+            "session.timeout.ms",
+            session_timeout.as_millis().to_string(),
+        )
+        // The end of the model topic is where data may start: see `read_models`. (An EOF
+        // event, never a watermark: the local broker's watermarks under-report.)
+        .set("enable.partition.eof", "true");
     match group {
         Some(g) => c
             .set("group.id", g)
@@ -165,12 +170,31 @@ fn origin_of(m: &impl Message) -> Origin {
     Origin::new(m.topic(), m.partition(), m.offset())
 }
 
-/// Reads the data topic into `tx` until shutdown or until `tx`'s receiver is gone.
+/// Reads the data topic into `tx` until shutdown or until `tx`'s receiver is gone. Nothing is
+/// read before `models_caught_up` turns true: the model topic has been read to its end, as
+/// ks-server's global store is bootstrapped before its stream threads start, so a model
+/// published before the data scores all of it.
 pub async fn read_data(
     consumer: Arc<StreamConsumer>,
     tx: mpsc::Sender<DataIn>,
+    mut models_caught_up: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
+    let since = std::time::Instant::now();
+    while !*models_caught_up.borrow_and_update() {
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            changed = models_caught_up.changed() => if changed.is_err() {
+                return Err(Error::Stopped(
+                    "the model reader stopped before the model topic's end".into(),
+                ));
+            },
+            _ = tokio::time::sleep(Duration::from_secs(10)) => log::warn!(
+                "data waits for the model topic's end ({} s so far)",
+                since.elapsed().as_secs()
+            ),
+        }
+    }
     loop {
         let msg = tokio::select! {
             _ = shutdown.changed() => return Ok(()),
@@ -194,17 +218,52 @@ pub async fn read_data(
     }
 }
 
+/// Which partitions of the model topic have been read to their end since the reader started:
+/// caught up once every one of the topic's `partitions` has reported EOF (each model before
+/// the EOF is taken before the reader reads on, so by then they are all in place).
+#[derive(Debug)]
+pub struct CatchUp {
+    partitions: usize,
+    at_end: std::collections::BTreeSet<i32>,
+}
+
+impl CatchUp {
+    /// Nothing read yet of a topic with `partitions` partitions.
+    pub fn new(partitions: usize) -> CatchUp {
+        CatchUp {
+            partitions,
+            at_end: Default::default(),
+        }
+    }
+
+    /// Partition `p` reported its end; true once every partition has.
+    pub fn end_of(&mut self, p: i32) -> bool {
+        self.at_end.insert(p);
+        self.caught_up()
+    }
+
+    /// Whether every partition has reported its end.
+    pub fn caught_up(&self) -> bool {
+        self.at_end.len() >= self.partitions
+    }
+}
+
 /// Reads the model topic: decodes and builds each model off the async workers, hands it on,
 /// waits for its acknowledgement, then (with a group) stores its offset. Bad model messages go
-/// to the errors topic.
+/// to the errors topic. `caught_up` turns true once every partition of `topic` has been read to
+/// its end (see [`read_data`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn read_models(
     consumer: Arc<StreamConsumer>,
+    topic: String,
     grouped: bool,
     tx: mpsc::Sender<ModelIn>,
     producer: FutureProducer,
     errors_topic: String,
+    caught_up: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
+    let mut progress = CatchUp::new(partitions_of(&consumer, &topic).await?.len());
     loop {
         let msg = tokio::select! {
             _ = shutdown.changed() => return Ok(()),
@@ -212,6 +271,13 @@ pub async fn read_models(
         };
         let (payload, origin) = match msg {
             Ok(m) => (m.payload().map(<[u8]>::to_vec), origin_of(&m)),
+            Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
+                if !*caught_up.borrow() && progress.end_of(p) {
+                    log::info!("model topic {topic} read to its end");
+                    caught_up.send_replace(true);
+                }
+                continue;
+            }
             Err(e) => {
                 log::warn!("model consumer: {e}");
                 continue;
@@ -284,7 +350,15 @@ async fn send(producer: &FutureProducer, topic: &str, out: &Output) -> Result<De
 }
 
 async fn wait_delivery(f: DeliveryFuture, topic: &str) -> Result<()> {
-    match f.await {
+    delivery_result(f.await, topic)
+}
+
+/// A delivery's outcome as a result.
+fn delivery_result(
+    delivered: <DeliveryFuture as std::future::Future>::Output,
+    topic: &str,
+) -> Result<()> {
+    match delivered {
         Ok(Ok(_)) => Ok(()),
         Ok(Err((e, _))) => Err(Error::Delivery {
             topic: topic.to_string(),
@@ -300,7 +374,10 @@ async fn wait_delivery(f: DeliveryFuture, topic: &str) -> Result<()> {
 /// Writes outputs in read order and stores each record's offset once its output is delivered.
 /// `rx` carries one receiver per record in the order the records were read, so a record scored
 /// late by one actor holds back the offsets after it: no offset is ever stored past a record
-/// whose result is not written. Returns when `rx` closes and everything in flight is written.
+/// whose result is not written. Pipelined: up to [`MAX_IN_FLIGHT`] outputs await delivery while
+/// the next are sent, and each delivery is taken as it completes (oldest first, so offsets are
+/// stored in read order, hence in order per partition). Returns when `rx` closes and everything
+/// in flight is written.
 pub async fn run_sink(
     mut rx: mpsc::Receiver<oneshot::Receiver<Output>>,
     producer: FutureProducer,
@@ -308,27 +385,31 @@ pub async fn run_sink(
     topics: Topics,
 ) -> Result<()> {
     let mut in_flight: VecDeque<(DeliveryFuture, &str, Origin)> = VecDeque::new();
-    loop {
-        let next = if in_flight.len() >= MAX_IN_FLIGHT {
-            None
-        } else if in_flight.is_empty() {
-            match rx.recv().await {
-                Some(r) => Some(r),
-                None => break,
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            // The oldest delivery first: it frees room and its offset may be stored.
+            delivered = async {
+                match in_flight.front_mut() {
+                    Some((f, _, _)) => f.await,
+                    None => std::future::pending().await,
+                }
+            }, if !in_flight.is_empty() => {
+                if let Some((_, topic, origin)) = in_flight.pop_front() {
+                    delivery_result(delivered, topic)?;
+                    store(&consumer, &origin);
+                }
             }
-        } else {
-            match rx.try_recv() {
-                Ok(r) => Some(r),
-                Err(mpsc::error::TryRecvError::Empty) => None,
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-            }
-        };
-        match next {
-            Some(pending) => {
+            next = rx.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => {
+                let Some(pending) = next else {
+                    open = false;
+                    continue;
+                };
                 let Ok(out) = pending.await else {
                     // The scorer went away (shutdown): stop storing offsets from here on so
-                    // this record is read again.
-                    break;
+                    // this record is read again; what is in flight is still written.
+                    open = false;
+                    continue;
                 };
                 let topic = match out.sink {
                     Sink::Results => topics.results.as_str(),
@@ -337,17 +418,7 @@ pub async fn run_sink(
                 let delivery = send(&producer, topic, &out).await?;
                 in_flight.push_back((delivery, topic, out.origin));
             }
-            None => {
-                if let Some((f, topic, origin)) = in_flight.pop_front() {
-                    wait_delivery(f, topic).await?;
-                    store(&consumer, &origin);
-                }
-            }
         }
-    }
-    while let Some((f, topic, origin)) = in_flight.pop_front() {
-        wait_delivery(f, topic).await?;
-        store(&consumer, &origin);
     }
     Ok(())
 }
@@ -361,5 +432,23 @@ fn store(consumer: &StreamConsumer, origin: &Origin) {
             origin.partition,
             origin.offset
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caught_up_once_every_partition_reported_its_end() {
+        let mut c = CatchUp::new(3);
+        assert!(!c.caught_up());
+        assert!(!c.end_of(0));
+        assert!(!c.end_of(0), "the same partition twice is still one");
+        assert!(!c.end_of(2));
+        assert!(c.end_of(1));
+        assert!(c.caught_up());
+        // An empty topic list (no partitions) is at its end at once.
+        assert!(CatchUp::new(0).caught_up());
     }
 }

@@ -9,6 +9,7 @@
 //!                                                        └──► store_offset (after delivery)
 //! ```
 //! Every buffer is bounded, so a slow scorer fills them and the data reader stops polling.
+//! The data reader starts once the model reader has read the model topic to its end.
 
 use crate::actor::Manager;
 use crate::http::{self, Queries};
@@ -249,15 +250,23 @@ async fn start(
         .await?,
     );
 
+    let (caught_up_tx, caught_up) = watch::channel(false);
     let model_reader = tokio::spawn(kafka::read_models(
         Arc::clone(&models),
+        config.topics.models.clone(),
         grouped,
         model_tx,
         producer.clone(),
         config.topics.errors.clone(),
+        caught_up_tx,
         shutdown.clone(),
     ));
-    let data_reader = tokio::spawn(kafka::read_data(Arc::clone(&data), data_tx, shutdown));
+    let data_reader = tokio::spawn(kafka::read_data(
+        Arc::clone(&data),
+        data_tx,
+        caught_up,
+        shutdown,
+    ));
     let sink = tokio::spawn(kafka::run_sink(
         out_rx,
         producer,
@@ -268,8 +277,19 @@ async fn start(
         // The sink ends after the data reader stops (shutdown) and everything read is written,
         // or early with a delivery error.
         let sunk = sink.await.map_err(|e| Error::Stopped(format!("sink: {e}")));
-        data_reader.abort();
-        model_reader.abort();
+        // A reader that failed (the model topic never answered, the data reader gave up
+        // waiting for it) is why the sink ended: its error is the server's.
+        let mut failed = None;
+        for reader in [data_reader, model_reader] {
+            if reader.is_finished() {
+                if let Ok(Err(e)) = reader.await {
+                    log::error!("{e}");
+                    failed.get_or_insert(e);
+                }
+            } else {
+                reader.abort();
+            }
+        }
         let _ = scorer.await;
         // Commit what the sink stored, so a clean stop re-reads nothing.
         let committed = data
@@ -281,6 +301,9 @@ async fn start(
         }
         http_task.abort();
         sunk??;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         if let Err(e) = committed {
             log::warn!("{e}");
         }

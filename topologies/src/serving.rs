@@ -200,7 +200,8 @@ impl Processor for ModelServing {
         }
         let json = serde_json::to_vec(&result).map_err(|e| Error::processing("serving", e))?;
         ctx.forward(Record {
-            key: Some(wine.data_type.into_bytes()),
+            // The input's key (see `topology`: results spread as the input does).
+            key: record.key,
             value: Some(json),
             timestamp: record.timestamp,
             headers: Vec::new(),

@@ -5,6 +5,13 @@
 //! | memory   | Processor API     | in-memory, not changelogged    | only new ones     |
 //! | standard | DSL               | RocksDB, changelogged          | read again        |
 //! | custom   | DSL               | custom file store, changelogged| read again        |
+//!
+//! Results are keyed and placed so they spread over the results topic as the input is spread
+//! over the data topic: each result keeps its input record's key (keyless input: keyless
+//! results) and goes to the partition its input came from ([`SourcePartition`]; modulo the
+//! results topic's partition count if it has fewer). One input partition's results thus stay in
+//! order in one results partition, and a results topic partitioned like the data topic takes
+//! each partition's share, where keying every result by its data type put them all in one.
 
 use crate::model_source::{ModelSource, MODELS_STORE};
 use crate::serving::{ModelServing, ServerMetrics, SERVING_STORE};
@@ -63,6 +70,30 @@ impl std::str::FromStr for StoreVariant {
     }
 }
 
+/// The sink's partitioner of the results: the input record's partition (modulo the results
+/// topic's partition count), so results stay in input order per partition and spread as the
+/// input does. A result written without an input record (a punctuation) is left to the
+/// producer: by key, or spread for keyless ones.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SourcePartition;
+
+impl ks_engine::StreamPartitioner for SourcePartition {
+    fn partition(&self, _topic: &str, _record: &ks_engine::Record, _n: i32) -> Option<i32> {
+        None
+    }
+
+    fn partition_from(
+        &self,
+        _topic: &str,
+        _record: &ks_engine::Record,
+        num_partitions: i32,
+        source: Option<&ks_engine::RecordMetadata>,
+    ) -> Option<i32> {
+        let source = source?;
+        (num_partitions > 0 && source.partition >= 0).then(|| source.partition % num_partitions)
+    }
+}
+
 /// What the processors share with the server.
 #[derive(Clone)]
 pub struct Wiring {
@@ -98,7 +129,12 @@ pub fn build(variant: StoreVariant, topics: &Topics, wiring: &Wiring) -> Result<
                     StoreSpec::new(SERVING_STORE, StoreKind::InMemory).with_logging(false),
                     &["serving"],
                 )?
-                .add_sink("results", &topics.results, &["serving"])?;
+                .add_sink_with_partitioner(
+                    "results",
+                    &topics.results,
+                    Some(Arc::new(SourcePartition)),
+                    &["serving"],
+                )?;
             t
         }
         StoreVariant::Standard | StoreVariant::Custom => {
@@ -106,8 +142,8 @@ pub fn build(variant: StoreVariant, topics: &Topics, wiring: &Wiring) -> Result<
             builder.add_store(SERVING_STORE, variant.store_kind());
             builder
                 .stream::<(), Vec<u8>>(&topics.data)
-                .process::<String, Vec<u8>>(serving, &[SERVING_STORE])
-                .to(&topics.results);
+                .process::<Vec<u8>, Vec<u8>>(serving, &[SERVING_STORE])
+                .to_with_partitioner(&topics.results, SourcePartition);
             builder.build()?
         }
     };
@@ -126,4 +162,29 @@ pub fn build(variant: StoreVariant, topics: &Topics, wiring: &Wiring) -> Result<
         reset,
     )?;
     Ok(topology)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ks_engine::{Record, RecordMetadata, StreamPartitioner};
+
+    #[test]
+    fn results_go_to_their_inputs_partition() {
+        let r = Record::new(Some(b"k".to_vec()), None, 0);
+        let from = |partition| RecordMetadata {
+            topic: "data".into(),
+            partition,
+            offset: 7,
+        };
+        let p = SourcePartition;
+        assert_eq!(p.partition_from("results", &r, 4, Some(&from(3))), Some(3));
+        assert_eq!(p.partition_from("results", &r, 4, Some(&from(0))), Some(0));
+        // Fewer results partitions than data partitions: wrapped, still stable per input.
+        assert_eq!(p.partition_from("results", &r, 2, Some(&from(3))), Some(1));
+        // No input (a punctuation's output): the producer decides.
+        assert_eq!(p.partition_from("results", &r, 4, None), None);
+        assert_eq!(p.partition("results", &r, 4), None);
+        assert_eq!(p.partition_from("results", &r, 0, Some(&from(1))), None);
+    }
 }

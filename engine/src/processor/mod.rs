@@ -79,6 +79,20 @@ pub(crate) struct Schedule {
 /// (hash of the key, or sticky for keyless records).
 pub trait StreamPartitioner: Send + Sync {
     fn partition(&self, topic: &str, record: &Record, num_partitions: i32) -> Option<i32>;
+
+    /// As [`StreamPartitioner::partition`], also told where the input record being processed
+    /// came from (`None` for output of a punctuation), e.g. to keep each result in its input's
+    /// partition. Defaults to `partition`.
+    fn partition_from(
+        &self,
+        topic: &str,
+        record: &Record,
+        num_partitions: i32,
+        source: Option<&crate::record::RecordMetadata>,
+    ) -> Option<i32> {
+        let _ = source;
+        self.partition(topic, record, num_partitions)
+    }
 }
 
 impl<F> StreamPartitioner for F

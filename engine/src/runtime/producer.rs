@@ -114,8 +114,11 @@ impl StreamProducer {
             .set("linger.ms", "5")
             .set("message.timeout.ms", "120000")
             // Bounded: a full queue makes `send_raw` wait (back-pressure) instead of buffering
-            // up to librdkafka's default 1 GiB.
-            .set("queue.buffering.max.kbytes", "16384")
+            // up to librdkafka's default 1 GiB or 100 000 messages (each with its bookkeeping).
+            // 20 000 results are still tens of milliseconds of output at full rate, far more
+            // than the 5 ms linger batches.
+            .set("queue.buffering.max.kbytes", "4096")
+            .set("queue.buffering.max.messages", "20000")
             // As Kafka's own producer defaults to since 3.0: a batch retried after a broker
             // failure (written, but its acknowledgement lost) is not written twice.
             .set("enable.idempotence", "true");

@@ -245,6 +245,22 @@ pub fn serve_and_check(store: StoreVariant, state_dir: &Path) -> (Env, Server, u
         assert!(r.duration_us.is_some_and(|d| d > 0.0));
     }
 
+    // Results spread as the input does: each in its input's partition (the results topic has
+    // as many as the data topic), keeping the input's key (none: the records are keyless).
+    let messages = env.read(&env.topics.results);
+    let mut used = std::collections::BTreeSet::new();
+    for m in &messages {
+        let r: ScoreResult = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(
+            m.partition, r.partition,
+            "result of {}:{}",
+            r.partition, r.offset
+        );
+        assert_eq!(m.key, None);
+        used.insert(m.partition);
+    }
+    assert!(used.len() > 1, "every result in partitions {used:?}");
+
     // /state/value: the model and the right usage count (statistics flush within a second).
     let usage_is = |n: u64| {
         let (status, v) = http_get(&server, "/state/value");

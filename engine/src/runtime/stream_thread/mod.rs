@@ -511,6 +511,25 @@ fn thread_producer(
     Ok(producer)
 }
 
+/// The stream consumer's prefetch and fetch settings (before the user's properties, which
+/// override them). librdkafka's defaults prefetch up to 100 000 messages per partition
+/// (`queued.min.messages`) or 64 MiB: on a backlog that is most of it in memory, each message
+/// with a few hundred bytes of bookkeeping on top of its payload (ks-server peaked at 84-93 MB at
+/// 500 000 records). Small queues are enough once the fetch that refills them is not postponed by
+/// `fetch.queue.backoff.ms`' default second, which is what starved a 4 MiB cap before
+/// (benches/README.md): 5 000 messages per partition hold tens of milliseconds of work at full
+/// rate. `fetch.wait.max.ms` is how long the broker may hold a fetch that finds nothing new;
+/// the local broker (tansu) holds it that long even when records arrive meanwhile, so the
+/// default 500 ms was most of a caught-up server's latency. 10 ms, as the bench's bare copy.
+pub(crate) const CONSUMER_PREFETCH: &[(&str, &str)] = &[
+    ("queued.min.messages", "5000"),
+    ("queued.max.messages.kbytes", "4096"),
+    ("fetch.queue.backoff.ms", "5"),
+    ("max.partition.fetch.bytes", "524288"),
+    ("fetch.max.bytes", "2097152"),
+    ("fetch.wait.max.ms", "10"),
+];
+
 /// The thread's group consumer, subscribed to the topology's source topics.
 fn subscribe(
     shared: &Arc<Shared>,
@@ -537,11 +556,10 @@ fn subscribe(
             "partition.assignment.strategy",
             shared.assignment_strategy(),
         )
-        .set("statistics.interval.ms", "1000")
-        // librdkafka prefetches up to 64 MiB by default: memory that grows with the backlog,
-        // not the work. 16 MiB bounds it without slowing fetches; 4 MiB starved them on the
-        // local broker (5x fewer records/s, benches/README.md).
-        .set("queued.max.messages.kbytes", "16384");
+        .set("statistics.interval.ms", "1000");
+    for (k, v) in CONSUMER_PREFETCH {
+        client.set(*k, *v);
+    }
     if eos(shared) {
         client.set("isolation.level", "read_committed");
     }
