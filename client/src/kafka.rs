@@ -46,9 +46,30 @@ impl Publisher {
 
     /// Queues one message (a `None` key lets the partitioner spread keyless records).
     pub fn send(&self, topic: &str, key: Option<&[u8]>, payload: &[u8]) -> Result<()> {
+        self.send_with_headers(topic, key, payload, &[])
+    }
+
+    /// [`Publisher::send`] with Kafka headers (`ks.role`, `ks.action`, … on the model topic).
+    pub fn send_with_headers(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<()> {
         let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
         if let Some(k) = key {
             record = record.key(k);
+        }
+        if !headers.is_empty() {
+            let mut owned = rdkafka::message::OwnedHeaders::new_with_capacity(headers.len());
+            for (key, value) in headers {
+                owned = owned.insert(rdkafka::message::Header {
+                    key,
+                    value: Some(*value),
+                });
+            }
+            record = record.headers(owned);
         }
         // Back-pressure: the producer thread drains the queue as the broker acks.
         ks_kafka::send_with_backoff(

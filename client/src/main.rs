@@ -64,8 +64,38 @@ enum Command {
     Provide(ProvideArgs),
     /// Print a topic's messages, decoded, one JSON object a line, with partition and offset.
     Read(ReadArgs),
-    /// Publish one model now.
+    /// Publish one model now (`--role challenger`: scored in shadow beside the serving one).
     PublishModel(PublishModelArgs),
+    /// Every server instance serves the data type's previous model version again.
+    Rollback(ControlArgs),
+    /// Every server instance serves the data type's challenger from now on.
+    Promote(PromoteArgs),
+}
+
+#[derive(clap::Args)]
+struct ControlArgs {
+    #[arg(long, default_value = "wine")]
+    data_type: String,
+    #[arg(long, env = "KS_MODELS_TOPIC", default_value = "models_models")]
+    models_topic: String,
+}
+
+#[derive(clap::Args)]
+struct PromoteArgs {
+    #[command(flatten)]
+    control: ControlArgs,
+    /// Promote only if the challenger is this version (`<partition>:<offset>`, as
+    /// /models/{dataType}/versions lists it).
+    #[arg(long)]
+    version: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RoleArg {
+    /// Serves (the default).
+    Champion,
+    /// Scored in shadow beside the serving model.
+    Challenger,
 }
 
 #[derive(clap::Args)]
@@ -133,6 +163,9 @@ struct PublishModelArgs {
     /// Send the file's absolute path (ModelDescriptor.location) instead of its bytes.
     #[arg(long)]
     by_reference: bool,
+    /// champion (serves) or challenger (scored in shadow; header ks.role=challenger).
+    #[arg(long, value_enum, default_value_t = RoleArg::Champion)]
+    role: RoleArg,
     #[arg(long, env = "KS_MODELS_TOPIC", default_value = "models_models")]
     models_topic: String,
 }
@@ -223,7 +256,53 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Provide(args) => provide_cmd(&cli.brokers, args).await,
         Command::Read(args) => read_cmd(&cli.brokers, args),
         Command::PublishModel(args) => publish_model_cmd(&cli.brokers, args).await,
+        Command::Rollback(args) => {
+            control_cmd(&cli.brokers, args, ks_proto::control::ROLLBACK, None).await
+        }
+        Command::Promote(args) => {
+            control_cmd(
+                &cli.brokers,
+                args.control,
+                ks_proto::control::PROMOTE,
+                args.version,
+            )
+            .await
+        }
     }
+}
+
+/// `ks-client rollback` and `ks-client promote`: a control message on the model topic, read by
+/// every server instance.
+async fn control_cmd(
+    brokers: &str,
+    args: ControlArgs,
+    action: &str,
+    version: Option<String>,
+) -> anyhow::Result<()> {
+    let ControlArgs {
+        data_type,
+        models_topic,
+    } = args;
+    if data_type.is_empty() {
+        bail!("--data-type must not be empty");
+    }
+    kafka::require_broker(brokers, Duration::from_secs(5))?;
+    kafka::ensure_topics(brokers, &[(&models_topic, 1)]).await?;
+    let publisher = Publisher::connect(brokers)?;
+    let mut headers: Vec<(&str, &[u8])> =
+        vec![(ks_proto::control::ACTION_HEADER, action.as_bytes())];
+    if let Some(v) = &version {
+        headers.push((ks_proto::control::VERSION_HEADER, v.as_bytes()));
+    }
+    publisher.send_with_headers(
+        &models_topic,
+        Some(data_type.as_bytes()),
+        &ks_proto::control::descriptor(&data_type).encode_to_vec(),
+        &headers,
+    )?;
+    publisher.flush(Duration::from_secs(20))?;
+    println!("published {action} of {data_type} to {models_topic}");
+    Ok(())
 }
 
 /// `ks-client provide`.
@@ -328,6 +407,7 @@ async fn publish_model_cmd(brokers: &str, args: PublishModelArgs) -> anyhow::Res
         description,
         data_type,
         by_reference,
+        role,
         models_topic,
     } = args;
     let model_type = match model_type {
@@ -363,16 +443,29 @@ async fn publish_model_cmd(brokers: &str, args: PublishModelArgs) -> anyhow::Res
     kafka::require_broker(brokers, Duration::from_secs(5))?;
     kafka::ensure_topics(brokers, &[(&models_topic, 1)]).await?;
     let publisher = Publisher::connect(brokers)?;
-    publisher.send(
+    let headers: &[(&str, &[u8])] = match role {
+        RoleArg::Champion => &[],
+        RoleArg::Challenger => &[(
+            ks_proto::control::ROLE_HEADER,
+            ks_proto::control::CHALLENGER.as_bytes(),
+        )],
+    };
+    publisher.send_with_headers(
         &models_topic,
         Some(data_type.as_bytes()),
         &md.encode_to_vec(),
+        headers,
     )?;
     publisher.flush(Duration::from_secs(20))?;
     println!(
-        "published model {} ({}) to {models_topic}",
+        "published model {} ({}{}) to {models_topic}",
         md.name,
-        model_type.as_str_name()
+        model_type.as_str_name(),
+        if role == RoleArg::Challenger {
+            ", challenger"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

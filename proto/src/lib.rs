@@ -51,6 +51,42 @@ pub const WINE_FEATURES: [&str; 11] = [
     "alcohol",
 ];
 
+/// Control messages on the model topic: Kafka headers beside an unchanged `ModelDescriptor`
+/// payload (the tutorial's wire format stays as it is; a reader that ignores headers sees a
+/// model message). Shared by the publisher (ks-client) and the servers.
+///
+/// - `ks.role=challenger` on a model message: score it in shadow beside the current model.
+/// - `ks.action=rollback` on a descriptor naming only a `dataType`: serve the previous version.
+/// - `ks.action=promote` (optionally `ks.version=<partition>:<offset>` of the challenger):
+///   the challenger becomes the current model.
+pub mod control {
+    use crate::ModelDescriptor;
+
+    /// Header naming a control action (`rollback`, `promote`).
+    pub const ACTION_HEADER: &str = "ks.action";
+    /// Header naming the role of a model message (`champion`, the default, or `challenger`).
+    pub const ROLE_HEADER: &str = "ks.role";
+    /// Header naming the version a `promote` is meant for (the challenger's
+    /// `<partition>:<offset>`); without it the current challenger is promoted.
+    pub const VERSION_HEADER: &str = "ks.version";
+    /// `ks.action` value: roll back to the previous version.
+    pub const ROLLBACK: &str = "rollback";
+    /// `ks.action` value: promote the challenger.
+    pub const PROMOTE: &str = "promote";
+    /// `ks.role` value: a model scored in shadow.
+    pub const CHALLENGER: &str = "challenger";
+    /// `ks.role` value: a model that serves (what a message without the header is).
+    pub const CHAMPION: &str = "champion";
+
+    /// The payload of a control message: a descriptor naming `data_type` and carrying no model.
+    pub fn descriptor(data_type: &str) -> ModelDescriptor {
+        ModelDescriptor {
+            data_type: data_type.to_string(),
+            ..ModelDescriptor::default()
+        }
+    }
+}
+
 /// What went wrong turning text into a wire type.
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[non_exhaustive]

@@ -45,6 +45,54 @@ pub enum Error {
     /// A persisted model type name is not `PMML` or `TENSORFLOW`.
     #[error("unknown model type {0}")]
     UnknownModelType(String),
+    /// A model-topic header is not UTF-8.
+    #[error("header {name} is not UTF-8")]
+    BadHeader {
+        /// The header.
+        name: &'static str,
+    },
+    /// `ks.action` names no action ks knows.
+    #[error("unknown ks.action {0:?}: expected rollback or promote")]
+    UnknownAction(String),
+    /// `ks.role` names no role ks knows.
+    #[error("unknown ks.role {0:?}: expected champion or challenger")]
+    UnknownRole(String),
+    /// A control message carries a model (ambiguous: publish the model without `ks.action`).
+    #[error("a {action} control message must carry no model")]
+    ControlWithModel {
+        /// `rollback` or `promote`.
+        action: &'static str,
+    },
+    /// No model serves the data type.
+    #[error("no model serves data type {data_type:?}")]
+    UnknownDataType {
+        /// The data type.
+        data_type: String,
+    },
+    /// A rollback found no older version kept (see `--keep-versions`).
+    #[error("no previous version of {data_type:?} to roll back to (serving {current})")]
+    NoPreviousVersion {
+        /// The data type.
+        data_type: String,
+        /// The version that keeps serving.
+        current: String,
+    },
+    /// A promote found no challenger.
+    #[error("no challenger for data type {data_type:?} to promote")]
+    NoChallenger {
+        /// The data type.
+        data_type: String,
+    },
+    /// A promote named a version that is not the current challenger's.
+    #[error("promote of {data_type:?} names version {asked}, but the challenger is {challenger}")]
+    NotTheChallenger {
+        /// The data type.
+        data_type: String,
+        /// The version the message named.
+        asked: String,
+        /// The current challenger's version.
+        challenger: String,
+    },
     /// The model bytes do not build into a model.
     #[error("model {name} rejected: {source}")]
     Build {

@@ -9,6 +9,8 @@ pub enum FailureKind {
     Model,
     /// A data record (undecodable, no data type, a model that cannot score it).
     Data,
+    /// A control message on the model topic (malformed, or nothing to roll back to or promote).
+    Control,
 }
 
 impl FailureKind {
@@ -17,6 +19,7 @@ impl FailureKind {
         match self {
             FailureKind::Model => "model",
             FailureKind::Data => "data",
+            FailureKind::Control => "control",
         }
     }
 }

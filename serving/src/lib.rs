@@ -8,6 +8,10 @@
 //! - [`model`]: [`ServedModel`], a model ready to score, and what `/models` says of it.
 //! - [`registry`]: [`ModelRegistry`], the newest model per data type (a `DashMap`: no lock to
 //!   poison), and the builder thread ([`start_builder`]) that builds models off the polling path.
+//! - [`control`]: what a model-topic message asks for (its `ks.action` / `ks.role` headers).
+//! - [`versions`]: the last K models of a data type, for rollback and promotion.
+//! - [`challenger`]: shadow scoring's agreement figures and the automatic promotion policy.
+//! - [`drift`]: input drift per field (baseline against the current window, PSI).
 //! - [`result`]: [`ScoreResult`], one result on the results topic.
 //! - [`stats`]: [`ServingStats`], the serving statistics per data type.
 //! - [`failure`]: [`FailureReport`], a rejected model or record for the errors topic.
@@ -39,7 +43,10 @@
 // A new crate is held to complete docs (the workspace only warns, for the older crates).
 #![deny(missing_docs)]
 
+pub mod challenger;
+pub mod control;
 pub mod descriptor;
+pub mod drift;
 mod error;
 pub mod failure;
 pub mod health;
@@ -48,14 +55,15 @@ pub mod registry;
 pub mod result;
 pub mod stats;
 pub mod topics;
+pub mod versions;
 
 pub use descriptor::{ModelMeta, ModelUpdate, Origin};
 pub use error::{Error, Result};
 pub use failure::{FailureKind, FailureReport};
 pub use health::Health;
 pub use model::{ModelInfo, ServedModel};
-pub use registry::{start_builder, BuildFailures, BuildJob, ModelRegistry};
-pub use result::{value_json, ScoreResult};
+pub use registry::{start_builder, BuildFailures, BuildJob, Job, LifecycleOptions, ModelRegistry};
+pub use result::{value_json, ScoreResult, ShadowPrediction};
 pub use stats::ServingStats;
 pub use topics::{Topics, DEFAULT_DATA_TYPE};
 

@@ -31,6 +31,59 @@ pub struct ScoreResult {
     /// Why there is no prediction (`"no model"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the challenger scored in shadow predicted, when one is set (never the served
+    /// prediction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenger: Option<ShadowPrediction>,
+}
+
+/// A challenger's prediction for a record, beside the served one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowPrediction {
+    /// The challenger's name.
+    pub model: String,
+    /// Its version (`<partition>:<offset>` of its message).
+    pub model_version: String,
+    /// Its prediction (`null` when it failed).
+    pub prediction: serde_json::Value,
+    /// Its class probabilities, when it gives them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub probabilities: BTreeMap<String, f64>,
+    /// Its scoring time, µs.
+    pub duration_us: f64,
+    /// Why it could not score the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ShadowPrediction {
+    /// What `model` predicted (or why it could not) in `micros` µs.
+    pub fn of(
+        model: &ServedModel,
+        scored: &ks_models::Result<ks_models::Prediction>,
+        micros: f64,
+    ) -> ShadowPrediction {
+        let (prediction, probabilities, error) = match scored {
+            Ok(p) => (
+                value_json(p.value()),
+                p.probabilities().map(|(l, p)| (l.to_string(), p)).collect(),
+                None,
+            ),
+            Err(e) => (
+                serde_json::Value::Null,
+                BTreeMap::new(),
+                Some(e.to_string()),
+            ),
+        };
+        ShadowPrediction {
+            model: model.name.clone(),
+            model_version: model.version.clone(),
+            prediction,
+            probabilities,
+            duration_us: micros,
+            error,
+        }
+    }
 }
 
 impl ScoreResult {
@@ -47,6 +100,7 @@ impl ScoreResult {
             partition: origin.partition,
             offset: origin.offset,
             error: None,
+            challenger: None,
         }
     }
 

@@ -1,6 +1,9 @@
 //! What the HTTP layer asks of a running server. A small trait, so the routes are written and
 //! tested once, against the real server or a fake.
 
+pub use ks_serving::challenger::ChallengerReport;
+pub use ks_serving::drift::DriftReport;
+pub use ks_serving::versions::VersionsReport;
 use ks_serving::ServingStats;
 pub use ks_serving::{Health, ModelInfo};
 use serde::{Deserialize, Serialize};
@@ -89,4 +92,24 @@ pub trait ServingQueries: Send + Sync + 'static {
     }
     /// Counters for `/metrics`.
     fn metrics(&self) -> MetricsSnapshot;
+    /// `data_type`'s kept model versions (`None`: no model of it was installed).
+    fn versions(&self, _data_type: &str) -> Option<VersionsReport> {
+        None
+    }
+    /// `data_type`'s champion/challenger figures on this instance (`None`: no challenger).
+    fn challenger(&self, _data_type: &str) -> Option<ChallengerReport> {
+        None
+    }
+    /// `data_type`'s input drift on this instance (`None`: no record scored).
+    fn drift(&self, _data_type: &str) -> Option<DriftReport> {
+        None
+    }
+    /// Every data type's champion/challenger figures, for `/metrics`.
+    fn challengers(&self) -> Vec<ChallengerReport> {
+        Vec::new()
+    }
+    /// Every data type's input drift, for `/metrics`.
+    fn drifts(&self) -> Vec<DriftReport> {
+        Vec::new()
+    }
 }

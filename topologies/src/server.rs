@@ -9,7 +9,13 @@ use crate::topology::{self, StoreVariant, Topics, Wiring};
 use crate::{Error, Result};
 use ks_engine::runtime::admin::{ensure_topics, TopicSpec};
 use ks_engine::{ErrorHandling, KafkaStreams, ProcessingGuarantee, StreamsConfig, StreamsState};
-use ks_serving::{start_builder, BuildFailures, FailureReport, ModelRegistry, ServingStats};
+use ks_serving::challenger::ChallengerReport;
+use ks_serving::control::{Action, ControlSink};
+use ks_serving::drift::DriftReport;
+use ks_serving::versions::VersionsReport;
+use ks_serving::{
+    start_builder, BuildFailures, FailureReport, LifecycleOptions, ModelRegistry, ServingStats,
+};
 use parking_lot::RwLock;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -61,6 +67,8 @@ pub struct ServerConfig {
     pub cache_max_bytes_buffering: Option<u64>,
     /// The HTTP API's protections: admin token, request size and rate limits.
     pub http: crate::http::HttpOptions,
+    /// Versions kept per data type, the automatic promotion policy, drift window sizes.
+    pub lifecycle: LifecycleOptions,
 }
 
 impl ServerConfig {
@@ -83,15 +91,39 @@ impl ServerConfig {
             client_properties: ks_kafka::ClientProperties::default(),
             cache_max_bytes_buffering: None,
             http: crate::http::HttpOptions::default(),
+            lifecycle: LifecycleOptions::default(),
         }
     }
 }
 
-/// Sends rejected models (and the reason) to the errors topic.
+/// Sends rejected models (and the reason) to the errors topic, and the server's own control
+/// messages (automatic promotions) to the model topic.
 struct ErrorsPublisher {
     producer: ThreadedProducer<DefaultProducerContext>,
     topic: String,
+    models_topic: String,
     count: AtomicU64,
+}
+
+impl ControlSink for ErrorsPublisher {
+    fn publish(&self, data_type: &str, action: &Action) {
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in action.headers() {
+            headers = headers.insert(Header {
+                key: &key,
+                value: Some(&value),
+            });
+        }
+        let payload = ks_proto::Message::encode_to_vec(&ks_proto::control::descriptor(data_type));
+        let record = BaseRecord::<str, [u8]>::to(&self.models_topic)
+            .key(data_type)
+            .payload(&payload)
+            .headers(headers);
+        match self.producer.send(record) {
+            Ok(()) => log::info!("published {} of {data_type}", action.as_str()),
+            Err((e, _)) => log::error!("cannot publish {} of {data_type}: {e}", action.as_str()),
+        }
+    }
 }
 
 impl BuildFailures for ErrorsPublisher {
@@ -179,6 +211,26 @@ impl ServingQueries for Core {
 
     fn models(&self) -> Vec<ModelInfo> {
         self.registry.all().iter().map(|m| m.info()).collect()
+    }
+
+    fn versions(&self, data_type: &str) -> Option<VersionsReport> {
+        self.registry.versions(data_type)
+    }
+
+    fn challenger(&self, data_type: &str) -> Option<ChallengerReport> {
+        self.registry.challenger_report(data_type)
+    }
+
+    fn drift(&self, data_type: &str) -> Option<DriftReport> {
+        self.registry.drift().report(data_type)
+    }
+
+    fn challengers(&self) -> Vec<ChallengerReport> {
+        self.registry.challenger_reports()
+    }
+
+    fn drifts(&self) -> Vec<DriftReport> {
+        self.registry.drift_reports()
     }
 
     fn queryable(&self) -> bool {
@@ -350,9 +402,10 @@ impl Server {
         let errors = Arc::new(ErrorsPublisher {
             producer,
             topic: t.errors.clone(),
+            models_topic: t.models.clone(),
             count: AtomicU64::new(0),
         });
-        let registry = Arc::new(ModelRegistry::default());
+        let registry = Arc::new(ModelRegistry::new(config.lifecycle));
         let metrics = Arc::new(ServerMetrics::default());
         let (builder, _builder_thread) = start_builder(registry.clone(), errors.clone(), 64)
             .map_err(|source| Error::Start {
@@ -364,6 +417,10 @@ impl Server {
             metrics: metrics.clone(),
             builder,
             failures: errors.clone(),
+            control: config
+                .lifecycle
+                .promote_policy
+                .map(|_| errors.clone() as Arc<dyn ControlSink>),
         };
         let topology = topology::build(config.store, &config.topics, &wiring)?;
         let core = Arc::new(Core {

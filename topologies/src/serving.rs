@@ -5,10 +5,18 @@
 //! are updated in memory per record and written to the store on a one-second wall-clock
 //! punctuation, on a model swap and on close: one store write (and changelog record) per second
 //! per data type instead of one per scored record.
+//!
+//! Beside the served model, a data type's challenger (if any) scores the same record in shadow:
+//! its prediction goes in the result's `challenger` field and into the registry's agreement
+//! figures, never into the served prediction; a challenger that fails is counted, the record is
+//! served regardless. Every scored record's inputs feed the registry's drift figures.
 
 use ks_engine::{Error, Processor, ProcessorContext, PunctuationType, Record, Result};
+use ks_proto::WINE_FEATURES;
 use ks_proto::{Message, WineRecord};
-use ks_serving::{now_ms, ModelRegistry, Origin, ScoreResult, ServingStats};
+use ks_serving::challenger::Shadow;
+use ks_serving::control::ControlSink;
+use ks_serving::{now_ms, ModelRegistry, Origin, ScoreResult, ServingStats, ShadowPrediction};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -80,6 +88,7 @@ pub struct ModelServing {
     registry: Arc<ModelRegistry>,
     metrics: Arc<ServerMetrics>,
     states: HashMap<String, Serving>,
+    control: Option<Arc<dyn ControlSink>>,
 }
 
 impl ModelServing {
@@ -89,7 +98,14 @@ impl ModelServing {
             registry,
             metrics,
             states: HashMap::new(),
+            control: None,
         }
+    }
+
+    /// Publishes the promotions the registry's policy asks for to `sink`.
+    pub fn with_control(mut self, sink: Option<Arc<dyn ControlSink>>) -> ModelServing {
+        self.control = sink;
+        self
     }
 
     fn serving(&mut self, ctx: &ProcessorContext<'_>, data_type: &str) -> Result<&mut Serving> {
@@ -192,6 +208,46 @@ impl Processor for ModelServing {
                 self.metrics.scores.fetch_add(1, Ordering::Relaxed);
                 self.metrics.observe(elapsed.as_secs_f64());
                 result.scored_by(&m, &prediction, micros);
+                let features = wine.features();
+                self.registry.drift().observe(
+                    &wine.data_type,
+                    &m.version,
+                    &WINE_FEATURES,
+                    &features,
+                );
+                if let Some(ch) = self.registry.challenger(&wine.data_type) {
+                    let (shadow, shadow_elapsed) = ch.score_wine(&wine);
+                    let shadow_us = shadow_elapsed.as_nanos() as f64 / 1000.0;
+                    let outcome = match &shadow {
+                        Ok(p) => Shadow::Scored {
+                            champion: &prediction,
+                            challenger: p,
+                            champion_us: micros,
+                            challenger_us: shadow_us,
+                        },
+                        Err(_) => Shadow::Failed,
+                    };
+                    let ask = self
+                        .registry
+                        .shadow()
+                        .observe(&wine.data_type, &m, &ch, outcome);
+                    result.challenger = Some(ShadowPrediction::of(&ch, &shadow, shadow_us));
+                    if let Some(action) = ask {
+                        log::info!(
+                            "challenger {} ({}) of {} passes the promotion policy",
+                            ch.name,
+                            ch.version,
+                            wine.data_type
+                        );
+                        match &self.control {
+                            Some(sink) => sink.publish(&wine.data_type, &action),
+                            None => log::warn!(
+                                "no control sink: the promotion of {} is not published",
+                                ch.version
+                            ),
+                        }
+                    }
+                }
                 if swapped {
                     // Queries see the new model at once, not at the next punctuation.
                     self.write_stats(ctx)?;

@@ -20,8 +20,9 @@ use ks_engine::dsl::StreamsBuilder;
 use ks_engine::processor::supplier;
 use ks_engine::stores::{StoreKind, StoreSpec};
 use ks_engine::{GlobalReset, Topology};
+use ks_serving::control::ControlSink;
 pub use ks_serving::Topics;
-use ks_serving::{BuildFailures, BuildJob, ModelRegistry};
+use ks_serving::{BuildFailures, Job, ModelRegistry};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
@@ -101,17 +102,22 @@ pub struct Wiring {
     pub registry: Arc<ModelRegistry>,
     /// The process-wide serving counters.
     pub metrics: Arc<ServerMetrics>,
-    /// Where model messages go to be built.
-    pub builder: SyncSender<BuildJob>,
+    /// Where model messages go to be built (and control messages to be applied).
+    pub builder: SyncSender<Job>,
     /// Where rejected models are reported.
     pub failures: Arc<dyn BuildFailures>,
+    /// Where automatic promotions are published (the model topic).
+    pub control: Option<Arc<dyn ControlSink>>,
 }
 
 /// The topology of `variant` over `topics`.
 pub fn build(variant: StoreVariant, topics: &Topics, wiring: &Wiring) -> Result<Topology> {
     let serving = {
         let (registry, metrics) = (wiring.registry.clone(), wiring.metrics.clone());
-        supplier(move || ModelServing::new(registry.clone(), metrics.clone()))
+        let control = wiring.control.clone();
+        supplier(move || {
+            ModelServing::new(registry.clone(), metrics.clone()).with_control(control.clone())
+        })
     };
     let models = {
         let (builder, failures) = (wiring.builder.clone(), wiring.failures.clone());

@@ -22,7 +22,9 @@ use std::time::Duration;
                   writes results to the results topic; bad records and bad models go to the errors \
                   topic. Instances with the same --application-id share the data partitions. \
                   Serving statistics are queryable over HTTP: /state/value[/{dataType}], \
-                  /state/instances, /models, /health, /metrics."
+                  /state/instances, /models, /models/{dataType}/versions|challenger|drift, /health, /metrics. \
+                  Model-topic headers: ks.role=challenger scores a model in shadow; \
+                  ks.action=rollback|promote acts on a data type's models."
 )]
 struct Cli {
     /// A properties file with Kafka Streams' names (application.id, bootstrap.servers,
@@ -93,6 +95,29 @@ struct Cli {
     /// Warm standby copies of each task kept on other instances (`num.standby.replicas`).
     #[arg(long, env = "KS_NUM_STANDBY_REPLICAS")]
     num_standby_replicas: Option<usize>,
+    /// Model versions kept per data type for rollback (the serving one included). File key
+    /// ks.models.keep.versions.
+    #[arg(long, env = "KS_KEEP_VERSIONS", default_value_t = ks_serving::registry::DEFAULT_KEEP_VERSIONS)]
+    keep_versions: usize,
+    /// Promote a challenger automatically after this many compared records when it agrees
+    /// enough (0: only on a promote message). File key ks.promote.after.records.
+    #[arg(long, env = "KS_PROMOTE_AFTER", default_value_t = 0)]
+    promote_after: u64,
+    /// Least share of equal labels for an automatic promotion (classification). File key
+    /// ks.promote.min.agreement.
+    #[arg(long, env = "KS_PROMOTE_MIN_AGREEMENT", default_value_t = 0.95)]
+    promote_min_agreement: f64,
+    /// Largest mean absolute difference for an automatic promotion (regression). File key
+    /// ks.promote.max.mean.abs.diff.
+    #[arg(long, env = "KS_PROMOTE_MAX_MEAN_ABS_DIFF", default_value_t = 0.1)]
+    promote_max_mean_abs_diff: f64,
+    /// Records in the drift baseline (the first ones after a model is installed). File key
+    /// ks.drift.baseline.
+    #[arg(long, env = "KS_DRIFT_BASELINE", default_value_t = 1000)]
+    drift_baseline: usize,
+    /// Records in the drift window (the latest ones). File key ks.drift.window.
+    #[arg(long, env = "KS_DRIFT_WINDOW", default_value_t = 1000)]
+    drift_window: usize,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -161,6 +186,12 @@ const OWN_KEYS: &[&str] = &[
     "ks.http.guard.reads",
     "ks.http.max.request.bytes",
     "ks.http.rate.limit",
+    "ks.models.keep.versions",
+    "ks.promote.after.records",
+    "ks.promote.min.agreement",
+    "ks.promote.max.mean.abs.diff",
+    "ks.drift.baseline",
+    "ks.drift.window",
 ];
 
 /// Sets `field` from the file's `key` unless the flag `id` came from the command line or the
@@ -301,6 +332,66 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         "session.timeout.ms",
         &mut cli.session_timeout_ms,
     )?;
+    from_file(
+        matches,
+        "keep_versions",
+        &settings,
+        "ks.models.keep.versions",
+        &mut cli.keep_versions,
+    )?;
+    from_file(
+        matches,
+        "promote_after",
+        &settings,
+        "ks.promote.after.records",
+        &mut cli.promote_after,
+    )?;
+    from_file(
+        matches,
+        "promote_min_agreement",
+        &settings,
+        "ks.promote.min.agreement",
+        &mut cli.promote_min_agreement,
+    )?;
+    from_file(
+        matches,
+        "promote_max_mean_abs_diff",
+        &settings,
+        "ks.promote.max.mean.abs.diff",
+        &mut cli.promote_max_mean_abs_diff,
+    )?;
+    from_file(
+        matches,
+        "drift_baseline",
+        &settings,
+        "ks.drift.baseline",
+        &mut cli.drift_baseline,
+    )?;
+    from_file(
+        matches,
+        "drift_window",
+        &settings,
+        "ks.drift.window",
+        &mut cli.drift_window,
+    )?;
+    if cli.keep_versions == 0 {
+        anyhow::bail!("--keep-versions must be at least 1 (the serving version)");
+    }
+    if cli.drift_baseline == 0 || cli.drift_window == 0 {
+        anyhow::bail!("--drift-baseline and --drift-window must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&cli.promote_min_agreement) {
+        anyhow::bail!(
+            "--promote-min-agreement {} is not a share between 0 and 1",
+            cli.promote_min_agreement
+        );
+    }
+    if cli.promote_max_mean_abs_diff.is_nan() || cli.promote_max_mean_abs_diff < 0.0 {
+        anyhow::bail!(
+            "--promote-max-mean-abs-diff {} must be a number at least 0",
+            cli.promote_max_mean_abs_diff
+        );
+    }
     let store: StoreVariant = cli.store.parse()?;
     let guarantee: ProcessingGuarantee = cli.processing_guarantee.parse()?;
     let mut config = ServerConfig::new(store, &cli.brokers);
@@ -338,6 +429,18 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             .map_or(0, |n| n as usize),
     };
     config.cache_max_bytes_buffering = settings.get::<u64>("cache.max.bytes.buffering")?;
+    config.lifecycle = ks_serving::LifecycleOptions {
+        keep_versions: cli.keep_versions,
+        promote_policy: (cli.promote_after > 0).then_some(ks_serving::challenger::PromotePolicy {
+            after_records: cli.promote_after,
+            min_agreement: cli.promote_min_agreement,
+            max_mean_abs_diff: cli.promote_max_mean_abs_diff,
+        }),
+        drift: ks_serving::drift::DriftOptions {
+            baseline: cli.drift_baseline,
+            window: cli.drift_window,
+        },
+    };
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);

@@ -122,3 +122,131 @@ fn prom_float(v: f64) -> String {
         v.to_string()
     }
 }
+
+/// Escapes a Prometheus label value (backslash, double quote, newline).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The model lifecycle's gauges: champion/challenger agreement and input drift per data type
+/// (and field), from this instance's records.
+pub fn render_lifecycle(
+    challengers: &[crate::queries::ChallengerReport],
+    drifts: &[crate::queries::DriftReport],
+) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, help: &str, samples: Vec<(String, f64)>| {
+        if samples.is_empty() {
+            return;
+        }
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", prom_float(v));
+        }
+    };
+    let by_type = |f: &dyn Fn(&crate::queries::ChallengerReport) -> Option<f64>| {
+        challengers
+            .iter()
+            .filter_map(|c| f(c).map(|v| (format!("data_type=\"{}\"", label(&c.data_type)), v)))
+            .collect::<Vec<_>>()
+    };
+    family(
+        "ks_challenger_records_compared",
+        "Records scored by both the serving model and its challenger.",
+        by_type(&|c| Some(c.records_compared as f64)),
+    );
+    family(
+        "ks_challenger_agreement",
+        "Share of equal labels of the serving model and its challenger (classification).",
+        by_type(&|c| c.agreement),
+    );
+    family(
+        "ks_challenger_mean_abs_diff",
+        "Mean absolute difference of the two predictions (regression).",
+        by_type(&|c| c.mean_abs_diff),
+    );
+    family(
+        "ks_challenger_max_abs_diff",
+        "Largest absolute difference of the two predictions (regression).",
+        by_type(&|c| c.max_abs_diff),
+    );
+    family(
+        "ks_challenger_errors",
+        "Records the challenger could not score.",
+        by_type(&|c| Some(c.figures.challenger_errors as f64)),
+    );
+    family(
+        "ks_challenger_latency_mean_seconds",
+        "Mean scoring time of the serving model and of its challenger.",
+        challengers
+            .iter()
+            .flat_map(|c| {
+                let dt = label(&c.data_type);
+                [
+                    (
+                        format!("data_type=\"{dt}\",role=\"champion\""),
+                        c.champion_latency.mean_us / 1e6,
+                    ),
+                    (
+                        format!("data_type=\"{dt}\",role=\"challenger\""),
+                        c.challenger_latency.mean_us / 1e6,
+                    ),
+                ]
+            })
+            .collect(),
+    );
+    type FieldValue = fn(&ks_serving::drift::FieldDrift) -> Option<f64>;
+    let per_field: [(&str, &str, FieldValue); 5] = [
+        (
+            "ks_drift_psi",
+            "Population stability index of an input field's current window against its baseline.",
+            |f| f.psi,
+        ),
+        (
+            "ks_drift_window_mean",
+            "Mean of an input field over the current window.",
+            |f| (f.window.count > 0).then_some(f.window.mean),
+        ),
+        (
+            "ks_drift_window_std",
+            "Standard deviation of an input field over the current window.",
+            |f| (f.window.count > 0).then_some(f.window.std),
+        ),
+        (
+            "ks_drift_baseline_mean",
+            "Mean of an input field over the baseline.",
+            |f| (f.baseline.count > 0).then_some(f.baseline.mean),
+        ),
+        (
+            "ks_drift_baseline_std",
+            "Standard deviation of an input field over the baseline.",
+            |f| (f.baseline.count > 0).then_some(f.baseline.std),
+        ),
+    ];
+    for (name, help, value) in per_field {
+        family(
+            name,
+            help,
+            drifts
+                .iter()
+                .flat_map(|d| {
+                    d.fields.iter().filter_map(move |f| {
+                        value(f).map(|v| {
+                            (
+                                format!(
+                                    "data_type=\"{}\",field=\"{}\"",
+                                    label(&d.data_type),
+                                    label(&f.field)
+                                ),
+                                v,
+                            )
+                        })
+                    })
+                })
+                .collect(),
+        );
+    }
+    out
+}

@@ -11,6 +11,9 @@
 //! | GET    | `/health`                 | [`Health`]; 200 when healthy, 503 when not          |
 //! | GET    | `/metrics`                | Prometheus text exposition format 0.0.4             |
 //! | GET    | `/openapi.json`           | this API's OpenAPI 3 document ([`OPENAPI_JSON`])    |
+//! | GET    | `/models/{dataType}/versions` | the kept versions ([`VersionsReport`])          |
+//! | GET    | `/models/{dataType}/challenger` | shadow-scoring figures, this instance's       |
+//! | GET    | `/models/{dataType}/drift` | input drift per field, this instance's             |
 //!
 //! Errors are JSON `{"error": "...", "path": "..."}`: 400 for a bad data type segment (bad
 //! percent-encoding, empty, over [`MAX_DATA_TYPE_LEN`] bytes), 404 for an unknown path or a data
@@ -37,14 +40,15 @@
 //! [`InstanceInfo`]: crate::queries::InstanceInfo
 //! [`ModelInfo`]: crate::queries::ModelInfo
 //! [`Health`]: crate::queries::Health
+//! [`VersionsReport`]: crate::queries::VersionsReport
 
 mod metrics;
 mod peers;
 mod routes;
 
-pub use metrics::render_metrics;
+pub use metrics::{render_lifecycle, render_metrics};
 pub use peers::{get, get_with_token, GET_TIMEOUT};
-pub use routes::{Route, RouteError, OPENAPI_JSON, ROUTE_TEMPLATES};
+pub use routes::{ModelView, Route, RouteError, OPENAPI_JSON, ROUTE_TEMPLATES};
 
 use crate::queries::ServingQueries;
 use crate::{Error, Result};
@@ -368,6 +372,35 @@ enum Local {
     },
 }
 
+/// A lifecycle view of `data_type`: 404 naming what is missing when there is nothing to show.
+fn model_view(
+    queries: &dyn ServingQueries,
+    data_type: &str,
+    view: ModelView,
+    path: &str,
+) -> Answer {
+    let missing = |what: &str| {
+        Answer::json(
+            404,
+            &json!({ "error": format!("{what} for data type '{data_type}'"), "path": path, "data_type": data_type }),
+        )
+    };
+    match view {
+        ModelView::Versions => match queries.versions(data_type) {
+            Some(v) => Answer::serialized(v, path),
+            None => missing("no model versions"),
+        },
+        ModelView::Challenger => match queries.challenger(data_type) {
+            Some(c) => Answer::serialized(c, path),
+            None => missing("no challenger"),
+        },
+        ModelView::Drift => match queries.drift(data_type) {
+            Some(d) => Answer::serialized(d, path),
+            None => missing("no drift figures (no record scored)"),
+        },
+    }
+}
+
 fn local_answer(queries: &dyn ServingQueries, route: &Route) -> Local {
     let path = route_path(route);
     match route {
@@ -423,9 +456,13 @@ fn local_answer(queries: &dyn ServingQueries, route: &Route) -> Local {
         Route::Metrics => Local::Done(Answer {
             status: 200,
             content_type: METRICS_CONTENT_TYPE,
-            body: render_metrics(&queries.metrics()),
+            body: render_metrics(&queries.metrics())
+                + &render_lifecycle(&queries.challengers(), &queries.drifts()),
             unauthorized: false,
         }),
+        Route::ModelView { data_type, view } => {
+            Local::Done(model_view(queries, data_type, *view, &path))
+        }
         Route::OpenApi => Local::Done(Answer {
             status: 200,
             content_type: JSON_CONTENT_TYPE,

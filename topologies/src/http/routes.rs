@@ -27,6 +27,35 @@ pub enum Route {
     Metrics,
     /// `/openapi.json`: the API's OpenAPI 3 document ([`OPENAPI_JSON`]).
     OpenApi,
+    /// `/models/{dataType}/versions|challenger|drift`: a data type's model lifecycle.
+    ModelView {
+        /// The data type asked for.
+        data_type: String,
+        /// Which view.
+        view: ModelView,
+    },
+}
+
+/// The lifecycle views of a data type's models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelView {
+    /// `/models/{dataType}/versions`: the kept versions.
+    Versions,
+    /// `/models/{dataType}/challenger`: the champion/challenger figures.
+    Challenger,
+    /// `/models/{dataType}/drift`: the input drift.
+    Drift,
+}
+
+impl ModelView {
+    /// The path segment after the data type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelView::Versions => "versions",
+            ModelView::Challenger => "challenger",
+            ModelView::Drift => "drift",
+        }
+    }
 }
 
 /// The checked-in OpenAPI 3 document of this API (`topologies/api/openapi.json`), served at
@@ -42,6 +71,9 @@ pub const ROUTE_TEMPLATES: &[&str] = &[
     "/health",
     "/metrics",
     "/openapi.json",
+    "/models/{dataType}/versions",
+    "/models/{dataType}/challenger",
+    "/models/{dataType}/drift",
 ];
 
 impl Route {
@@ -55,6 +87,11 @@ impl Route {
             Route::Health => "/health",
             Route::Metrics => "/metrics",
             Route::OpenApi => "/openapi.json",
+            Route::ModelView { view, .. } => match view {
+                ModelView::Versions => "/models/{dataType}/versions",
+                ModelView::Challenger => "/models/{dataType}/challenger",
+                ModelView::Drift => "/models/{dataType}/drift",
+            },
         }
     }
 }
@@ -104,6 +141,15 @@ impl Route {
             ["health"] => Route::Health,
             ["metrics"] => Route::Metrics,
             ["openapi.json"] => Route::OpenApi,
+            ["models", raw, view] => Route::ModelView {
+                view: match *view {
+                    "versions" => ModelView::Versions,
+                    "challenger" => ModelView::Challenger,
+                    "drift" => ModelView::Drift,
+                    _ => return Err(RouteError::new(404, "no such path")),
+                },
+                data_type: decode_data_type(raw)?,
+            },
             _ => return Err(RouteError::new(404, "no such path")),
         };
         // The path is checked before the method so an unknown path is a 404 whatever the method.
@@ -207,5 +253,10 @@ pub(crate) fn route_path(route: &Route) -> String {
         Route::Health => "/health".into(),
         Route::Metrics => "/metrics".into(),
         Route::OpenApi => "/openapi.json".into(),
+        Route::ModelView { data_type, view } => format!(
+            "/models/{}/{}",
+            percent_encode_segment(data_type),
+            view.as_str()
+        ),
     }
 }
