@@ -6,6 +6,8 @@
 //!   [`ProcessorContext`] (forward, record metadata, stores, punctuation).
 //! - [`topology`]: [`Topology`], sources/processors/sinks/stores/global stores, sub-topologies,
 //!   and `describe()` in Kafka Streams' format.
+//! - [`cache`]: the record cache (`cache.max.bytes.buffering`) aggregate nodes keep their
+//!   dirty entries in until a commit.
 //! - [`task`]: one sub-topology for one partition, shared by the runtime and the test driver.
 //! - [`runtime`]: [`KafkaStreams`] — stream threads, tasks per partition, restore, commit
 //!   (at-least-once and exactly-once), global stores, error handling, instance metadata.
@@ -35,6 +37,7 @@
 //! # Ok::<(), ks_engine::Error>(())
 //! ```
 
+pub mod cache;
 pub mod dsl;
 mod error;
 pub mod processor;

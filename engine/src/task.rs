@@ -7,6 +7,7 @@ use crate::record::{Header, OutputRecord, Record, RecordMetadata};
 
 /// Records a processor forwarded: to one child (`Some`) or to all of them.
 type Forwarded = Vec<(Option<usize>, Record)>;
+use crate::cache::CacheBudget;
 use crate::timestamp::{RecordTimestamp, TimestampExtractor};
 use crate::topology::{NodeKind, Subtopology, Topology};
 use crate::{Error, Result};
@@ -57,6 +58,8 @@ pub struct Task {
     default_extractor: Arc<dyn TimestampExtractor>,
     /// The highest timestamp processed from each input topic's partition (-1 before any).
     partition_times: HashMap<String, i64>,
+    /// The record caches' budget (`cache.max.bytes.buffering`; 0 by default: no caching).
+    cache: Arc<CacheBudget>,
 }
 
 /// Runs user code of processor `name`: a panic in it becomes a processing error of that
@@ -139,7 +142,14 @@ impl Task {
             extractors,
             default_extractor: Arc::new(RecordTimestamp),
             partition_times: HashMap::new(),
+            cache: CacheBudget::disabled(),
         }
+    }
+
+    /// Gives this task's record caches `bytes` (`cache.max.bytes.buffering`; 0 disables them).
+    /// Call before `init`: processors take their caches from the budget they first see.
+    pub fn set_cache_max_bytes(&mut self, bytes: usize) {
+        self.cache = CacheBudget::new(bytes);
     }
 
     /// The extractor of sources without their own (the runtime's `default.timestamp.extractor`).
@@ -223,6 +233,7 @@ impl Task {
             wall_clock,
             forwarded: Vec::new(),
             schedules: &mut self.schedules,
+            cache: &self.cache,
         };
         let r = guarded(&node.name, || f(processor.as_mut(), &mut ctx))?;
         Ok((r, ctx.forwarded))
@@ -462,6 +473,8 @@ pub struct GlobalTask {
     no_globals: HashMap<String, Arc<dyn ReadOnlyKeyValueStore>>,
     schedules: Vec<Schedule>,
     application_id: String,
+    // Global stores are written as their topic is read: never cached.
+    cache: Arc<CacheBudget>,
 }
 
 impl GlobalTask {
@@ -482,6 +495,7 @@ impl GlobalTask {
             no_globals: HashMap::new(),
             schedules: Vec::new(),
             application_id: application_id.to_string(),
+            cache: CacheBudget::disabled(),
         }
     }
 
@@ -508,6 +522,7 @@ impl GlobalTask {
                 wall_clock,
                 forwarded: Vec::new(),
                 schedules: &mut self.schedules,
+                cache: &self.cache,
             },
         )
     }

@@ -44,8 +44,19 @@ pub struct TopologyTestDriver {
 
 impl TopologyTestDriver {
     /// Builds every task and global task and calls their processors' `init`; the mock wall clock
-    /// starts at `start_ms`.
+    /// starts at `start_ms`. No record cache (`cache.max.bytes.buffering` = 0).
     pub fn new(topology: &Topology, start_ms: i64) -> Result<TopologyTestDriver> {
+        TopologyTestDriver::with_cache_max_bytes(topology, start_ms, 0)
+    }
+
+    /// As [`TopologyTestDriver::new`], each task with a record cache of `cache_max_bytes`
+    /// (see [`crate::cache`]). As Kafka Streams' driver, this one commits after every record
+    /// it processes (piped or fed back), so a cache collapses the updates one record causes.
+    pub fn with_cache_max_bytes(
+        topology: &Topology,
+        start_ms: i64,
+        cache_max_bytes: usize,
+    ) -> Result<TopologyTestDriver> {
         topology.validate()?;
         let state_dir = tempfile::tempdir().map_err(Error::io(std::env::temp_dir()))?;
         let app = "test-driver";
@@ -89,6 +100,7 @@ impl TopologyTestDriver {
                 task_stores.insert(name.clone(), opened.store);
             }
             let mut task = Task::new(topology, &sub, 0, app, task_stores, global_views.clone());
+            task.set_cache_max_bytes(cache_max_bytes);
             task.init(start_ms)?;
             tasks.push(task);
         }
@@ -128,7 +140,17 @@ impl TopologyTestDriver {
                 .find(|t| t.reads(&topic))
                 .ok_or_else(|| Error::InvalidTopology(format!("no source reads topic {topic}")))?;
             task.process(&metadata, record, &mut capture, self.wall_clock)?;
+            self.commit(&mut capture)?;
             self.collect(capture, &mut queue);
+        }
+        Ok(())
+    }
+
+    // Kafka Streams' driver commits after every record: processors flush (record caches
+    // forward their dirty entries) into the same capture.
+    fn commit(&mut self, capture: &mut Capture) -> Result<()> {
+        for task in &mut self.tasks {
+            task.flush(capture, self.wall_clock)?;
         }
         Ok(())
     }
@@ -172,6 +194,7 @@ impl TopologyTestDriver {
         for task in &mut self.tasks {
             task.punctuate_wall_clock(&mut capture, self.wall_clock)?;
         }
+        self.commit(&mut capture)?;
         let mut queue = VecDeque::new();
         self.collect(capture, &mut queue);
         while let Some((topic, record)) = queue.pop_front() {

@@ -61,9 +61,8 @@ pub struct ServerConfig {
     /// librdkafka properties for every client the server makes (engine and its own): plain
     /// ones to all, `consumer.*`/`producer.*`/`admin.*` ones to that kind.
     pub client_properties: ks_kafka::ClientProperties,
-    /// `cache.max.bytes.buffering` from the properties file, validated. Not wired yet: the
-    /// record-cache work adds it to `StreamsConfig` on another branch, and the merge sets it
-    /// from this field.
+    /// `cache.max.bytes.buffering` from the properties file: each task's record cache
+    /// (`StreamsConfig::cache_max_bytes_buffering`); `None` keeps the engine's default (0).
     pub cache_max_bytes_buffering: Option<u64>,
     /// The HTTP API's protections: admin token, request size and rate limits.
     pub http: crate::http::HttpOptions,
@@ -353,6 +352,9 @@ impl Server {
                 .with_client_properties(&config.client_properties);
             if let Some(ci) = config.commit_interval {
                 c = c.with_commit_interval(ci);
+            }
+            if let Some(bytes) = config.cache_max_bytes_buffering {
+                c = c.with_cache_max_bytes_buffering(usize::try_from(bytes).unwrap_or(usize::MAX));
             }
             c
         };

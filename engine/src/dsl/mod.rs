@@ -22,6 +22,7 @@
 //! - `table_ops`: [`KTable`] filter / filter_not / map_values / group_by, [`KGroupedTable`]
 //!   (count, reduce, aggregate with subtractors); table updates carry their old value.
 //! - `table_join`: KTable–KTable join / left_join / outer_join; `fk_join`: the foreign-key join.
+//! - `cached`: key-value aggregates behind the task's record cache ([`crate::cache`]).
 //! - `ops`: the generic processor the operators run on, and decode/encode error mapping.
 //!
 //! Failures while building (a topic read twice, a store name taken) are kept and returned by
@@ -52,6 +53,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod cached;
 mod fk_join;
 mod ops;
 pub mod serdes;

@@ -1,7 +1,7 @@
 use super::ops::{self, decode, encode};
 use super::serdes::{Codec, DslType, Materialized};
 use super::stream::KStream;
-use super::{derive, Shared};
+use super::Shared;
 use crate::processor::ProcessorSupplier;
 use std::sync::Arc;
 
@@ -197,27 +197,20 @@ fn aggregate_supplier<K: 'static, V: 'static, VA: 'static>(
     aggregates: Codec<VA>,
     step: Step<K, V, VA>,
 ) -> ProcessorSupplier {
-    ops::supplier(move |ctx, r| {
+    super::cached::cached_supplier(store, move |ctx, r, kv| {
         // Kafka Streams skips these: no key has no group, no value has nothing to add.
         let (Some(key), Some(_)) = (r.key.as_deref(), r.value.as_deref()) else {
             return Ok(());
         };
         let k = decode(ctx, &keys, Some(key), "key")?;
         let v = decode(ctx, &values, r.value.as_deref(), "value")?;
-        let s = ctx.store(&store)?;
-        let old = match s.get(key)? {
-            Some(bytes) => Some(decode(ctx, &aggregates, Some(&bytes), "stored aggregate")?),
+        let prior = kv.get(ctx, key)?;
+        let old = match &prior {
+            Some(bytes) => Some(decode(ctx, &aggregates, Some(bytes), "stored aggregate")?),
             None => None,
         };
         let new = encode(ctx, &aggregates, &step(&k, v, old), "aggregate")?;
-        match &new {
-            Some(bytes) => s.put(key, bytes)?,
-            None => {
-                s.delete(key)?;
-            }
-        }
-        let out = derive(&r, r.key.clone(), new);
-        ctx.forward(out);
-        Ok(())
+        let key = key.to_vec();
+        kv.put(ctx, key, new, prior, r.timestamp, r.headers)
     })
 }

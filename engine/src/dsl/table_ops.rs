@@ -322,8 +322,7 @@ impl<K: 'static, V: 'static> KGroupedTable<K, V> {
         );
         let input = select.repartitioned(&store);
         let (keys, values, ac) = (self.keys.clone(), self.values.clone(), aggregates.clone());
-        let st = store.clone();
-        let supplier = ops::supplier(move |ctx, r| {
+        let supplier = super::cached::cached_supplier(store.clone(), move |ctx, r, kv| {
             let Some(key) = r.key.clone() else {
                 return Ok(());
             };
@@ -334,23 +333,13 @@ impl<K: 'static, V: 'static> KGroupedTable<K, V> {
             let k = decode(ctx, &keys, Some(&key), "key")?;
             let new = decode_opt(ctx, &values, r.value.as_deref(), "value")?;
             let old = decode_opt(ctx, &values, old.as_deref(), "old value")?;
-            let s = ctx.store(&st)?;
-            let prev_bytes = s.get(&key)?;
+            let prev_bytes = kv.get(ctx, &key)?;
             let prev = decode_opt(ctx, &ac, prev_bytes.as_deref(), "stored aggregate")?;
             let next = match step(&k, prev, old, new) {
                 Some(a) => encode(ctx, &ac, &a, "aggregate")?,
                 None => None,
             };
-            match &next {
-                Some(bytes) => s.put(&key, bytes)?,
-                None => {
-                    s.delete(&key)?;
-                }
-            }
-            let mut out = derive(&r, Some(key), next);
-            set_old(&mut out, prev_bytes);
-            ctx.forward(out);
-            Ok(())
+            kv.put(ctx, key, next, prev_bytes, r.timestamp, r.headers)
         });
         self.b.apply(|t| {
             t.add_processor(&name, supplier, &[&input.node])?

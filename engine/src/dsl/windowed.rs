@@ -6,7 +6,9 @@
 //! - the processor's observed stream time (the highest timestamp it saw) closes a window once
 //!   `stream time - grace >= end`; a record for a closed window is dropped and counted
 //!   ([`TimeWindowedKStream::dropped_records`]);
-//! - each update is forwarded with the highest timestamp the window has seen;
+//! - each update is forwarded with the highest timestamp the window has seen (through the
+//!   task's record cache, [`crate::cache`]: with one, at commit or eviction, the latest per
+//!   window);
 //! - the store is a [`ks_stores::WindowStore`] (retention = size + grace), its values the
 //!   aggregate's timestamp (8 bytes) then the aggregate bytes.
 //!
@@ -36,7 +38,9 @@
 use super::ops::{decode, encode};
 use super::serdes::{Codec, DslType, Materialized};
 use super::table::{KGroupedStream, KTable};
+use super::table_ops::set_old;
 use super::{derive, Shared};
+use crate::cache::{CachedEntry, RecordCache};
 use crate::processor::{Processor, ProcessorContext, ProcessorSupplier};
 use crate::record::Record;
 use crate::{Error, Result};
@@ -259,6 +263,7 @@ impl<K: 'static, V: 'static> TimeWindowedKStream<K, V> {
                 shared: shared.clone(),
                 observed: i64::MIN,
                 store: None,
+                cache: None,
             }) as Box<dyn Processor>
         });
         b.apply(|t| {
@@ -289,6 +294,81 @@ struct WindowAggregate<K, V, VA> {
     // The highest timestamp this task's processor has seen: it closes windows.
     observed: i64,
     store: Option<WindowStore>,
+    // Dirty windows by `key ++ window start (8 bytes, big-endian)`, values as stored.
+    cache: Option<RecordCache>,
+}
+
+impl<K: 'static, V: 'static, VA: 'static> WindowAggregate<K, V, VA> {
+    fn store(&mut self, ctx: &ProcessorContext<'_>) -> Result<&WindowStore> {
+        if self.store.is_none() {
+            let sh = &self.shared;
+            let kv = ctx.store(&sh.store)?;
+            let config = WindowStoreConfig::new(
+                sh.windows.size_ms.saturating_add(sh.windows.grace_ms),
+                false,
+            );
+            self.store = Some(WindowStore::new(kv.clone(), kv, config)?);
+        }
+        self.store
+            .as_ref()
+            .ok_or_else(|| Error::UnknownStore(self.shared.store.clone()))
+    }
+
+    /// Writes dirty windows to the store and forwards them: the aggregate's timestamp as the
+    /// record's, the store's previous aggregate as the old value.
+    fn emit(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        entries: Vec<(Vec<u8>, CachedEntry)>,
+        cached: bool,
+    ) -> Result<()> {
+        let sh = self.shared.clone();
+        for (ckey, e) in entries {
+            let Some(split) = ckey.len().checked_sub(8) else {
+                continue;
+            };
+            let (key, start) = ckey.split_at(split);
+            let mut sb = [0u8; 8];
+            sb.copy_from_slice(start);
+            let start = i64::from_be_bytes(sb);
+            self.store(ctx)?.put(key, start, e.value.as_deref())?;
+            if cached && e.value.is_none() && e.old.is_none() {
+                continue;
+            }
+            let wkey = Windowed {
+                key: decode(ctx, &sh.keys, Some(key), "key")?,
+                start,
+                end: start.saturating_add(sh.windows.size_ms),
+            };
+            let aggregate =
+                |stored: Option<Vec<u8>>| stored.filter(|b| b.len() >= 8).map(|b| b[8..].to_vec());
+            let template = Record {
+                key: None,
+                value: None,
+                timestamp: e.timestamp,
+                headers: e.headers,
+            };
+            let mut out = derive(
+                &template,
+                encode(ctx, &sh.windowed_keys, &wkey, "windowed key")?,
+                aggregate(e.value),
+            );
+            set_old(&mut out, aggregate(e.old));
+            ctx.forward(out);
+        }
+        Ok(())
+    }
+
+    fn flush_cache(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        let Some(cache) = self.cache.as_mut() else {
+            return Ok(());
+        };
+        if cache.is_empty() {
+            return Ok(());
+        }
+        let out = cache.drain();
+        self.emit(ctx, out, true)
+    }
 }
 
 impl<K: 'static, V: 'static, VA: 'static> Processor for WindowAggregate<K, V, VA> {
@@ -302,17 +382,6 @@ impl<K: 'static, V: 'static, VA: 'static> Processor for WindowAggregate<K, V, VA
         let ts = r.timestamp;
         self.observed = self.observed.max(ts);
         let close = self.observed.saturating_sub(sh.windows.grace_ms);
-        if self.store.is_none() {
-            let kv = ctx.store(&sh.store)?;
-            let config = WindowStoreConfig::new(
-                sh.windows.size_ms.saturating_add(sh.windows.grace_ms),
-                false,
-            );
-            self.store = Some(WindowStore::new(kv.clone(), kv, config)?);
-        }
-        let Some(store) = self.store.as_ref() else {
-            return Ok(());
-        };
         for start in sh.windows.window_starts(ts) {
             let end = start.saturating_add(sh.windows.size_ms);
             if end <= close {
@@ -324,7 +393,14 @@ impl<K: 'static, V: 'static, VA: 'static> Processor for WindowAggregate<K, V, VA
                 );
                 continue;
             }
-            let (old, old_ts) = match store.fetch(key, start)? {
+            let mut ckey = key.to_vec();
+            ckey.extend_from_slice(&start.to_be_bytes());
+            let cache = self.cache.get_or_insert_with(|| ctx.record_cache());
+            let prior = match cache.get(&ckey) {
+                Some(e) => e.value.clone(),
+                None => self.store(ctx)?.fetch(key, start)?,
+            };
+            let (old, old_ts) = match prior.as_deref() {
                 Some(bytes) if bytes.len() >= 8 => {
                     let (t, agg) = bytes.split_at(8);
                     let mut tb = [0u8; 8];
@@ -337,30 +413,31 @@ impl<K: 'static, V: 'static, VA: 'static> Processor for WindowAggregate<K, V, VA
             let v = decode(ctx, &sh.values, r.value.as_deref(), "value")?;
             let new_ts = ts.max(old_ts);
             let new = encode(ctx, &sh.aggregates, &(sh.step)(&k, v, old), "aggregate")?;
-            match &new {
-                Some(agg) => {
-                    let mut stored = new_ts.to_be_bytes().to_vec();
-                    stored.extend_from_slice(agg);
-                    store.put(key, start, Some(&stored))?;
-                }
-                None => {
-                    store.put(key, start, None)?;
-                }
-            }
-            let wkey = Windowed {
-                key: decode(ctx, &sh.keys, Some(key), "key")?,
-                start,
-                end,
+            let stored = new.map(|agg| {
+                let mut stored = new_ts.to_be_bytes().to_vec();
+                stored.extend_from_slice(&agg);
+                stored
+            });
+            let entry = CachedEntry {
+                value: stored,
+                old: prior,
+                timestamp: new_ts,
+                headers: r.headers.clone(),
             };
-            let mut out = derive(
-                &r,
-                encode(ctx, &sh.windowed_keys, &wkey, "windowed key")?,
-                new,
-            );
-            out.timestamp = new_ts;
-            ctx.forward(out);
+            let cache = self.cache.get_or_insert_with(|| ctx.record_cache());
+            let cached = cache.enabled();
+            let out = cache.put(ckey, entry);
+            self.emit(ctx, out, cached)?;
         }
         Ok(())
+    }
+
+    fn flush(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        self.flush_cache(ctx)
+    }
+
+    fn close(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        self.flush_cache(ctx)
     }
 }
 

@@ -1,4 +1,5 @@
 use super::{PunctuationType, Schedule};
+use crate::cache::{CacheBudget, RecordCache};
 use crate::record::{Header, Record, RecordMetadata};
 use crate::{Error, Result};
 use ks_stores::{KeyValueStore, ReadOnlyKeyValueStore, Serde, TypedStore};
@@ -27,6 +28,7 @@ pub struct ProcessorContext<'a> {
     pub(crate) wall_clock: i64,
     pub(crate) forwarded: Vec<(Option<usize>, Record)>,
     pub(crate) schedules: &'a mut Vec<Schedule>,
+    pub(crate) cache: &'a Arc<CacheBudget>,
 }
 
 impl<'a> ProcessorContext<'a> {
@@ -142,6 +144,12 @@ impl<'a> ProcessorContext<'a> {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::UnknownStore(name.to_string()))
+    }
+
+    /// A new record cache for this processor, sharing the task's `cache.max.bytes.buffering`
+    /// budget with the task's other caches (disabled when the budget is 0).
+    pub fn record_cache(&self) -> RecordCache {
+        RecordCache::new(self.cache.clone())
     }
 
     /// Asks for `Processor::punctuate` every `interval` of stream time or wall-clock time.

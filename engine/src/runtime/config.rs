@@ -140,6 +140,12 @@ pub struct StreamsConfig {
     /// The longest a starting instance with standbys waits for its copies to catch up before
     /// it joins the group (the warm-up; 0: join at once).
     pub max_warmup_wait: Duration,
+    /// `cache.max.bytes.buffering`: the bytes each task's record cache may hold (see
+    /// [`crate::cache`]): aggregations forward the latest value per key at each commit (or
+    /// eviction) instead of every update. 0, ks's default, disables it: every update is
+    /// forwarded at once (Kafka Streams defaults to 10 MiB per instance, split over threads;
+    /// ks bounds each task instead).
+    pub cache_max_bytes_buffering: usize,
 }
 
 impl StreamsConfig {
@@ -172,6 +178,7 @@ impl StreamsConfig {
             num_standby_replicas: 0,
             acceptable_recovery_lag: 10_000,
             max_warmup_wait: Duration::from_secs(60),
+            cache_max_bytes_buffering: 0,
         }
     }
 
@@ -196,6 +203,12 @@ impl StreamsConfig {
     pub fn with_standby_warmup(mut self, acceptable_lag: u64, max_wait: Duration) -> Self {
         self.acceptable_recovery_lag = acceptable_lag;
         self.max_warmup_wait = max_wait;
+        self
+    }
+
+    /// `cache.max.bytes.buffering` (bytes per task; 0: no record cache).
+    pub fn with_cache_max_bytes_buffering(mut self, bytes: usize) -> Self {
+        self.cache_max_bytes_buffering = bytes;
         self
     }
 

@@ -12,6 +12,7 @@ mod state_manager;
 pub(crate) mod stream_thread;
 mod topics;
 mod txn_store;
+pub mod window_query;
 
 pub use config::{
     ErrorHandling, ProcessingGuarantee, ProductionErrorHandling, StreamsConfig,
@@ -19,6 +20,7 @@ pub use config::{
 };
 pub use metadata::StreamsMetadata;
 pub use standby::StandbyPartition;
+pub use window_query::WindowStoreView;
 
 use crate::task::GlobalStores;
 use crate::topology::{Subtopology, Topology};
@@ -467,6 +469,24 @@ impl KafkaStreams {
             name: name.to_string(),
             stale: None,
         }))
+    }
+
+    /// Window store `name` over every local task, for interactive queries by key and time
+    /// range or by time range alone ([`ks_stores::ReadOnlyWindowStore`]; values as stored).
+    pub fn window_store(&self, name: &str) -> Result<Arc<dyn ks_stores::ReadOnlyWindowStore>> {
+        Ok(Arc::new(WindowStoreView::new(self.store(name)?)))
+    }
+
+    /// [`KafkaStreams::window_store`] also reading standby copies within `max_lag` (see
+    /// [`KafkaStreams::store_allowing_stale`]).
+    pub fn window_store_allowing_stale(
+        &self,
+        name: &str,
+        max_lag: u64,
+    ) -> Result<Arc<dyn ks_stores::ReadOnlyWindowStore>> {
+        Ok(Arc::new(WindowStoreView::new(
+            self.store_allowing_stale(name, max_lag)?,
+        )))
     }
 
     /// Like [`KafkaStreams::store`], but also reading this instance's standby copies of the

@@ -299,6 +299,7 @@ impl RestoringTask {
             shared.global_stores(),
         );
         task.set_default_timestamp_extractor(shared.config.timestamp_extractor.0.clone());
+        task.set_cache_max_bytes(shared.config.cache_max_bytes_buffering);
         for (topic, time) in &self.partition_times {
             task.resume_partition_time(topic, *time);
         }
