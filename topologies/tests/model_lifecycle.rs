@@ -21,11 +21,32 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// Sends one model-topic message with headers (with rdkafka itself: the test proves the
+/// server reads headers whoever writes them).
 fn send(env: &Env, payload: &[u8], headers: &[(&str, &[u8])]) {
-    env.publisher
-        .send_with_headers(&env.topics.models, Some(b"wine"), payload, headers)
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", env.bootstrap())
+        .create()
         .unwrap();
-    env.publisher.flush(Duration::from_secs(10)).unwrap();
+    let mut owned = OwnedHeaders::new();
+    for (key, value) in headers {
+        owned = owned.insert(Header {
+            key,
+            value: Some(*value),
+        });
+    }
+    producer
+        .send(
+            BaseRecord::<[u8], [u8]>::to(&env.topics.models)
+                .key(b"wine")
+                .payload(payload)
+                .headers(owned),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
 }
 
 fn model_message(file: &str) -> Vec<u8> {
