@@ -12,6 +12,7 @@
 //! - [`stats`]: [`ServingStats`], the serving statistics per data type.
 //! - [`failure`]: [`FailureReport`], a rejected model or record for the errors topic.
 //! - [`health`]: [`Health`], what `/health` answers.
+//! - [`dashboard`]: the operator's page both servers serve at `/`, and what it polls.
 //! - [`topics`]: [`Topics`], the topic names, and [`DEFAULT_DATA_TYPE`].
 //!
 //! ```
@@ -39,6 +40,7 @@
 // A new crate is held to complete docs (the workspace only warns, for the older crates).
 #![deny(missing_docs)]
 
+pub mod dashboard;
 pub mod descriptor;
 mod error;
 pub mod failure;

@@ -9,6 +9,7 @@ use crate::topology::{self, StoreVariant, Topics, Wiring};
 use crate::{Error, Result};
 use ks_engine::runtime::admin::{ensure_topics, TopicSpec};
 use ks_engine::{ErrorHandling, KafkaStreams, ProcessingGuarantee, StreamsConfig, StreamsState};
+use ks_serving::dashboard::ErrorEntry;
 use ks_serving::{start_builder, BuildFailures, FailureReport, ModelRegistry, ServingStats};
 use parking_lot::RwLock;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -92,11 +93,17 @@ struct ErrorsPublisher {
     producer: ThreadedProducer<DefaultProducerContext>,
     topic: String,
     count: AtomicU64,
+    /// The latest rejected models, for the dashboard.
+    recent: ks_serving::dashboard::RecentErrors,
 }
 
 impl BuildFailures for ErrorsPublisher {
     fn failed(&self, report: &FailureReport) {
         self.count.fetch_add(1, Ordering::Relaxed);
+        self.recent.push(&format!(
+            "model {} for {} rejected: {}",
+            report.name, report.data_type, report.reason
+        ));
         let reason = report.reason.as_str();
         let (topic, partition, offset) = (
             &report.origin.topic,
@@ -136,6 +143,7 @@ struct Core {
     registry: Arc<ModelRegistry>,
     metrics: Arc<ServerMetrics>,
     errors: Arc<ErrorsPublisher>,
+    application: String,
 }
 
 impl ServingQueries for Core {
@@ -205,6 +213,27 @@ impl ServingQueries for Core {
             }
             .into(),
         }
+    }
+
+    fn application(&self) -> String {
+        self.application.clone()
+    }
+
+    fn recent_errors(&self) -> Vec<ErrorEntry> {
+        let mut all = self.errors.recent.snapshot();
+        if let Some(s) = self.streams.read().as_ref() {
+            all.extend(
+                s.metrics()
+                    .recent_errors()
+                    .into_iter()
+                    .map(|(time_ms, reason)| ErrorEntry {
+                        time_ms,
+                        reason,
+                        instance: String::new(),
+                    }),
+            );
+        }
+        ks_serving::dashboard::merge_errors(all)
     }
 
     fn metrics(&self) -> MetricsSnapshot {
@@ -351,6 +380,7 @@ impl Server {
             producer,
             topic: t.errors.clone(),
             count: AtomicU64::new(0),
+            recent: ks_serving::dashboard::RecentErrors::default(),
         });
         let registry = Arc::new(ModelRegistry::default());
         let metrics = Arc::new(ServerMetrics::default());
@@ -371,6 +401,7 @@ impl Server {
             registry,
             metrics,
             errors,
+            application: config.application_id.clone(),
         });
 
         let runtime = tokio::runtime::Builder::new_multi_thread()

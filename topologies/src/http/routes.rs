@@ -27,6 +27,13 @@ pub enum Route {
     Metrics,
     /// `/openapi.json`: the API's OpenAPI 3 document ([`OPENAPI_JSON`]).
     OpenApi,
+    /// `/`: the dashboard page (`super::dashboard`).
+    Dashboard,
+    /// `/dashboard/data`: what the page polls; `local_only` is this instance's part only.
+    DashboardData {
+        /// Whether to leave the other instances out (`local=true`).
+        local_only: bool,
+    },
 }
 
 /// The checked-in OpenAPI 3 document of this API (`topologies/api/openapi.json`), served at
@@ -42,6 +49,8 @@ pub const ROUTE_TEMPLATES: &[&str] = &[
     "/health",
     "/metrics",
     "/openapi.json",
+    "/",
+    "/dashboard/data",
 ];
 
 impl Route {
@@ -55,6 +64,8 @@ impl Route {
             Route::Health => "/health",
             Route::Metrics => "/metrics",
             Route::OpenApi => "/openapi.json",
+            Route::Dashboard => "/",
+            Route::DashboardData { .. } => "/dashboard/data",
         }
     }
 }
@@ -104,6 +115,10 @@ impl Route {
             ["health"] => Route::Health,
             ["metrics"] => Route::Metrics,
             ["openapi.json"] => Route::OpenApi,
+            [""] => Route::Dashboard,
+            ["dashboard", "data"] => Route::DashboardData {
+                local_only: local_only(query),
+            },
             _ => return Err(RouteError::new(404, "no such path")),
         };
         // The path is checked before the method so an unknown path is a 404 whatever the method.
@@ -207,5 +222,6 @@ pub(crate) fn route_path(route: &Route) -> String {
         Route::Health => "/health".into(),
         Route::Metrics => "/metrics".into(),
         Route::OpenApi => "/openapi.json".into(),
+        Route::Dashboard | Route::DashboardData { .. } => route.template().into(),
     }
 }
