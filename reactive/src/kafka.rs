@@ -21,6 +21,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -262,6 +263,7 @@ pub async fn read_models(
     errors_topic: String,
     caught_up: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
+    activity: Arc<Activity>,
 ) -> Result<()> {
     let mut progress = CatchUp::new(partitions_of(&consumer, &topic).await?.len());
     loop {
@@ -315,6 +317,7 @@ pub async fn read_models(
                     report.reason
                 );
                 let out = Output::error(report);
+                activity.count(&out);
                 let delivery = send(&producer, &errors_topic, &out).await?;
                 wait_delivery(delivery, &errors_topic).await?;
             }
@@ -371,6 +374,29 @@ fn delivery_result(
     }
 }
 
+/// What the pipeline did, for the dashboard: data records answered, errors and the latest
+/// reasons.
+#[derive(Debug, Default)]
+pub struct Activity {
+    /// Data records answered (a result or an error).
+    pub records: AtomicU64,
+    /// Bad records and rejected models.
+    pub errors: AtomicU64,
+    /// The latest errors.
+    pub recent: ks_serving::dashboard::RecentErrors,
+}
+
+impl Activity {
+    fn count(&self, out: &Output) {
+        if out.sink == Sink::Errors {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            if let Some(reason) = &out.reason {
+                self.recent.push(reason);
+            }
+        }
+    }
+}
+
 /// Writes outputs in read order and stores each record's offset once its output is delivered.
 /// `rx` carries one receiver per record in the order the records were read, so a record scored
 /// late by one actor holds back the offsets after it: no offset is ever stored past a record
@@ -383,6 +409,7 @@ pub async fn run_sink(
     producer: FutureProducer,
     consumer: Arc<StreamConsumer>,
     topics: Topics,
+    activity: Arc<Activity>,
 ) -> Result<()> {
     let mut in_flight: VecDeque<(DeliveryFuture, &str, Origin)> = VecDeque::new();
     let mut open = true;
@@ -411,6 +438,8 @@ pub async fn run_sink(
                     open = false;
                     continue;
                 };
+                activity.records.fetch_add(1, Ordering::Relaxed);
+                activity.count(&out);
                 let topic = match out.sink {
                     Sink::Results => topics.results.as_str(),
                     Sink::Errors => topics.errors.as_str(),

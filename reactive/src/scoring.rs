@@ -25,16 +25,30 @@ pub struct Output {
     pub payload: Vec<u8>,
     /// The data record this answers.
     pub origin: Origin,
+    /// Why, for an errors-topic output (what the dashboard lists).
+    pub reason: Option<String>,
 }
 
 impl Output {
     /// A rejected record or model, for the errors topic (ks-serving's [`FailureReport`], the
     /// same JSON as ks-server's).
     pub fn error(report: FailureReport) -> Output {
+        let reason = if report.name.is_empty() {
+            format!(
+                "{}[{}]@{}: {}",
+                report.origin.topic, report.origin.partition, report.origin.offset, report.reason
+            )
+        } else {
+            format!(
+                "model {} for {} rejected: {}",
+                report.name, report.data_type, report.reason
+            )
+        };
         Output {
             sink: Sink::Errors,
             key: report.key().map(<[u8]>::to_vec),
             payload: report.to_json().into_bytes(),
+            reason: Some(reason),
             origin: report.origin,
         }
     }
@@ -57,6 +71,7 @@ impl Output {
                 key: Some(result.data_type.as_bytes().to_vec()),
                 payload,
                 origin,
+                reason: None,
             },
             Err(e) => Output::bad_data(&result.data_type, e.to_string(), origin),
         }

@@ -222,7 +222,13 @@ async fn start(
         value: value.clone(),
     })?;
     let mut http_shutdown = shutdown.clone();
-    let (http_addr, http_task) = http::serve(queries.clone(), addr, async move {
+    let dashboard = http::DashboardContext {
+        application: config.group_id.clone(),
+        ..http::DashboardContext::default()
+    };
+    let activity = Arc::clone(&dashboard.activity);
+    let data_consumer = Arc::clone(&dashboard.data_consumer);
+    let (http_addr, http_task) = http::serve(queries.clone(), dashboard, addr, async move {
         let _ = http_shutdown.changed().await;
     })
     .await?;
@@ -234,6 +240,8 @@ async fn start(
         config.session_timeout,
         config.commit_interval,
     )?);
+    // Set once: the cell is new and only set here.
+    let _ = data_consumer.set(Arc::clone(&data));
     use rdkafka::consumer::Consumer;
     data.subscribe(&[config.topics.data.as_str()])
         .map_err(Error::kafka("cannot subscribe to the data topic"))?;
@@ -260,6 +268,7 @@ async fn start(
         config.topics.errors.clone(),
         caught_up_tx,
         shutdown.clone(),
+        Arc::clone(&activity),
     ));
     let data_reader = tokio::spawn(kafka::read_data(
         Arc::clone(&data),
@@ -272,6 +281,7 @@ async fn start(
         producer,
         Arc::clone(&data),
         config.topics.clone(),
+        activity,
     ));
     let done = tokio::spawn(async move {
         // The sink ends after the data reader stops (shutdown) and everything read is written,

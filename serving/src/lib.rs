@@ -16,6 +16,7 @@
 //! - [`stats`]: [`ServingStats`], the serving statistics per data type.
 //! - [`failure`]: [`FailureReport`], a rejected model or record for the errors topic.
 //! - [`health`]: [`Health`], what `/health` answers.
+//! - [`dashboard`]: the operator's page both servers serve at `/`, and what it polls.
 //! - [`topics`]: [`Topics`], the topic names, and [`DEFAULT_DATA_TYPE`].
 //!
 //! ```
@@ -45,6 +46,7 @@
 
 pub mod challenger;
 pub mod control;
+pub mod dashboard;
 pub mod descriptor;
 pub mod drift;
 mod error;

@@ -92,6 +92,14 @@ pub trait ServingQueries: Send + Sync + 'static {
     }
     /// Counters for `/metrics`.
     fn metrics(&self) -> MetricsSnapshot;
+    /// The application (consumer group) this instance belongs to, for the dashboard.
+    fn application(&self) -> String {
+        String::new()
+    }
+    /// The latest errors handled here (bad records, rejected models), newest first.
+    fn recent_errors(&self) -> Vec<ks_serving::dashboard::ErrorEntry> {
+        Vec::new()
+    }
     /// `data_type`'s kept model versions (`None`: no model of it was installed).
     fn versions(&self, _data_type: &str) -> Option<VersionsReport> {
         None

@@ -11,6 +11,7 @@ use ks_engine::runtime::admin::{ensure_topics, TopicSpec};
 use ks_engine::{ErrorHandling, KafkaStreams, ProcessingGuarantee, StreamsConfig, StreamsState};
 use ks_serving::challenger::ChallengerReport;
 use ks_serving::control::{Action, ControlSink};
+use ks_serving::dashboard::ErrorEntry;
 use ks_serving::drift::DriftReport;
 use ks_serving::versions::VersionsReport;
 use ks_serving::{
@@ -102,6 +103,8 @@ struct ErrorsPublisher {
     topic: String,
     models_topic: String,
     count: AtomicU64,
+    /// The latest rejected models, for the dashboard.
+    recent: ks_serving::dashboard::RecentErrors,
 }
 
 impl ControlSink for ErrorsPublisher {
@@ -128,6 +131,10 @@ impl ControlSink for ErrorsPublisher {
 impl BuildFailures for ErrorsPublisher {
     fn failed(&self, report: &FailureReport) {
         self.count.fetch_add(1, Ordering::Relaxed);
+        self.recent.push(&format!(
+            "model {} for {} rejected: {}",
+            report.name, report.data_type, report.reason
+        ));
         let reason = report.reason.as_str();
         let (topic, partition, offset) = (
             &report.origin.topic,
@@ -167,6 +174,7 @@ struct Core {
     registry: Arc<ModelRegistry>,
     metrics: Arc<ServerMetrics>,
     errors: Arc<ErrorsPublisher>,
+    application: String,
 }
 
 impl ServingQueries for Core {
@@ -256,6 +264,27 @@ impl ServingQueries for Core {
             }
             .into(),
         }
+    }
+
+    fn application(&self) -> String {
+        self.application.clone()
+    }
+
+    fn recent_errors(&self) -> Vec<ErrorEntry> {
+        let mut all = self.errors.recent.snapshot();
+        if let Some(s) = self.streams.read().as_ref() {
+            all.extend(
+                s.metrics()
+                    .recent_errors()
+                    .into_iter()
+                    .map(|(time_ms, reason)| ErrorEntry {
+                        time_ms,
+                        reason,
+                        instance: String::new(),
+                    }),
+            );
+        }
+        ks_serving::dashboard::merge_errors(all)
     }
 
     fn metrics(&self) -> MetricsSnapshot {
@@ -406,6 +435,7 @@ impl Server {
             topic: t.errors.clone(),
             models_topic: t.models.clone(),
             count: AtomicU64::new(0),
+            recent: ks_serving::dashboard::RecentErrors::default(),
         });
         let registry = Arc::new(ModelRegistry::new(config.lifecycle));
         let metrics = Arc::new(ServerMetrics::default());
@@ -430,6 +460,7 @@ impl Server {
             registry,
             metrics,
             errors,
+            application: config.application_id.clone(),
         });
 
         let runtime = tokio::runtime::Builder::new_multi_thread()

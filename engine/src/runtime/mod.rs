@@ -79,7 +79,13 @@ pub struct Metrics {
     /// Per stream thread, whether its consumer had a broker connection up at its last
     /// statistics report (librdkafka's `brokers[].state == "UP"`).
     broker_up_by_thread: Mutex<HashMap<String, bool>>,
+    /// The latest data errors handled (ms since the epoch, reason), newest first, at most
+    /// [`RECENT_ERRORS`]: what an operator's dashboard lists.
+    recent_errors: Mutex<std::collections::VecDeque<(i64, String)>>,
 }
+
+/// How many of the latest data errors [`Metrics::recent_errors`] keeps.
+pub const RECENT_ERRORS: usize = 20;
 
 /// How a task's stores were brought up to date when it last became active on this instance.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +122,19 @@ impl Metrics {
     pub fn brokers_reachable(&self) -> Option<bool> {
         let up = self.broker_up_by_thread.lock();
         (!up.is_empty()).then(|| up.values().any(|u| *u))
+    }
+
+    /// The latest data errors handled here (ms since the epoch, reason), newest first.
+    pub fn recent_errors(&self) -> Vec<(i64, String)> {
+        self.recent_errors.lock().iter().cloned().collect()
+    }
+
+    pub(crate) fn push_error(&self, reason: String) {
+        let mut errors = self.recent_errors.lock();
+        if errors.len() == RECENT_ERRORS {
+            errors.pop_back();
+        }
+        errors.push_front((now_ms(), reason));
     }
 
     pub(crate) fn set_broker_up(&self, thread: &str, up: bool) {

@@ -14,6 +14,9 @@
 //! | GET    | `/models/{dataType}/versions` | the kept versions ([`VersionsReport`])          |
 //! | GET    | `/models/{dataType}/challenger` | shadow-scoring figures, this instance's       |
 //! | GET    | `/models/{dataType}/drift` | input drift per field, this instance's             |
+//! | GET    | `/`                       | the dashboard page (HTML, embedded, no CDN)         |
+//! | GET    | `/dashboard/data`         | what the page polls: ks-serving's `DashboardData`   |
+//! |        | `…?local=true`            | this instance's part only (what peers ask)          |
 //!
 //! Errors are JSON `{"error": "...", "path": "..."}`: 400 for a bad data type segment (bad
 //! percent-encoding, empty, over [`MAX_DATA_TYPE_LEN`] bytes), 404 for an unknown path or a data
@@ -35,13 +38,14 @@
 //! Layout: this module binds and serves (one warp filter into [`Route`]s, the style both
 //! servers share); `routes` parses request lines into the closed set of [`Route`]s, `peers`
 //! forwards `/state/value` to the other instances (with [`get`], a ureq client), `metrics`
-//! renders `/metrics` ([`render_metrics`]).
+//! renders `/metrics` ([`render_metrics`]), `dashboard` serves `/` and `/dashboard/data`.
 //!
 //! [`InstanceInfo`]: crate::queries::InstanceInfo
 //! [`ModelInfo`]: crate::queries::ModelInfo
 //! [`Health`]: crate::queries::Health
 //! [`VersionsReport`]: crate::queries::VersionsReport
 
+mod dashboard;
 mod metrics;
 mod peers;
 mod routes;
@@ -342,6 +346,9 @@ async fn answer(
         Ok(route) => route,
         Err(e) => return Answer::error(e.status, &e.message, path),
     };
+    if let Route::DashboardData { local_only } = route {
+        return dashboard::data(queries, local_only, peer_token).await;
+    }
     // The queries are synchronous and may take store locks, so they run off the async workers;
     // that also turns a panicking implementation into a 500 instead of a dropped connection.
     let blocking = {
@@ -460,6 +467,11 @@ fn local_answer(queries: &dyn ServingQueries, route: &Route) -> Local {
                 + &render_lifecycle(&queries.challengers(), &queries.drifts()),
             unauthorized: false,
         }),
+        Route::Dashboard => Local::Done(dashboard::page()),
+        // Answered by `dashboard::data` before the synchronous part.
+        Route::DashboardData { .. } => {
+            Local::Done(Answer::error(500, "internal routing error", &path))
+        }
         Route::ModelView { data_type, view } => {
             Local::Done(model_view(queries, data_type, *view, &path))
         }

@@ -34,6 +34,13 @@ pub enum Route {
         /// Which view.
         view: ModelView,
     },
+    /// `/`: the dashboard page (`super::dashboard`).
+    Dashboard,
+    /// `/dashboard/data`: what the page polls; `local_only` is this instance's part only.
+    DashboardData {
+        /// Whether to leave the other instances out (`local=true`).
+        local_only: bool,
+    },
 }
 
 /// The lifecycle views of a data type's models.
@@ -74,6 +81,8 @@ pub const ROUTE_TEMPLATES: &[&str] = &[
     "/models/{dataType}/versions",
     "/models/{dataType}/challenger",
     "/models/{dataType}/drift",
+    "/",
+    "/dashboard/data",
 ];
 
 impl Route {
@@ -92,6 +101,8 @@ impl Route {
                 ModelView::Challenger => "/models/{dataType}/challenger",
                 ModelView::Drift => "/models/{dataType}/drift",
             },
+            Route::Dashboard => "/",
+            Route::DashboardData { .. } => "/dashboard/data",
         }
     }
 }
@@ -141,6 +152,10 @@ impl Route {
             ["health"] => Route::Health,
             ["metrics"] => Route::Metrics,
             ["openapi.json"] => Route::OpenApi,
+            [""] => Route::Dashboard,
+            ["dashboard", "data"] => Route::DashboardData {
+                local_only: local_only(query),
+            },
             ["models", raw, view] => Route::ModelView {
                 view: match *view {
                     "versions" => ModelView::Versions,
@@ -258,5 +273,6 @@ pub(crate) fn route_path(route: &Route) -> String {
             percent_encode_segment(data_type),
             view.as_str()
         ),
+        Route::Dashboard | Route::DashboardData { .. } => route.template().into(),
     }
 }

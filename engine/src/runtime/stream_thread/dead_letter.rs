@@ -25,6 +25,14 @@ impl Core {
             return Err(e);
         }
         let (topic, partition, offset) = (&metadata.topic, metadata.partition, metadata.offset);
+        let reason = e.to_string();
+        let at = format!("{topic}[{partition}]@{offset}");
+        // Most data errors name their record already.
+        self.shared.metrics.push_error(if reason.contains(&at) {
+            reason
+        } else {
+            format!("{at}: {reason}")
+        });
         match &self.shared.config.error_handling {
             ErrorHandling::LogAndContinue => {
                 log::warn!("{}: skipping {topic}[{partition}]@{offset}: {e}", self.name);
