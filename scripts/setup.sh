@@ -7,6 +7,8 @@
 #    .ks/kafka/, with a JDK and Maven from Debian if the machine has none;
 #  - schemathesis (PyPI, pinned) into .ks/schemathesis/ for the API contract test;
 #  - Debian's chromium (headless) for the dashboard's browser test.
+#  - the JPMML-Evaluator scoring harness (jars of the pinned PyPI wheel jpmml_evaluator, compiled
+#    models/benches/jpmml/JpmmlBench.java) into .ks/jpmml/ for models/benches/jpmml/compare.py.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(libclang-dev librocksdb-dev pkg-config make g++)
@@ -29,6 +31,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 "$root/scripts/install-broker.sh" >/dev/null
 "$root/scripts/install-kafka.sh" >/dev/null
+"$root/scripts/install-jpmml.sh" >/dev/null
 # schemathesis (pinned, PyPI) in its own venv: the API contract test fuzzes a live ks-server.
 st_version=4.32.5
 st="$root/.ks/schemathesis"

@@ -13,7 +13,8 @@
 //! - ONNX: models through tract-onnx (`onnx.rs`), inputs and outputs discovered from the
 //!   graph, batch-capable; output columns are `<output>[<i>]`.
 //!
-//! `record.rs` holds [`Record`]/[`Value`], `model.rs` the [`Model`] facade, `error.rs`
+//! `bound.rs` binds a record schema (field names) to a model's inputs once, for scoring
+//! records by position ([`Bound`]). `record.rs` holds [`Record`]/[`Value`], `model.rs` the [`Model`] facade, `error.rs`
 //! the [`Error`] enum, and `bin/ks-score.rs` a CSV scoring CLI.
 //!
 //! ```
@@ -41,6 +42,7 @@
 //! # Ok::<(), ks_models::Error>(())
 //! ```
 
+mod bound;
 mod error;
 mod model;
 pub mod onnx;
@@ -48,6 +50,7 @@ pub mod pmml;
 mod record;
 pub mod tensorflow;
 
+pub use bound::Bound;
 pub use error::{Error, Result};
 pub use ks_proto::ModelType;
 pub use model::{Model, Prediction};

@@ -15,12 +15,12 @@ use crate::tensorflow::{TfConfig, TfModel};
 /// `Arc` by any number of scoring threads.
 #[derive(Debug)]
 pub struct Model {
-    engine: Engine,
+    pub(crate) engine: Engine,
 }
 
 /// Closed set of supported model formats.
 #[derive(Debug)]
-enum Engine {
+pub(crate) enum Engine {
     Pmml(Box<PmmlModel>),
     Tensorflow(TfModel),
     Onnx(OnnxModel),
@@ -73,6 +73,16 @@ impl Model {
         }
     }
 
+    /// For each input (in `input_fields()` order), whether the model reads it as a number;
+    /// a caller holding text (a CSV cell) can parse those once, before scoring.
+    pub fn numeric_inputs(&self) -> Vec<bool> {
+        match &self.engine {
+            Engine::Pmml(m) => m.numeric_inputs(),
+            Engine::Tensorflow(m) => vec![true; m.input_fields().len()],
+            Engine::Onnx(m) => vec![true; m.input_fields().len()],
+        }
+    }
+
     /// Output column names: the target (or `prediction`) first, then e.g. `probability(5)`.
     pub fn output_fields(&self) -> &[String] {
         match &self.engine {
@@ -101,6 +111,7 @@ impl Model {
     }
 
     /// Fast path: numbers in `input_fields()` order (NaN = missing), no name lookups.
+    #[inline]
     pub fn score_row(&self, row: &[f64]) -> Result<Prediction> {
         match &self.engine {
             Engine::Pmml(m) => m.score_row(row),
@@ -123,6 +134,7 @@ impl Model {
 
     /// Like [`Model::score_row`], but refills `out`, reusing its storage: a caller that
     /// scores many rows with one `Prediction` allocates nothing per row (PMML).
+    #[inline]
     pub fn score_row_into(&self, row: &[f64], out: &mut Prediction) -> Result<()> {
         match &self.engine {
             Engine::Pmml(m) => m.score_row_into(row, out),
@@ -173,6 +185,7 @@ enum Values {
 const INLINE: usize = 8;
 
 impl Values {
+    #[inline]
     fn new() -> Values {
         Values::Inline {
             len: 0,
@@ -180,6 +193,7 @@ impl Values {
         }
     }
 
+    #[inline]
     fn as_slice(&self) -> &[Value] {
         match self {
             Values::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or(&[]),
@@ -187,6 +201,7 @@ impl Values {
         }
     }
 
+    #[inline(always)]
     fn push(&mut self, v: Value) {
         match self {
             Values::Inline { len, buf } => {
@@ -204,6 +219,7 @@ impl Values {
         }
     }
 
+    #[inline]
     fn clear(&mut self) {
         match self {
             Values::Inline { len, buf } => {
@@ -261,6 +277,7 @@ impl Prediction {
 
     /// Starts refilling this prediction for a model with the given output names: keeps
     /// the names when they are already the same `Arc`, drops the old values.
+    #[inline]
     pub(crate) fn reset(&mut self, names: &Arc<[String]>) {
         if !Arc::ptr_eq(&self.names, names) {
             self.names = Arc::clone(names);
@@ -269,6 +286,7 @@ impl Prediction {
     }
 
     /// An empty prediction for a model with the given output names.
+    #[inline]
     pub(crate) fn with_names(names: &Arc<[String]>) -> Prediction {
         Prediction {
             names: Arc::clone(names),
@@ -276,6 +294,7 @@ impl Prediction {
         }
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, v: Value) {
         self.values.push(v);
     }

@@ -83,7 +83,13 @@ fn scores_tensorflow_with_bench() {
     let text = String::from_utf8(out.stdout).expect("utf8");
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("prediction,probability(0),"));
-    assert_eq!(lines.len(), 1 + rows.len() + 1);
+    // The rows, then the bench's samples and its median last.
+    assert_eq!(lines.len(), 1 + rows.len() + 2);
+    let samples = lines[lines.len() - 2];
+    assert!(
+        samples.starts_with("bench: {\"records\":4,\"passes\":3,\"generic_ns\":["),
+        "{samples}"
+    );
     for (line, golden) in lines[1..=rows.len()].iter().zip(&rows) {
         assert_eq!(line.split(',').next(), golden.last().map(String::as_str));
     }

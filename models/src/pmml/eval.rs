@@ -270,6 +270,7 @@ pub fn eval_model<'p>(m: &'p ModelPlan, ctx: &mut Ctx) -> Result<Outcome<'p>> {
 }
 
 /// `Targets` post-processing of a model's outcome.
+#[inline]
 pub fn apply_targets<'p>(m: &ModelPlan, outcome: Outcome<'p>) -> Outcome<'p> {
     let Some(t) = &m.targets else {
         return outcome;
@@ -285,6 +286,7 @@ pub fn apply_targets<'p>(m: &ModelPlan, outcome: Outcome<'p>) -> Outcome<'p> {
 }
 
 /// The value of an output feature that needs no expression (`Transformed` gives missing).
+#[inline]
 pub fn feature_value(m: &ModelPlan, feature: &Feature, outcome: &Outcome) -> Value {
     match feature {
         Feature::PredictedValue | Feature::PredictedDisplayValue => primary(m, outcome),
@@ -300,6 +302,7 @@ pub fn feature_value(m: &ModelPlan, feature: &Feature, outcome: &Outcome) -> Val
 }
 
 /// An output value converted to its field's declared type (kept as is when it does not fit).
+#[inline]
 pub fn convert_output(slots: &[SlotDef], slot: usize, v: Value) -> Value {
     match slots.get(slot).and_then(|s| s.dtype.convert(&v)) {
         Some(c) => c,
@@ -308,6 +311,7 @@ pub fn convert_output(slots: &[SlotDef], slot: usize, v: Value) -> Value {
 }
 
 /// The predicted value of an outcome: a number for regression, the label for classes.
+#[inline]
 pub fn primary(m: &ModelPlan, outcome: &Outcome) -> Value {
     match outcome {
         Outcome::Missing => Value::Missing,

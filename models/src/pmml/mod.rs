@@ -96,6 +96,7 @@ impl PmmlModel {
     }
 
     /// Scores numbers given in `input_fields()` order; NaN is missing.
+    #[inline]
     pub fn score_row(&self, row: &[f64]) -> Result<Prediction> {
         let mut out = Prediction::with_names(&self.output_names);
         self.score_row_into(row, &mut out)?;
@@ -127,6 +128,51 @@ impl PmmlModel {
         })
     }
 
+    /// Which inputs are read as numbers (their declared type is numeric).
+    pub fn numeric_inputs(&self) -> Vec<bool> {
+        self.plan
+            .inputs
+            .iter()
+            .map(|i| i.dtype.is_numeric())
+            .collect()
+    }
+
+    /// Scores a record bound by position (see [`crate::Bound`]): `columns[i]` is the field of
+    /// `values` holding input `i`. A record of numbers and missing values takes the numeric
+    /// fast path (`scratch` holds its row); one with text the generic path, as `score` does.
+    pub fn score_bound_into(
+        &self,
+        columns: &[Option<usize>],
+        values: &[Value],
+        scratch: &mut Vec<f64>,
+        out: &mut Prediction,
+    ) -> Result<()> {
+        scratch.clear();
+        let mut numeric = true;
+        for c in columns {
+            match c.and_then(|c| values.get(c)) {
+                None | Some(Value::Missing) => scratch.push(f64::NAN),
+                Some(Value::Number(x)) => scratch.push(*x),
+                Some(Value::Text(_)) => {
+                    numeric = false;
+                    break;
+                }
+            }
+        }
+        if numeric {
+            return self.score_row_into(scratch, out);
+        }
+        out.reset(&self.output_names);
+        self.score_with(out, |ctx| {
+            for (input, c) in self.plan.inputs.iter().zip(columns) {
+                let raw = c.and_then(|c| values.get(c)).unwrap_or(&Value::Missing);
+                ctx.set(input.slot, input.prepare(raw)?);
+            }
+            Ok(())
+        })
+    }
+
+    #[inline]
     fn check_len(&self, n: usize) -> Result<()> {
         if n != self.plan.inputs.len() {
             return Err(Error::Input(format!(

@@ -230,7 +230,9 @@ pub fn build(
     })
 }
 
-fn activate(act: Activation, z: f64, threshold: f64) -> f64 {
+/// A neuron's activation of its summed input `z`.
+#[inline]
+pub fn activate(act: Activation, z: f64, threshold: f64) -> f64 {
     match act {
         Activation::Threshold => {
             if z > threshold {
@@ -253,6 +255,31 @@ fn activate(act: Activation, z: f64, threshold: f64) -> f64 {
         Activation::Rectifier => z.max(0.0),
         // Handled in `eval` (needs the inputs, not just Z).
         Activation::RadialBasis => z,
+    }
+}
+
+/// A layer's normalization of its neurons' outputs, in place.
+#[inline]
+pub fn normalize(norm: LayerNorm, out: &mut [f64]) {
+    match norm {
+        LayerNorm::None => {}
+        LayerNorm::Softmax => {
+            let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mut sum = 0.0;
+            for v in out.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            for v in out.iter_mut() {
+                *v /= sum;
+            }
+        }
+        LayerNorm::Simplemax => {
+            let sum: f64 = out.iter().sum();
+            for v in out.iter_mut() {
+                *v /= sum;
+            }
+        }
     }
 }
 
@@ -303,27 +330,10 @@ fn eval_units(
             };
             units[start + k] = v;
         }
-        let out = &mut units[start..start + layer.neurons.len()];
-        match layer.normalization {
-            LayerNorm::None => {}
-            LayerNorm::Softmax => {
-                let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let mut sum = 0.0;
-                for v in out.iter_mut() {
-                    *v = (*v - max).exp();
-                    sum += *v;
-                }
-                for v in out.iter_mut() {
-                    *v /= sum;
-                }
-            }
-            LayerNorm::Simplemax => {
-                let sum: f64 = out.iter().sum();
-                for v in out.iter_mut() {
-                    *v /= sum;
-                }
-            }
-        }
+        normalize(
+            layer.normalization,
+            &mut units[start..start + layer.neurons.len()],
+        );
     }
     match m.function {
         Function::Regression => {
