@@ -338,7 +338,10 @@ impl Side {
 /// Values kept per store instance, so that the processors of one task share them (the window
 /// stores' retention clocks; the join's stream time) while other tasks and later incarnations
 /// of the task (new store instances) get their own.
-struct PerStore<T>(Mutex<Vec<(Weak<dyn KeyValueStore>, Arc<T>)>>);
+struct PerStore<T>(Mutex<Vec<StoreEntry<T>>>);
+
+// A store instance (alive while its task is) and what its processors share.
+type StoreEntry<T> = (Weak<dyn KeyValueStore>, Arc<T>);
 
 impl<T> Default for PerStore<T> {
     fn default() -> Self {
