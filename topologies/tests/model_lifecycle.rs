@@ -156,7 +156,8 @@ fn a_rollback_reaches_two_instances_and_bad_control_messages_change_nothing() {
     }
 
     // Records scored on both instances after the rollback: every one by the older model.
-    env.publish_records(0, 200);
+    // Keyed, so they reach every partition (and so both instances) whatever the partitioner.
+    env.publish_keyed_records(0, 200);
     let results = env.wait_results(200, WAIT);
     assert_eq!(results.len(), 200);
     assert!(
@@ -313,6 +314,12 @@ fn a_challenger_scores_in_shadow_and_a_promote_swaps_it_in() {
 
     // Promote: the challenger serves, nothing scores in shadow any more.
     control(&env, "wine", PROMOTE);
+    // Wait for the promoted version itself: the name alone may match before the swap shows.
+    assert!(
+        wait_until(WAIT, || versions(&s)["serving"] == challenger.as_str()),
+        "the challenger never served: {}",
+        versions(&s)
+    );
     assert_eq!(
         wait_serving(&s, "winequalityDesisionTreeRegression"),
         challenger

@@ -107,6 +107,24 @@ impl Env {
         self.publisher.flush(Duration::from_secs(10)).unwrap();
     }
 
+    /// As `publish_records`, each record keyed by its index, so the records spread over the
+    /// data topic's partitions by key hash (unkeyed records may all stick to one partition).
+    #[allow(dead_code)] // not every test binary sharing this module uses it
+    pub fn publish_keyed_records(&self, from: usize, n: usize) {
+        let rows = wine_rows();
+        for i in from..from + n {
+            let r = &rows[i % rows.len()];
+            self.publisher
+                .send(
+                    &self.topics.data,
+                    Some(i.to_string().as_bytes()),
+                    &r.encode_to_vec(),
+                )
+                .unwrap();
+        }
+        self.publisher.flush(Duration::from_secs(10)).unwrap();
+    }
+
     pub fn read(&self, topic: &str) -> Vec<ReadMessage> {
         let mut out = Vec::new();
         read_topic(
