@@ -284,3 +284,7 @@ pub(crate) fn derive(template: &Record, key: Option<Vec<u8>>, value: Option<Vec<
         headers: template.headers.clone(),
     }
 }
+
+/// An aggregation step: the key, the new value and the aggregate so far (none yet for a new
+/// key or window) give the new aggregate. Shared by the grouped and windowed aggregates.
+pub(crate) type Step<K, V, VA> = std::sync::Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;

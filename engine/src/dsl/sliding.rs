@@ -54,6 +54,7 @@ use super::serdes::{Codec, DslType, Materialized};
 use super::table::{KGroupedStream, KTable};
 use super::table_ops::set_old;
 use super::windowed::{ClosingWindows, TimeWindowedSerde, Windowed};
+use super::Step;
 use super::{derive, Shared};
 use crate::processor::{Processor, ProcessorContext, ProcessorSupplier};
 use crate::record::Record;
@@ -125,8 +126,6 @@ pub struct SlidingWindowedKStream<K, V> {
     windows: SlidingWindows,
     dropped: Arc<AtomicU64>,
 }
-
-type Step<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
 
 impl<K: 'static, V: 'static> SlidingWindowedKStream<K, V> {
     /// Records (and window updates) skipped because their windows had closed, plus records

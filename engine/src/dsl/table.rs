@@ -2,6 +2,7 @@ use super::ops::{self, decode, encode};
 use super::serdes::{Codec, DslType, Materialized};
 use super::stream::KStream;
 use super::Shared;
+use super::Step;
 use crate::processor::ProcessorSupplier;
 use std::sync::Arc;
 
@@ -119,8 +120,6 @@ impl<K, V> GlobalKTable<K, V> {
 pub struct KGroupedStream<K, V> {
     pub(super) stream: KStream<K, V>,
 }
-
-type Step<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
 
 impl<K: 'static, V: 'static> KGroupedStream<K, V> {
     pub(crate) fn new(stream: KStream<K, V>) -> Self {

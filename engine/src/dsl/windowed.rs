@@ -39,6 +39,7 @@ use super::ops::{decode, encode};
 use super::serdes::{Codec, DslType, Materialized};
 use super::table::{KGroupedStream, KTable};
 use super::table_ops::set_old;
+use super::Step;
 use super::{derive, Shared};
 use crate::cache::{CachedEntry, RecordCache};
 use crate::processor::{Processor, ProcessorContext, ProcessorSupplier};
@@ -192,8 +193,6 @@ pub struct TimeWindowedKStream<K, V> {
     windows: TimeWindows,
     dropped: Arc<AtomicU64>,
 }
-
-type Step<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
 
 impl<K: 'static, V: 'static> TimeWindowedKStream<K, V> {
     /// Records dropped because their windows had closed (Kafka Streams'
