@@ -49,6 +49,18 @@ impl Publisher {
         self.send_with_headers(topic, key, payload, &[])
     }
 
+    /// Queues one message for partition `partition` of `topic` (keyless records that must spread
+    /// evenly: librdkafka's sticky partitioner may put a whole batch of them in one partition).
+    pub fn send_to_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<()> {
+        self.send_record(topic, Some(partition), key, payload, &[])
+    }
+
     /// [`Publisher::send`] with Kafka headers (`ks.role`, `ks.action`, … on the model topic).
     pub fn send_with_headers(
         &self,
@@ -57,7 +69,21 @@ impl Publisher {
         payload: &[u8],
         headers: &[(&str, &[u8])],
     ) -> Result<()> {
+        self.send_record(topic, None, key, payload, headers)
+    }
+
+    fn send_record(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<()> {
         let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
         if let Some(k) = key {
             record = record.key(k);
         }

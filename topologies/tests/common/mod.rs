@@ -100,8 +100,10 @@ impl Env {
         let rows = wine_rows();
         for i in from..from + n {
             let r = &rows[i % rows.len()];
+            // Round-robin over the server's data partitions (ServerConfig's default, 4): the
+            // sticky partitioner may put a whole keyless batch in one partition.
             self.publisher
-                .send(&self.topics.data, None, &r.encode_to_vec())
+                .send_to_partition(&self.topics.data, (i % 4) as i32, None, &r.encode_to_vec())
                 .unwrap();
         }
         self.publisher.flush(Duration::from_secs(10)).unwrap();
