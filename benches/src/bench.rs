@@ -6,6 +6,7 @@ use crate::http::Load;
 use crate::kafka::{self, ReadOutcome, ResultsReader, Sender};
 use crate::report::{self, p50_p99, ModeResult};
 use crate::server::{self, Profiler, ServerKind, ServerProcess, ServerSpec};
+use crate::swap;
 use anyhow::{bail, Context, Result};
 use ks_broker::{BrokerKind, BrokerOptions};
 use ks_client::catalog::{self, ModelFile};
@@ -72,7 +73,7 @@ fn kinds_of(modes: &[&str]) -> Vec<ServerKind> {
     modes
         .iter()
         .filter_map(|m| match *m {
-            "state_value" | "steady" => Some(ServerKind::KsServer("standard".into())),
+            "state_value" | "steady" | "swap" => Some(ServerKind::KsServer("standard".into())),
             other => ServerKind::for_mode(other),
         })
         .collect()
@@ -184,7 +185,7 @@ pub fn run(opts: Options) -> Result<()> {
         modes.join(",")
     ));
 
-    if modes.iter().any(|m| !m.starts_with("steady")) {
+    if modes.iter().any(|m| !has_own_topic(m)) {
         preload(&ctx, &payloads)?;
     }
 
@@ -225,7 +226,7 @@ pub fn run(opts: Options) -> Result<()> {
             if mode == "passthrough" {
                 passthrough_rate = Some(result.records_per_s());
             }
-            if !mode.starts_with("steady") {
+            if !has_own_topic(mode) {
                 result.relative_to(passthrough_rate);
             }
             if repeat > 1 {
@@ -252,7 +253,13 @@ pub fn run(opts: Options) -> Result<()> {
     Ok(())
 }
 
-/// Loads the records every non-steady mode reads into the data topic.
+/// The modes that feed a data topic of their own (paced, or a longer backlog) instead of reading
+/// the preloaded one: their rate is not comparable with the passthrough's.
+fn has_own_topic(mode: &str) -> bool {
+    mode.starts_with("steady") || mode == "swap"
+}
+
+/// Loads the records every mode but [`has_own_topic`]'s reads into the data topic.
 fn preload(ctx: &Ctx, payloads: &[Vec<u8>]) -> Result<()> {
     kafka::create_topics(&ctx.brokers, &[(&ctx.data_topic, DATA_PARTITIONS)])?;
     let t = Instant::now();
@@ -286,6 +293,7 @@ fn run_mode(ctx: &Ctx, mode: &str, label: &str, payloads: &[Vec<u8>]) -> Result<
         "state_value" => run_state_value(ctx, label),
         "steady_passthrough" => run_steady_passthrough(ctx, label, payloads),
         "steady" => run_steady(ctx, label, payloads),
+        "swap" => run_swap(ctx, label, payloads),
         other => bail!("unknown mode {other}"),
     }
 }
@@ -341,6 +349,8 @@ struct Session {
     /// The server's CPU time when the first result had arrived: what start-up cost.
     cpu_at_first_result: Option<f64>,
     label: String,
+    /// The server's models topic (the swap mode publishes its swaps there).
+    models_topic: String,
 }
 
 impl Session {
@@ -351,6 +361,18 @@ impl Session {
         kind: ServerKind,
         data_topic: &str,
         expected: u64,
+    ) -> Result<Self> {
+        Self::open_reading(ctx, label, kind, data_topic, expected, false)
+    }
+
+    /// [`Session::open`], the reader also counting results per model when `track_models`.
+    fn open_reading(
+        ctx: &Ctx,
+        label: &str,
+        kind: ServerKind,
+        data_topic: &str,
+        expected: u64,
+        track_models: bool,
     ) -> Result<Self> {
         let prefix = format!("{}-{label}", ctx.run_id);
         let (models, results, errors) = (
@@ -363,7 +385,11 @@ impl Session {
             &[(&models, 1), (&results, DATA_PARTITIONS), (&errors, 1)],
         )?;
         // Reading from before the server starts: arrival times are real time.
-        let reader = ResultsReader::start(&ctx.brokers, &results, expected)?;
+        let reader = if track_models {
+            ResultsReader::start_tracking_models(&ctx.brokers, &results, expected)?
+        } else {
+            ResultsReader::start(&ctx.brokers, &results, expected)?
+        };
         let spec = ServerSpec {
             binary: ctx.binary(&kind)?,
             launcher_args: ctx.launcher_args(&kind)?,
@@ -417,6 +443,7 @@ impl Session {
             spawned,
             cpu_at_first_result: None,
             label: label.to_string(),
+            models_topic: models,
         })
     }
 
@@ -739,6 +766,166 @@ fn run_steady(ctx: &Ctx, label: &str, payloads: &[Vec<u8>]) -> Result<ModeResult
     Ok(r)
 }
 
+/// The model files a swap alternates between: the run's model and a second wine model (the
+/// linear regression, or the tree when the run's model is that), so consecutive swaps change
+/// the model's kind, not only its name.
+fn swap_models(ctx: &Ctx) -> Result<[(ModelFile, Vec<u8>); 2]> {
+    let data_dir = ctx
+        .opts
+        .data_dir
+        .clone()
+        .unwrap_or_else(catalog::default_data_dir);
+    let first = ctx
+        .opts
+        .model
+        .clone()
+        .unwrap_or_else(|| data_dir.join("winequalityDesisionTreeRegression.pmml"));
+    let linear = data_dir.join("winequalityLinearRegression.pmml");
+    let second = if first == linear {
+        data_dir.join("winequalityDesisionTreeRegression.pmml")
+    } else {
+        linear
+    };
+    let load = |path: PathBuf| -> Result<(ModelFile, Vec<u8>)> {
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file = ModelFile {
+            model_type: catalog::model_type_of(&path)?,
+            path,
+        };
+        Ok((file, bytes))
+    };
+    Ok([load(first)?, load(second)?])
+}
+
+/// Publishes swap `n`: the model files alternate, each swap under a name of its own.
+fn publish_swap(
+    ctx: &Ctx,
+    sender: &Sender,
+    topic: &str,
+    models: &[(ModelFile, Vec<u8>); 2],
+    n: u64,
+) -> Result<()> {
+    let (file, bytes) = &models[(n % 2) as usize];
+    let name = swap::swap_name(&file.name(), n);
+    let descriptor = ks_proto::ModelDescriptor::with_data(
+        &name,
+        &format!("swap {n} of ks-bench"),
+        &ctx.opts.data_type,
+        file.model_type,
+        bytes.clone(),
+    );
+    sender.send(
+        topic,
+        0,
+        Some(ctx.opts.data_type.as_bytes()),
+        &descriptor.encode_to_vec(),
+        None,
+    )?;
+    sender.flush()
+}
+
+/// ks-server (`--swap-store`) scoring a backlog of `--swap-records` at full rate, with phases of
+/// `--swap-phase-s` alternating steady and swapping (see [`swap`]). `records_per_s` is the rate
+/// during swaps, `ratio` its share of the steady phases' rate.
+fn run_swap(ctx: &Ctx, label: &str, payloads: &[Vec<u8>]) -> Result<ModeResult> {
+    let store = ctx.opts.swap_store.as_str();
+    let data_topic = format!("{}-{label}-data", ctx.run_id);
+    let records = ctx.opts.swap_records;
+    kafka::create_topics(&ctx.brokers, &[(&data_topic, DATA_PARTITIONS)])?;
+    let t = Instant::now();
+    kafka::preload(&ctx.brokers, &data_topic, DATA_PARTITIONS, payloads, records)?;
+    progress(&format!(
+        "{label}: preloaded {records} records in {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
+    let models = swap_models(ctx)?;
+    let phase_s = ctx.opts.swap_phase_s as f64;
+    let kind = ServerKind::KsServer(store.to_string());
+    let mut session = Session::open_reading(ctx, label, kind, &data_topic, records, true)?;
+
+    // The schedule starts a second after the first result: the server is then at full rate.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while session.reader.count.load(Ordering::Relaxed) == 0 {
+        if Instant::now() > deadline || session.reader.done() {
+            bail!("{label}: no result within 60 s");
+        }
+        if let Some(status) = session.server.exit_status() {
+            bail!("{label}: the server exited ({status})");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let origin = session.reader.started;
+    let start_s = origin.elapsed().as_secs_f64() + SWAP_WARM_UP_S;
+    let sender = Sender::connect(&ctx.brokers, 0)?;
+    let mut swaps = 0u64;
+    let mut k = 0u64;
+    'schedule: loop {
+        let p = swap::phase(start_s, phase_s, k);
+        // One publish at each whole second of a swapping phase; a steady phase only waits.
+        let seconds = if p.swapping { ctx.opts.swap_phase_s } else { 1 };
+        for j in 0..seconds {
+            let at = origin + Duration::from_secs_f64(p.start_s + j as f64);
+            while Instant::now() < at {
+                if session.reader.done() {
+                    break 'schedule;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if session.reader.done() {
+                break 'schedule;
+            }
+            if p.swapping {
+                swaps += 1;
+                publish_swap(ctx, &sender, &session.models_topic, &models, swaps)?;
+            }
+        }
+        k += 1;
+    }
+    session.wait(Duration::from_secs(ctx.opts.timeout_s))?;
+    let closed = session.close()?;
+    let outcome = &closed.outcome;
+    let usable_until = swap::tail_starts_at(&outcome.arrivals_s, report::TRIM).unwrap_or(0.0);
+    let tally = swap::tally(&outcome.arrivals_s, start_s, phase_s, usable_until);
+    if tally.pairs == 0 {
+        bail!(
+            "{label}: the backlog of {records} records lasted less than one steady and one \
+             swapping phase of {phase_s} s; raise --swap-records"
+        );
+    }
+    let swapped_in = outcome
+        .models
+        .keys()
+        .filter(|m| m.contains("-swap"))
+        .count();
+    let mut r = ModeResult {
+        mode: "swap".into(),
+        records: outcome.count,
+        seconds: tally.swap_s,
+        rate: tally.swap_rate(),
+        ratio: tally.ratio().map(|x| (x * 1000.0).round() / 1000.0),
+        rss_mb: closed.rss_mb,
+        ..ModeResult::default()
+    };
+    closed.insert_cpu(&mut r);
+    latency_fields(&mut r, outcome, 0);
+    let round = |x: Option<f64>| x.map(|v| v.round());
+    r.extra
+        .insert("steady_records_per_s".into(), Value::from(round(tally.steady_rate())));
+    r.extra.insert("phase_pairs".into(), Value::from(tally.pairs));
+    r.extra.insert("phase_s".into(), Value::from(phase_s));
+    r.extra.insert("swaps".into(), Value::from(swaps));
+    r.extra
+        .insert("swapped_in".into(), Value::from(swapped_in as u64));
+    r.extra.insert("store".into(), Value::from(store));
+    r.extra
+        .insert("unscored".into(), Value::from(outcome.unscored));
+    Ok(r)
+}
+
+/// Seconds from the first result to the swap schedule's start.
+const SWAP_WARM_UP_S: f64 = 1.0;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -766,6 +953,9 @@ mod tests {
             kinds_of(&["passthrough", "kstreams"]),
             vec![ServerKind::KStreams]
         );
-        assert_eq!(kinds_of(&["state_value", "steady"]), vec![ks.clone(), ks]);
+        assert_eq!(
+            kinds_of(&["state_value", "steady", "swap"]),
+            vec![ks.clone(), ks.clone(), ks]
+        );
     }
 }

@@ -5,7 +5,7 @@ use clap::Parser;
 use std::path::PathBuf;
 
 /// The modes, in the order they run (passthrough first: the others are relative to it).
-pub const ALL_MODES: [&str; 10] = [
+pub const ALL_MODES: [&str; 11] = [
     "passthrough",
     "memory",
     "standard",
@@ -16,6 +16,7 @@ pub const ALL_MODES: [&str; 10] = [
     "state_value",
     "steady_passthrough",
     "steady",
+    "swap",
 ];
 
 #[derive(Parser, Debug, Clone)]
@@ -30,7 +31,9 @@ pub const ALL_MODES: [&str; 10] = [
                   peer in benches/peers/kafka-streams, built on first use), as-stage/as-actor (as-server --mode stage|actor scoring the \
                   same records from offset 0), state_value (/state/value latency under HTTP load while \
                   the server scores at full rate) and steady_passthrough/steady (end-to-end latency \
-                  of a copy and of the server at a fixed input rate). Needs the release ks-server \
+                  of a copy and of the server at a fixed input rate), swap (ks-server scoring a backlog at full \
+                  rate while a new model is published every second of alternate phases: records/s \
+                  during swaps over records/s in the steady phases between them). Needs the release ks-server \
                   and as-server next to this binary (or --server-bin, --as-server-bin)."
 )]
 pub struct Options {
@@ -49,7 +52,7 @@ pub struct Options {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Comma-separated modes to run (of passthrough, memory, standard, custom, kstreams,
-    /// as-stage, as-actor, state_value, steady_passthrough, steady).
+    /// as-stage, as-actor, state_value, steady_passthrough, steady, swap).
     #[arg(long, value_delimiter = ',', default_values_t = ALL_MODES.map(String::from))]
     pub modes: Vec<String>,
     /// The ks-server binary (default: next to this executable).
@@ -95,6 +98,17 @@ pub struct Options {
     /// Duration of the steady input, seconds.
     #[arg(long, default_value_t = 10)]
     pub steady_seconds: u64,
+    /// Store of the server in swap.
+    #[arg(long, default_value = "standard")]
+    pub swap_store: String,
+    /// Records of swap's own backlog (it needs several phase pairs at full rate: ~150k records/s
+    /// on two cores).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub swap_records: u64,
+    /// Length of each steady and each swapping phase of swap, whole seconds (a swapping phase
+    /// publishes a model at each of its seconds).
+    #[arg(long, default_value_t = 2)]
+    pub swap_phase_s: u64,
     /// Give up on a mode after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub timeout_s: u64,
@@ -131,7 +145,7 @@ impl Options {
         if self.records == 0 {
             bail!("--records must be at least 1");
         }
-        for store in [&self.http_store, &self.steady_store] {
+        for store in [&self.http_store, &self.steady_store, &self.swap_store] {
             if !["memory", "standard", "custom"].contains(&store.as_str()) {
                 bail!("unknown store {store:?} (memory, standard or custom)");
             }
@@ -150,6 +164,9 @@ impl Options {
         }
         if self.threads == 0 {
             bail!("--threads must be at least 1");
+        }
+        if self.swap_records == 0 || self.swap_phase_s == 0 {
+            bail!("--swap-records and --swap-phase-s must be at least 1");
         }
         if !self.http_rate.is_finite() || self.http_rate < 0.0 {
             bail!("--http-rate must be a rate >= 0");
@@ -195,6 +212,8 @@ mod tests {
         assert!(Options::try_parse_from(["ks-bench", "--records", "-5"]).is_err());
         assert!(parse(&["--modes", "as-turbo"]).modes().is_err());
         assert!(parse(&["--modes", "as_stage"]).modes().is_err());
+        assert!(parse(&["--swap-phase-s", "0"]).modes().is_err());
+        assert!(parse(&["--swap-store", "redis"]).modes().is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -203,6 +203,9 @@ pub struct ReadOutcome {
     /// Arrival of each result, seconds after the reader started, in arrival order: what
     /// [`crate::report::sustained_rate`] measures.
     pub arrivals_s: Vec<f64>,
+    /// Results per model name, when the reader was asked to track them
+    /// ([`ResultsReader::start_tracking_models`]; the swap mode's proof that swaps took effect).
+    pub models: BTreeMap<String, u64>,
 }
 
 impl ReadOutcome {
@@ -224,6 +227,8 @@ impl ReadOutcome {
 /// A thread reading a results topic from the beginning while the system under test writes it.
 pub struct ResultsReader {
     pub count: Arc<AtomicU64>,
+    /// The origin of [`ReadOutcome::arrivals_s`].
+    pub started: Instant,
     stop: Arc<AtomicBool>,
     handle: JoinHandle<Result<ReadOutcome>>,
 }
@@ -231,15 +236,35 @@ pub struct ResultsReader {
 impl ResultsReader {
     /// Starts reading `topic` (which must exist) until `expected` results or [`Self::finish`].
     pub fn start(brokers: &str, topic: &str, expected: u64) -> Result<ResultsReader> {
+        Self::spawn(brokers, topic, expected, false)
+    }
+
+    /// As [`Self::start`], also counting the results of each model name.
+    pub fn start_tracking_models(
+        brokers: &str,
+        topic: &str,
+        expected: u64,
+    ) -> Result<ResultsReader> {
+        Self::spawn(brokers, topic, expected, true)
+    }
+
+    fn spawn(
+        brokers: &str,
+        topic: &str,
+        expected: u64,
+        track_models: bool,
+    ) -> Result<ResultsReader> {
         let (consumer, _) = assigned_consumer(brokers, topic)?;
         let count = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (c, s) = (count.clone(), stop.clone());
+        let started = Instant::now();
         let handle = std::thread::Builder::new()
             .name("results-reader".into())
-            .spawn(move || read_results(consumer, expected, &c, &s))?;
+            .spawn(move || read_results(consumer, expected, &c, &s, started, track_models))?;
         Ok(ResultsReader {
             count,
+            started,
             stop,
             handle,
         })
@@ -263,6 +288,8 @@ fn read_results(
     expected: u64,
     count: &AtomicU64,
     stop: &AtomicBool,
+    started: Instant,
+    track_models: bool,
 ) -> Result<ReadOutcome> {
     let capacity = expected.min(10_000_000) as usize;
     let mut out = ReadOutcome {
@@ -270,7 +297,6 @@ fn read_results(
         arrivals_s: Vec::with_capacity(capacity),
         ..ReadOutcome::default()
     };
-    let started = Instant::now();
     while out.count < expected && !stop.load(Ordering::SeqCst) {
         match consumer.poll(Duration::from_millis(50)) {
             None | Some(Err(KafkaError::PartitionEOF(_))) => {}
@@ -286,6 +312,11 @@ fn read_results(
                 }
                 if m.payload().is_some_and(is_unscored) {
                     out.unscored += 1;
+                }
+                if track_models {
+                    if let Some(name) = m.payload().and_then(model_name) {
+                        *out.models.entry(name.to_string()).or_default() += 1;
+                    }
                 }
                 out.count += 1;
                 count.store(out.count, Ordering::Relaxed);
@@ -303,9 +334,30 @@ pub fn is_unscored(payload: &[u8]) -> bool {
     payload.windows(NEEDLE.len()).any(|w| w == NEEDLE)
 }
 
+/// The `model` of a `ScoreResult` JSON, by byte search (as [`is_unscored`]); `None` for a
+/// result without a model or a payload that is not one.
+pub fn model_name(payload: &[u8]) -> Option<&str> {
+    const NEEDLE: &[u8] = b"\"model\":\"";
+    let at = payload.windows(NEEDLE.len()).position(|w| w == NEEDLE)? + NEEDLE.len();
+    let rest = payload.get(at..)?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(rest.get(..end)?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_names_are_found() {
+        assert_eq!(
+            model_name(br#"{"dataType":"wine","model":"tree-swap2","prediction":5.0}"#),
+            Some("tree-swap2")
+        );
+        assert_eq!(model_name(br#"{"model":null}"#), None);
+        assert_eq!(model_name(br#"{"model":"unterminated"#), None);
+        assert_eq!(model_name(b""), None);
+    }
 
     #[test]
     fn unscored_results_are_recognised() {

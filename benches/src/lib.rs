@@ -7,7 +7,9 @@
 //! - `kstreams`: the same job on Apache Kafka Streams (the Java peer in `benches/peers/kafka-streams`);
 //! - `state_value`: `/state/value` latency under concurrent HTTP load while a server scores at
 //!   full rate;
-//! - `steady`: end-to-end latency at a fixed input rate with the server caught up.
+//! - `steady`: end-to-end latency at a fixed input rate with the server caught up;
+//! - `swap`: records/s while a new model is swapped in every second, against the same server's
+//!   steady phases in between.
 //!
 //! One JSON line per mode on stdout; progress on stderr. See `benches/README.md`.
 
@@ -19,3 +21,4 @@ pub mod http;
 pub mod kafka;
 pub mod report;
 pub mod server;
+pub mod swap;

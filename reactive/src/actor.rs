@@ -40,8 +40,8 @@ pub const STATS_FLUSH: Duration = Duration::from_secs(1);
 pub enum ActorMsg {
     /// A new model: persist it, then serve it.
     Model(ModelIn),
-    /// A record to score; the output goes back on the sender.
-    Record(WineRecord, Origin, oneshot::Sender<Output>),
+    /// A record to score, where it was read and its key; the output goes back on the sender.
+    Record(WineRecord, Origin, Option<Vec<u8>>, oneshot::Sender<Output>),
     /// A query of the actor's state (for `/state/{dataType}`).
     State(oneshot::Sender<ActorState>),
 }
@@ -235,11 +235,12 @@ impl Actor {
                 self.flush_stats();
                 let _ = ack.send(());
             }
-            ActorMsg::Record(wine, origin, reply) => {
+            ActorMsg::Record(wine, origin, key, reply) => {
                 if let (Some(d), Some(_)) = (self.slow, &self.model) {
                     tokio::time::sleep(d).await;
                 }
-                let out = scoring::score(self.model.as_deref(), self.stats.as_mut(), &wine, origin);
+                let out =
+                    scoring::score(self.model.as_deref(), self.stats.as_mut(), &wine, origin, key);
                 self.dirty |= self.model.is_some();
                 let _ = reply.send(out);
             }
@@ -364,7 +365,7 @@ impl Manager {
                     None => models_open = false,
                 },
                 d = data.recv() => {
-                    let Some(DataIn { payload, origin }) = d else { break };
+                    let Some(DataIn { payload, origin, key }) = d else { break };
                     let (tx, rx) = oneshot::channel();
                     match scoring::decode(payload.as_deref(), &origin) {
                         Err(bad) => {
@@ -373,7 +374,7 @@ impl Manager {
                         Ok(wine) => {
                             let actor = self.actor(&wine.data_type);
                             // Waiting on a full mailbox is the back pressure.
-                            let _ = actor.tx.send(ActorMsg::Record(wine, origin, tx)).await;
+                            let _ = actor.tx.send(ActorMsg::Record(wine, origin, key, tx)).await;
                         }
                     }
                     if out.send(rx).await.is_err() {

@@ -36,6 +36,8 @@ pub struct DataIn {
     pub payload: Option<Vec<u8>>,
     /// Where it was read.
     pub origin: Origin,
+    /// The record's key, which its result keeps (as ks-server's results do).
+    pub key: Option<Vec<u8>>,
 }
 
 /// A built model and the sender to acknowledge it with once it is taken (and, in actor mode,
@@ -205,6 +207,7 @@ pub async fn read_data(
             Ok(m) => DataIn {
                 payload: m.payload().map(<[u8]>::to_vec),
                 origin: origin_of(&m),
+                key: m.key().map(<[u8]>::to_vec),
             },
             Err(e) => {
                 log::warn!("data consumer: {e}");
@@ -334,9 +337,51 @@ pub async fn read_models(
     }
 }
 
+/// The partition count of `topic` (`None`, with a warning, when the broker cannot tell: the
+/// producer's partitioner then places the results).
+async fn partition_count(producer: &FutureProducer, topic: &str) -> Option<i32> {
+    let client = producer.clone();
+    let name = topic.to_string();
+    let counted = tokio::task::spawn_blocking(move || {
+        client
+            .client()
+            .fetch_metadata(Some(&name), Duration::from_secs(10))
+            .map(|md| ks_kafka::partition_ids(&md, &name).len())
+    })
+    .await;
+    match counted {
+        Ok(Ok(n)) if n > 0 => i32::try_from(n).ok(),
+        Ok(Ok(_)) => {
+            log::warn!("{topic} has no partitions yet: results are placed by the partitioner");
+            None
+        }
+        Ok(Err(e)) => {
+            log::warn!("cannot read {topic}'s partitions ({e}): results are placed by the partitioner");
+            None
+        }
+        Err(e) => {
+            log::warn!("cannot read {topic}'s partitions ({e}): results are placed by the partitioner");
+            None
+        }
+    }
+}
+
 /// Enqueues `out` with the producer, waiting while its queue is full.
 async fn send(producer: &FutureProducer, topic: &str, out: &Output) -> Result<DeliveryFuture> {
+    send_to(producer, topic, None, out).await
+}
+
+/// [`send`] to `partition` (`None`: the partitioner's choice).
+async fn send_to(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    out: &Output,
+) -> Result<DeliveryFuture> {
     let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&out.payload);
+    if let Some(p) = partition {
+        record = record.partition(p);
+    }
     if let Some(k) = &out.key {
         record = record.key(k);
     }
@@ -411,6 +456,9 @@ pub async fn run_sink(
     topics: Topics,
     activity: Arc<Activity>,
 ) -> Result<()> {
+    // Results go to their input's partition (modulo the results topic's count), as ks-server's
+    // do: per-partition order is kept end to end and results spread as the input does.
+    let result_partitions = partition_count(&producer, &topics.results).await;
     let mut in_flight: VecDeque<(DeliveryFuture, &str, Origin)> = VecDeque::new();
     let mut open = true;
     while open || !in_flight.is_empty() {
@@ -440,11 +488,14 @@ pub async fn run_sink(
                 };
                 activity.records.fetch_add(1, Ordering::Relaxed);
                 activity.count(&out);
-                let topic = match out.sink {
-                    Sink::Results => topics.results.as_str(),
-                    Sink::Errors => topics.errors.as_str(),
+                let (topic, partition) = match out.sink {
+                    Sink::Results => (
+                        topics.results.as_str(),
+                        result_partitions.map(|n| out.origin.partition.rem_euclid(n)),
+                    ),
+                    Sink::Errors => (topics.errors.as_str(), None),
                 };
-                let delivery = send(&producer, topic, &out).await?;
+                let delivery = send_to(&producer, topic, partition, &out).await?;
                 in_flight.push_back((delivery, topic, out.origin));
             }
         }

@@ -64,11 +64,12 @@ impl Output {
         })
     }
 
-    fn result(result: &ScoreResult, origin: Origin) -> Output {
+    /// A result, keyed as its input record was (ks-server's results keep the input's key).
+    fn result(result: &ScoreResult, origin: Origin, key: Option<Vec<u8>>) -> Output {
         match serde_json::to_vec(result) {
             Ok(payload) => Output {
                 sink: Sink::Results,
-                key: Some(result.data_type.as_bytes().to_vec()),
+                key,
                 payload,
                 origin,
                 reason: None,
@@ -89,17 +90,18 @@ pub fn decode(payload: Option<&[u8]>, origin: &Origin) -> Result<WineRecord, Out
     Err(Output::bad_data("", reason, origin.clone()))
 }
 
-/// Scores `wine` with `model` (if any), counting into `stats`.
+/// Scores `wine` (read with `key`) with `model` (if any), counting into `stats`.
 pub fn score(
     model: Option<&ServedModel>,
     stats: Option<&mut ServingStats>,
     wine: &WineRecord,
     origin: Origin,
+    key: Option<Vec<u8>>,
 ) -> Output {
     let mut result = ScoreResult::unscored(&wine.data_type, &origin);
     let Some(m) = model else {
         result.error = Some("no model".into());
-        return Output::result(&result, origin);
+        return Output::result(&result, origin, key);
     };
     let (scored, elapsed) = m.score_wine(wine);
     let micros = elapsed.as_nanos() as f64 / 1000.0;
@@ -114,7 +116,7 @@ pub fn score(
         s.record(micros);
     }
     result.scored_by(m, &prediction, micros);
-    Output::result(&result, origin)
+    Output::result(&result, origin, key)
 }
 
 /// Fresh statistics for a model that starts serving now.

@@ -66,7 +66,7 @@ pub async fn run(
                 None => models_open = false,
             },
             d = data.recv() => {
-                let Some(DataIn { payload, origin }) = d else { return };
+                let Some(DataIn { payload, origin, key }) = d else { return };
                 let output = match scoring::decode(payload.as_deref(), &origin) {
                     Err(bad) => bad,
                     Ok(wine) => {
@@ -88,7 +88,7 @@ pub async fn run(
                             tokio::time::sleep(d).await;
                         }
                         let mut stats = state.stats.get_mut(&wine.data_type);
-                        scoring::score(model.as_deref(), stats.as_deref_mut(), &wine, origin)
+                        scoring::score(model.as_deref(), stats.as_deref_mut(), &wine, origin, key)
                     }
                 };
                 let (tx, rx) = oneshot::channel();

@@ -33,6 +33,11 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
+        Env::with_result_partitions(1)
+    }
+
+    /// A data topic of 2 partitions and a results topic of `results` partitions.
+    pub fn with_result_partitions(results: i32) -> Env {
         let _ = env_logger::builder().is_test(true).try_init();
         let broker = ks_broker::Broker::tansu().unwrap();
         let publisher = Publisher::connect(broker.bootstrap_servers()).unwrap();
@@ -51,7 +56,7 @@ impl Env {
             &[
                 (topics.data.as_str(), 2),
                 (topics.models.as_str(), 1),
-                (topics.results.as_str(), 1),
+                (topics.results.as_str(), results),
                 (topics.errors.as_str(), 1),
             ],
         ))
@@ -149,6 +154,23 @@ impl Env {
             let r = &rows[i % rows.len()];
             self.publisher
                 .send(&self.topics.data, None, &r.encode_to_vec())
+                .unwrap();
+        }
+        self.publisher.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    /// Rows `from..from+n`, row `i` keyed `i` and sent to data partition `i % 2`.
+    pub fn publish_keyed_records(&self, from: usize, n: usize) {
+        let rows = wine_rows();
+        for i in from..from + n {
+            let r = &rows[i % rows.len()];
+            self.publisher
+                .send_to_partition(
+                    &self.topics.data,
+                    (i % 2) as i32,
+                    Some(i.to_string().as_bytes()),
+                    &r.encode_to_vec(),
+                )
                 .unwrap();
         }
         self.publisher.flush(Duration::from_secs(30)).unwrap();
