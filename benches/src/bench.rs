@@ -834,7 +834,13 @@ fn run_swap(ctx: &Ctx, label: &str, payloads: &[Vec<u8>]) -> Result<ModeResult> 
     let records = ctx.opts.swap_records;
     kafka::create_topics(&ctx.brokers, &[(&data_topic, DATA_PARTITIONS)])?;
     let t = Instant::now();
-    kafka::preload(&ctx.brokers, &data_topic, DATA_PARTITIONS, payloads, records)?;
+    kafka::preload(
+        &ctx.brokers,
+        &data_topic,
+        DATA_PARTITIONS,
+        payloads,
+        records,
+    )?;
     progress(&format!(
         "{label}: preloaded {records} records in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -910,9 +916,12 @@ fn run_swap(ctx: &Ctx, label: &str, payloads: &[Vec<u8>]) -> Result<ModeResult> 
     closed.insert_cpu(&mut r);
     latency_fields(&mut r, outcome, 0);
     let round = |x: Option<f64>| x.map(|v| v.round());
+    r.extra.insert(
+        "steady_records_per_s".into(),
+        Value::from(round(tally.steady_rate())),
+    );
     r.extra
-        .insert("steady_records_per_s".into(), Value::from(round(tally.steady_rate())));
-    r.extra.insert("phase_pairs".into(), Value::from(tally.pairs));
+        .insert("phase_pairs".into(), Value::from(tally.pairs));
     r.extra.insert("phase_s".into(), Value::from(phase_s));
     r.extra.insert("swaps".into(), Value::from(swaps));
     r.extra

@@ -239,8 +239,13 @@ impl Actor {
                 if let (Some(d), Some(_)) = (self.slow, &self.model) {
                     tokio::time::sleep(d).await;
                 }
-                let out =
-                    scoring::score(self.model.as_deref(), self.stats.as_mut(), &wine, origin, key);
+                let out = scoring::score(
+                    self.model.as_deref(),
+                    self.stats.as_mut(),
+                    &wine,
+                    origin,
+                    key,
+                );
                 self.dirty |= self.model.is_some();
                 let _ = reply.send(out);
             }

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 use ks_serving::Topics;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::VecDeque;
@@ -356,11 +356,15 @@ async fn partition_count(producer: &FutureProducer, topic: &str) -> Option<i32> 
             None
         }
         Ok(Err(e)) => {
-            log::warn!("cannot read {topic}'s partitions ({e}): results are placed by the partitioner");
+            log::warn!(
+                "cannot read {topic}'s partitions ({e}): results are placed by the partitioner"
+            );
             None
         }
         Err(e) => {
-            log::warn!("cannot read {topic}'s partitions ({e}): results are placed by the partitioner");
+            log::warn!(
+                "cannot read {topic}'s partitions ({e}): results are placed by the partitioner"
+            );
             None
         }
     }

@@ -27,7 +27,11 @@ fn results_follow_their_input(mode: Mode) {
     let mut used = BTreeSet::new();
     for m in env.read(&env.topics.results) {
         let r: ScoreResult = serde_json::from_slice(&m.payload).unwrap();
-        assert_eq!(m.partition, r.partition, "result of {}:{}", r.partition, r.offset);
+        assert_eq!(
+            m.partition, r.partition,
+            "result of {}:{}",
+            r.partition, r.offset
+        );
         let key = inputs.get(&(r.partition, r.offset)).unwrap();
         assert!(key.is_some());
         assert_eq!(&m.key, key, "result of {}:{}", r.partition, r.offset);
