@@ -31,15 +31,42 @@ pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
 
 /// Produces keyed records with the Java-compatible partitioner the engine assumes.
 pub fn produce(bootstrap: &str, topic: &str, records: &[(String, String)]) {
+    send_all(
+        bootstrap,
+        topic,
+        records.iter().map(|(k, v)| (k.as_str(), v.as_str(), None)),
+    );
+}
+
+/// Like [`produce`], each record with its own timestamp (event time, ms).
+pub fn produce_at(bootstrap: &str, topic: &str, records: &[(String, String, i64)]) {
+    send_all(
+        bootstrap,
+        topic,
+        records
+            .iter()
+            .map(|(k, v, ts)| (k.as_str(), v.as_str(), Some(*ts))),
+    );
+}
+
+fn send_all<'a>(
+    bootstrap: &str,
+    topic: &str,
+    records: impl Iterator<Item = (&'a str, &'a str, Option<i64>)>,
+) {
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .create()
         .unwrap();
-    for (k, v) in records {
+    for (k, v, ts) in records {
         loop {
-            match p.send(BaseRecord::to(topic).key(k).payload(v)) {
+            let mut record = BaseRecord::to(topic).key(k).payload(v);
+            if let Some(ts) = ts {
+                record = record.timestamp(ts);
+            }
+            match p.send(record) {
                 Ok(()) => break,
                 Err((e, _)) => {
                     assert!(matches!(e, KafkaError::MessageProduction(_)), "{e}");
@@ -58,11 +85,30 @@ pub struct Read {
     pub key: Option<String>,
     pub value: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// The key and value bytes as they are (binary keys and values: windowed keys, counts).
+    pub raw_key: Option<Vec<u8>>,
+    pub raw_value: Option<Vec<u8>>,
 }
 
 /// Everything in `topic`, read to the end of every partition.
 pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Read> {
-    let c: BaseConsumer = ClientConfig::new()
+    read_all_with(bootstrap, topic, None)
+}
+
+/// Everything committed in `topic` (`isolation.level=read_committed`, explicitly): records of
+/// aborted transactions are hidden on Apache Kafka (tansu shows them, see the README).
+pub fn read_all_committed(bootstrap: &str, topic: &str) -> Vec<Read> {
+    read_all_with(bootstrap, topic, Some("read_committed"))
+}
+
+/// Everything in `topic` read with `isolation.level` = `isolation` (`None`: librdkafka's
+/// default, read_committed).
+pub fn read_all_with(bootstrap: &str, topic: &str, isolation: Option<&str>) -> Vec<Read> {
+    let mut config = ClientConfig::new();
+    if let Some(level) = isolation {
+        config.set("isolation.level", level);
+    }
+    let c: BaseConsumer = config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "test-reader")
         .set("enable.partition.eof", "true")
@@ -103,6 +149,8 @@ pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Read> {
                             .collect()
                     })
                     .unwrap_or_default(),
+                raw_key: m.key().map(<[u8]>::to_vec),
+                raw_value: m.payload().map(<[u8]>::to_vec),
             }),
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 eof.insert(p);
