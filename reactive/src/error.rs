@@ -69,6 +69,9 @@ pub enum Error {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The HTTP API's TLS files are unusable, or the address cannot be bound.
+    #[error(transparent)]
+    HttpServer(#[from] ks_http::Error),
     /// `--host`/`--port` do not make an address.
     #[error("bad --host/--port {value:?}: {reason}")]
     BadAddress {

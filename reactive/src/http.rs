@@ -250,19 +250,18 @@ fn models_of(q: &Queries) -> Vec<String> {
     }
 }
 
-/// Binds `addr` and serves until `shutdown` completes.
+/// Binds `addr` and serves (over TLS with `tls`) until `shutdown` completes.
 pub async fn serve(
     queries: Queries,
     dashboard: DashboardContext,
     addr: SocketAddr,
+    tls: Option<ks_http::Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, JoinHandle<()>)> {
-    // Bound here rather than by warp, which panics when it cannot bind.
-    let bind_error = |source| Error::Bind { addr, source };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(bind_error)?;
-    let bound = listener.local_addr().map_err(bind_error)?;
+    let listener = ks_http::bind(addr).await?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
     let q = warp::any().map(move || queries.clone());
     let page = warp::path::end().map(|| warp::reply::html(ks_serving::dashboard::DASHBOARD_HTML));
     let openapi = warp::path!("openapi.json")
@@ -312,8 +311,7 @@ pub async fn serve(
         .or(warp::method()
             .and(warp::path::full())
             .map(|method: Method, path: FullPath| fallback(&method, path.as_str())));
-    let server = warp::serve(api).incoming(listener).graceful(shutdown);
-    Ok((bound, tokio::spawn(server.run())))
+    Ok((bound, ks_http::serve(api, listener, tls, shutdown)))
 }
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ pub struct Config {
     pub commit_interval: Duration,
     /// How long `/state/{dataType}` waits for an actor.
     pub ask_timeout: Duration,
+    /// Serve the HTTP API over TLS.
+    pub tls: Option<ks_http::Tls>,
     /// Test hook (feature `test-hooks`): every scoring takes at least this long.
     #[cfg(feature = "test-hooks")]
     pub slow_score: Option<Duration>,
@@ -79,6 +81,7 @@ impl Config {
             session_timeout: Duration::from_secs(45),
             commit_interval: Duration::from_secs(1),
             ask_timeout: Duration::from_secs(2),
+            tls: None,
             #[cfg(feature = "test-hooks")]
             slow_score: None,
         }
@@ -228,9 +231,15 @@ async fn start(
     };
     let activity = Arc::clone(&dashboard.activity);
     let data_consumer = Arc::clone(&dashboard.data_consumer);
-    let (http_addr, http_task) = http::serve(queries.clone(), dashboard, addr, async move {
-        let _ = http_shutdown.changed().await;
-    })
+    let (http_addr, http_task) = http::serve(
+        queries.clone(),
+        dashboard,
+        addr,
+        config.tls.clone(),
+        async move {
+            let _ = http_shutdown.changed().await;
+        },
+    )
     .await?;
 
     let producer = kafka::producer(&config.brokers)?;

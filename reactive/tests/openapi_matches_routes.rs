@@ -27,6 +27,7 @@ async fn start() -> SocketAddr {
             ..DashboardContext::default()
         },
         "127.0.0.1:0".parse().unwrap(),
+        None,
         std::future::pending::<()>(),
     )
     .await

@@ -33,6 +33,9 @@ pub enum Error {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The HTTP API's TLS files are unusable, or it could not be served.
+    #[error(transparent)]
+    HttpServer(#[from] ks_http::Error),
     /// A thread or runtime could not be started.
     #[error("cannot start {what}: {source}")]
     Start {

@@ -49,6 +49,13 @@ struct Args {
     /// How long /state/{dataType} waits for an actor before answering 504.
     #[arg(long, default_value_t = 2000)]
     ask_timeout_ms: u64,
+    /// Serve the HTTP API over TLS with this PEM certificate chain (with --tls-key). File key
+    /// ks.http.tls.cert.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert. File key ks.http.tls.key.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Test hook: make every scoring take at least this long (back-pressure tests; built with
     /// the `test-hooks` feature only).
     #[cfg(feature = "test-hooks")]
@@ -69,6 +76,8 @@ const OWN_KEYS: &[&str] = &[
     "ks.topic.models",
     "ks.topic.results",
     "ks.topic.errors",
+    "ks.http.tls.cert",
+    "ks.http.tls.key",
 ];
 
 /// Sets `field` from the file's `key` unless the flag `id` came from the command line.
@@ -148,6 +157,14 @@ fn main() -> anyhow::Result<()> {
             "ks.topic.errors",
             &mut a.errors_topic,
         )?;
+        for (field, key) in [
+            (&mut a.tls_cert, "ks.http.tls.cert"),
+            (&mut a.tls_key, "ks.http.tls.key"),
+        ] {
+            if field.is_none() {
+                *field = s.get::<String>(key)?.map(PathBuf::from);
+            }
+        }
         let check = !s.clients.is_empty();
         ks_kafka::set_process_properties(s.clients);
         if check {
@@ -173,6 +190,16 @@ fn main() -> anyhow::Result<()> {
     config.session_timeout = Duration::from_millis(a.session_timeout_ms);
     config.commit_interval = Duration::from_millis(a.commit_interval_ms);
     config.ask_timeout = Duration::from_millis(a.ask_timeout_ms);
+    config.tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(ks_http::Tls::from_pem_files(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both a certificate and a key (--tls-cert, --tls-key)"),
+    };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     #[cfg(feature = "test-hooks")]
     {
         config.slow_score = a.slow_score_ms.map(Duration::from_millis);
@@ -181,7 +208,7 @@ fn main() -> anyhow::Result<()> {
     let mut server = Server::start(config).context("cannot start as-server")?;
     // Tests and scripts read this line to find a port picked with --port 0.
     println!(
-        "as-server ({mode:?}) listening on http://{}",
+        "as-server ({mode:?}) listening on {scheme}://{}",
         server.http_addr()
     );
     server

@@ -89,6 +89,18 @@ struct Cli {
     /// ks.http.rate.limit.
     #[arg(long, env = "KS_RATE_LIMIT", default_value_t = 0)]
     rate_limit: u32,
+    /// Serve the HTTP API over TLS with this PEM certificate chain (with --tls-key). File key
+    /// ks.http.tls.cert.
+    #[arg(long, env = "KS_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert. File key ks.http.tls.key.
+    #[arg(long, env = "KS_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM certificates the other instances' certificates are checked against when a query is
+    /// forwarded (default: --tls-cert itself, every instance serving the same one). File key
+    /// ks.http.tls.ca.
+    #[arg(long, env = "KS_TLS_CA")]
+    tls_ca: Option<PathBuf>,
     /// Consumer group session timeout in ms.
     #[arg(long, env = "KS_SESSION_TIMEOUT_MS", default_value_t = 10000)]
     session_timeout_ms: u64,
@@ -186,6 +198,9 @@ const OWN_KEYS: &[&str] = &[
     "ks.http.guard.reads",
     "ks.http.max.request.bytes",
     "ks.http.rate.limit",
+    "ks.http.tls.cert",
+    "ks.http.tls.key",
+    "ks.http.tls.ca",
     "ks.models.keep.versions",
     "ks.promote.after.records",
     "ks.promote.min.agreement",
@@ -304,6 +319,15 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     if cli.admin_token.is_none() {
         cli.admin_token = settings.get::<String>("ks.admin.token")?;
     }
+    for (field, key) in [
+        (&mut cli.tls_cert, "ks.http.tls.cert"),
+        (&mut cli.tls_key, "ks.http.tls.key"),
+        (&mut cli.tls_ca, "ks.http.tls.ca"),
+    ] {
+        if field.is_none() {
+            *field = settings.get::<String>(key)?.map(PathBuf::from);
+        }
+    }
     from_file(
         matches,
         "guard_reads",
@@ -417,6 +441,15 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         guard_reads: cli.guard_reads,
         max_request_bytes: cli.max_request_bytes,
         rate_limit_per_s: (cli.rate_limit > 0).then_some(cli.rate_limit),
+        tls: match (&cli.tls_cert, &cli.tls_key) {
+            (Some(cert), Some(key)) => Some(ks_topologies::http::HttpTls::from_pem_files(
+                cert,
+                key,
+                cli.tls_ca.as_deref(),
+            )?),
+            (None, None) => None,
+            _ => anyhow::bail!("TLS needs both a certificate and a key (--tls-cert, --tls-key)"),
+        },
     };
     if config.http.guard_reads && config.http.admin_token.is_none() {
         anyhow::bail!("--guard-reads needs --admin-token (or ks.admin.token)");
@@ -446,9 +479,14 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
+    let scheme = if config.http.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let server = Server::start(config).context("cannot start")?;
     println!(
-        "ks-server ({store}) running: http://{addr}/state/value  http://{addr}/state/instances  http://{addr}/models",
+        "ks-server ({store}) running: {scheme}://{addr}/state/value  {scheme}://{addr}/state/instances  {scheme}://{addr}/models",
         store = store.as_str(),
         addr = server.http_addr()
     );

@@ -101,6 +101,33 @@ pub struct HttpOptions {
     pub max_request_bytes: u64,
     /// Requests a second accepted by the whole API (`None`: no limit).
     pub rate_limit_per_s: Option<u32>,
+    /// Serve over TLS (and ask the peers over TLS).
+    pub tls: Option<HttpTls>,
+}
+
+/// TLS for the HTTP API.
+#[derive(Debug, Clone)]
+pub struct HttpTls {
+    /// The server's certificate chain and key.
+    pub server: ks_http::Tls,
+    /// PEM certificates the peers' certificates are checked against when this instance
+    /// forwards a query (the instances' own certificate when self-signed, or their CA).
+    pub peer_roots: std::path::PathBuf,
+}
+
+impl HttpTls {
+    /// The server's certificate and key files; peers are checked against `ca`, or against the
+    /// server's own certificate when `ca` is `None` (every instance serving the same one).
+    pub fn from_pem_files(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: Option<&std::path::Path>,
+    ) -> Result<HttpTls> {
+        Ok(HttpTls {
+            server: ks_http::Tls::from_pem_files(cert, key)?,
+            peer_roots: ca.unwrap_or(cert).to_path_buf(),
+        })
+    }
 }
 
 impl Default for HttpOptions {
@@ -110,6 +137,7 @@ impl Default for HttpOptions {
             guard_reads: false,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             rate_limit_per_s: None,
+            tls: None,
         }
     }
 }
@@ -231,6 +259,13 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, JoinHandle<()>)> {
     let (listener, bound) = bind(addr).await?;
+    let tls = match &options.tls {
+        Some(t) => {
+            peers::use_https(&t.peer_roots)?;
+            Some(t.server.clone())
+        }
+        None => None,
+    };
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let limit = options.rate_limit_per_s.map(RateLimit::new).map(Arc::new);
     let options = Arc::new(options);
@@ -263,8 +298,7 @@ pub async fn serve_with(
                 }
             },
         );
-    let server = warp::serve(api).incoming(listener).graceful(shutdown);
-    Ok((bound, tokio::spawn(server.run())))
+    Ok((bound, ks_http::serve(api, listener, tls, shutdown)))
 }
 
 /// What one request is answered with, before it becomes an HTTP response.

@@ -7,6 +7,8 @@ use crate::{Error, Result};
 use ks_serving::ServingStats;
 use serde_json::{json, Value};
 use std::fmt::Display;
+use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -22,6 +24,39 @@ pub(super) fn authority(host: &str, port: u16) -> String {
     } else {
         format!("{host}:{port}")
     }
+}
+
+/// Set once the API serves TLS: the peers serve it too (one application, one configuration),
+/// so they are asked over https, their certificates checked against these roots. Process-wide
+/// because the forwarding paths (statistics, dashboard, windows) all end in [`get_with_token`].
+static PEER_TLS: OnceLock<ureq::tls::TlsConfig> = OnceLock::new();
+
+/// Ask the peers over https, checking their certificates against the PEM certificates in
+/// `roots`. The first call wins: a process serves one API.
+pub(super) fn use_https(roots: &Path) -> Result<()> {
+    let tls_error = |reason: String| {
+        Error::InvalidConfig(format!(
+            "TLS roots for the peers {}: {reason}",
+            roots.display()
+        ))
+    };
+    let pem = std::fs::read(roots).map_err(|e| tls_error(e.to_string()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| tls_error(e.to_string()))? {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        return Err(tls_error("no PEM CERTIFICATE block in the file".into()));
+    }
+    let config = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+        .build();
+    // Already set: an earlier server of this process decided, and they share the roots.
+    let _ = PEER_TLS.set(config);
+    Ok(())
 }
 
 enum PeerStats {
@@ -149,10 +184,16 @@ pub async fn get_with_token(
     {
         return Err(http_error("invalid request path".into()));
     }
-    let url = format!("http://{authority}{path}");
+    let tls = PEER_TLS.get().cloned();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{authority}{path}");
     let bearer = token.map(|t| format!("Bearer {t}"));
     let fetched = tokio::task::spawn_blocking(move || -> std::result::Result<_, ureq::Error> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder();
+        if let Some(tls) = tls {
+            config = config.tls_config(tls);
+        }
+        let agent: ureq::Agent = config
             .http_status_as_error(false)
             .timeout_global(Some(GET_TIMEOUT))
             .timeout_connect(Some(GET_TIMEOUT.min(Duration::from_secs(5))))
