@@ -12,7 +12,7 @@ use std::time::Duration;
 /// Partition counts of the topics that exist, by name.
 pub fn partition_counts(config: &StreamsConfig) -> Result<HashMap<String, i32>> {
     let consumer: BaseConsumer = config
-        .base_client()
+        .client_for(ks_kafka::ClientKind::Admin)
         .create()
         .map_err(Error::kafka("creating a metadata client"))?;
     let md = consumer
@@ -54,7 +54,7 @@ pub fn ensure_topics(config: &StreamsConfig, topics: &[TopicSpec]) -> Result<()>
         return Ok(());
     }
     let admin: AdminClient<DefaultClientContext> = config
-        .base_client()
+        .client_for(ks_kafka::ClientKind::Admin)
         .create()
         .map_err(Error::kafka("creating an admin client"))?;
     let new: Vec<NewTopic> = missing

@@ -300,18 +300,38 @@ impl StreamsConfig {
         self
     }
 
-    /// The base configuration of a client of `kind`: [`StreamsConfig::base_client`] with the
-    /// kind's own properties on top.
+    /// The base configuration of a client of `kind`: the bootstrap servers, then the common
+    /// client properties, then the kind's own (`consumer.*`, `producer.*`, `admin.*`), which win.
+    /// Every client the runtime makes starts from this; the settings it makes afterwards are
+    /// the ones the engine needs (a group id, `enable.partition.eof`), except on the stream
+    /// threads' consumer and producer, where [`StreamsConfig::apply_user_properties`] runs last
+    /// so a user's tuning (`fetch.wait.max.ms`, `linger.ms`) wins over the engine's defaults.
     pub fn client_for(&self, kind: ks_kafka::ClientKind) -> rdkafka::ClientConfig {
-        let mut c = self.base_client();
-        ks_kafka::with_properties(
-            &mut c,
-            self.kind_properties
-                .kind(kind)
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+        let mut c = rdkafka::ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers)
+            .set("log_level", "3");
+        self.apply_user_properties(kind, &mut c);
         c
+    }
+
+    /// What the user gave a client of `kind`: the common properties, then the kind's own.
+    pub fn user_properties(
+        &self,
+        kind: ks_kafka::ClientKind,
+    ) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.client_properties
+            .iter()
+            .chain(self.kind_properties.kind(kind))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Sets [`StreamsConfig::user_properties`] of `kind` on `c`, over what is there.
+    pub(crate) fn apply_user_properties(
+        &self,
+        kind: ks_kafka::ClientKind,
+        c: &mut rdkafka::ClientConfig,
+    ) {
+        ks_kafka::with_properties(c, self.user_properties(kind));
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
@@ -337,19 +357,6 @@ impl StreamsConfig {
             ));
         }
         Ok(())
-    }
-
-    pub(crate) fn base_client(&self) -> rdkafka::ClientConfig {
-        let mut c = rdkafka::ClientConfig::new();
-        c.set("bootstrap.servers", &self.bootstrap_servers)
-            .set("log_level", "3");
-        ks_kafka::with_properties(
-            &mut c,
-            self.client_properties
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        c
     }
 
     /// Locks `<state.dir>/<application.id>` for this process (an exclusive advisory lock on its
@@ -392,5 +399,62 @@ impl StreamsConfig {
         std::fs::write(&tmp, &id).map_err(Error::io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(Error::io(&path))?;
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ks_kafka::{ClientKind, ClientProperties};
+
+    fn config() -> StreamsConfig {
+        let mut p = ClientProperties::default();
+        for (k, v) in [
+            ("security.protocol", "sasl_plaintext"),
+            ("fetch.wait.max.ms", "50"),
+            ("consumer.fetch.wait.max.ms", "7"),
+            ("consumer.max.partition.fetch.bytes", "65536"),
+            ("producer.linger.ms", "2"),
+            ("admin.socket.timeout.ms", "4000"),
+        ] {
+            p.insert(k, v).unwrap();
+        }
+        StreamsConfig::new("app", "localhost:1").with_client_properties(&p)
+    }
+
+    #[test]
+    fn each_kind_of_client_gets_the_common_properties_and_only_its_own() {
+        let c = config();
+        let consumer = c.client_for(ClientKind::Consumer);
+        assert_eq!(consumer.get("bootstrap.servers"), Some("localhost:1"));
+        assert_eq!(consumer.get("security.protocol"), Some("sasl_plaintext"));
+        // The kind's own property wins over the common one with the same key.
+        assert_eq!(consumer.get("fetch.wait.max.ms"), Some("7"));
+        assert_eq!(consumer.get("max.partition.fetch.bytes"), Some("65536"));
+        assert_eq!(consumer.get("linger.ms"), None);
+        assert_eq!(consumer.get("socket.timeout.ms"), None);
+
+        let producer = c.client_for(ClientKind::Producer);
+        assert_eq!(producer.get("security.protocol"), Some("sasl_plaintext"));
+        assert_eq!(producer.get("linger.ms"), Some("2"));
+        assert_eq!(producer.get("fetch.wait.max.ms"), Some("50"));
+        assert_eq!(producer.get("max.partition.fetch.bytes"), None);
+
+        let admin = c.client_for(ClientKind::Admin);
+        assert_eq!(admin.get("socket.timeout.ms"), Some("4000"));
+        assert_eq!(admin.get("linger.ms"), None);
+    }
+
+    #[test]
+    fn user_properties_win_when_applied_after_the_engine_defaults() {
+        let c = config();
+        let mut consumer = c.client_for(ClientKind::Consumer);
+        consumer.set("fetch.wait.max.ms", "10");
+        c.apply_user_properties(ClientKind::Consumer, &mut consumer);
+        assert_eq!(consumer.get("fetch.wait.max.ms"), Some("7"));
+        let restore: Vec<_> = c.user_properties(ClientKind::Consumer).collect();
+        assert!(restore.contains(&("max.partition.fetch.bytes", "65536")));
+        assert!(!restore.iter().any(|(k, _)| *k == "linger.ms"));
     }
 }

@@ -118,7 +118,7 @@ pub(crate) fn run(
     let mut consumers: Vec<(BaseConsumer<EofAwareContext>, HashSet<i32>)> = Vec::new();
     for (i, (topic, reset)) in globals.resets.iter().enumerate() {
         let consumer: BaseConsumer<EofAwareContext> = cfg
-            .base_client()
+            .client_for(ks_kafka::ClientKind::Consumer)
             .set("group.id", format!("{}-global", cfg.application_id))
             .set("client.id", format!("{}-GlobalThread", cfg.application_id))
             .set("enable.auto.commit", "false")

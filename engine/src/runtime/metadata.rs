@@ -83,12 +83,12 @@ pub(crate) fn run(shared: Arc<Shared>) -> Result<()> {
     let cfg = &shared.config;
     let topic = topic_name(&cfg.application_id);
     let producer: BaseProducer = cfg
-        .base_client()
+        .client_for(ks_kafka::ClientKind::Producer)
         .set("linger.ms", "0")
         .create()
         .map_err(Error::kafka("creating the metadata producer"))?;
     let consumer: BaseConsumer = cfg
-        .base_client()
+        .client_for(ks_kafka::ClientKind::Consumer)
         .set("group.id", format!("{}-metadata", cfg.application_id))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

@@ -104,7 +104,7 @@ impl StreamProducer {
         on_broker_state: Option<BrokerStateHook>,
         dropped: Arc<AtomicU64>,
     ) -> Result<Arc<StreamProducer>> {
-        let mut c = config.base_client();
+        let mut c = config.client_for(ks_kafka::ClientKind::Producer);
         if on_broker_state.is_some() {
             c.set("statistics.interval.ms", "1000");
         }
@@ -132,9 +132,8 @@ impl StreamProducer {
                 .set("transaction.timeout.ms", "10000")
                 .set("message.timeout.ms", "10000");
         }
-        for (k, v) in &config.client_properties {
-            c.set(k, v);
-        }
+        // The user's tuning (linger, queue bounds) wins over the defaults above.
+        config.apply_user_properties(ks_kafka::ClientKind::Producer, &mut c);
         let producer: ThreadedProducer<Deliveries> = c
             .create_with_context(Deliveries {
                 on_broker_state,

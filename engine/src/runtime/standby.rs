@@ -554,7 +554,7 @@ type BatchByPartition = HashMap<(String, i32), (Vec<ks_stores::ChangelogRecord>,
 /// Runs the standby thread until shutdown.
 pub(crate) fn run(shared: Arc<Shared>) -> Result<()> {
     let cfg = &shared.config;
-    let mut client = cfg.base_client();
+    let mut client = cfg.client_for(ks_kafka::ClientKind::Consumer);
     client
         .set("group.id", format!("{}-standby", cfg.application_id))
         .set("enable.partition.eof", "true")

@@ -97,7 +97,7 @@ fn eos(shared: &Shared) -> bool {
 /// properties, and under exactly-once only committed records.
 pub(crate) fn restore_config(cfg: &crate::StreamsConfig) -> RestoreConfig {
     let mut restore_config = RestoreConfig::new(&cfg.bootstrap_servers);
-    for (k, v) in &cfg.client_properties {
+    for (k, v) in cfg.user_properties(ks_kafka::ClientKind::Consumer) {
         restore_config = restore_config.with_property(k, v);
     }
     if cfg.processing_guarantee == crate::ProcessingGuarantee::ExactlyOnce {

@@ -537,7 +537,7 @@ fn subscribe(
     core: &Arc<Mutex<Core>>,
 ) -> Result<BaseConsumer<StreamContext>> {
     let cfg = &shared.config;
-    let mut client = cfg.base_client();
+    let mut client = cfg.client_for(ks_kafka::ClientKind::Consumer);
     client
         .set("group.id", &cfg.application_id)
         .set("client.id", name)
@@ -563,9 +563,8 @@ fn subscribe(
     if eos(shared) {
         client.set("isolation.level", "read_committed");
     }
-    for (k, v) in &cfg.client_properties {
-        client.set(k, v);
-    }
+    // The user's tuning wins over the prefetch defaults above.
+    cfg.apply_user_properties(ks_kafka::ClientKind::Consumer, &mut client);
     let consumer: BaseConsumer<StreamContext> = client
         .create_with_context(StreamContext { core: core.clone() })
         .map_err(Error::kafka("creating the consumer"))?;
