@@ -74,7 +74,8 @@ pub use crate::error::{Error, Result};
 pub use crate::file::{CompactionPolicy, FileKeyValueStore};
 pub use crate::memory::InMemoryKeyValueStore;
 pub use crate::restore::{
-    restore, EofAwareContext, RestoreConfig, RestoreConsumers, RestoreStats, Restorer,
+    restore, EofAwareContext, RestoreConfig, RestoreConsumers, RestoreProgress, RestoreStats,
+    Restorer,
 };
 pub use crate::rocksdb::{RocksDbConfig, RocksDbKeyValueStore, RocksDbMemoryUsage, RocksDbShared};
 pub use crate::serde::{

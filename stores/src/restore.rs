@@ -142,9 +142,24 @@ pub struct Restorer {
     batch_size: usize,
     stall_timeout: Duration,
     records: u64,
+    first_offset: Option<i64>,
     next_offset: Option<i64>,
     started: Instant,
     last_progress: Instant,
+}
+
+/// How far a restore has come, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RestoreProgress {
+    /// Records applied (or batched to apply) so far.
+    pub records: u64,
+    /// Records per second since the restore started.
+    pub records_per_second: f64,
+    /// The share of the changelog partition read, 0.0–1.0: from the first record read to the
+    /// end the broker last reported with a fetch. `None` before the first fetch. An estimate
+    /// (the end moves, and a broker may report it late), so it stays below 1.0 until the
+    /// restore has met the partition's end.
+    pub fraction: Option<f64>,
 }
 
 impl Restorer {
@@ -217,6 +232,7 @@ impl Restorer {
             batch_size,
             stall_timeout: config.stall_timeout,
             records: 0,
+            first_offset: None,
             next_offset: None,
             started: Instant::now(),
             last_progress: Instant::now(),
@@ -226,6 +242,27 @@ impl Restorer {
     /// Records applied so far.
     pub fn records(&self) -> u64 {
         self.records + self.batch.len() as u64
+    }
+
+    /// Progress so far: records, rate, and the share of the partition read. The share asks
+    /// the broker for the partition's high watermark (one round trip, at most 200 ms), so call
+    /// this for an occasional report, not per batch.
+    pub fn progress(&self) -> RestoreProgress {
+        let records = self.records();
+        let fraction = match (self.first_offset, self.next_offset) {
+            (Some(first), Some(next)) => self
+                .consumer
+                .fetch_watermarks(&self.topic, self.partition, Duration::from_millis(200))
+                .ok()
+                .filter(|(_, high)| *high > first)
+                .map(|(_, high)| ((next - first) as f64 / (high - first) as f64).clamp(0.0, 0.99)),
+            _ => None,
+        };
+        RestoreProgress {
+            records,
+            records_per_second: records as f64 / self.started.elapsed().as_secs_f64().max(1e-3),
+            fraction,
+        }
     }
 
     /// Applies what arrives within `budget` to `store`; `Some` once the end of the partition
@@ -244,6 +281,7 @@ impl Restorer {
             match self.consumer.poll(wait) {
                 Some(Ok(m)) => {
                     self.last_progress = Instant::now();
+                    self.first_offset.get_or_insert(m.offset());
                     self.next_offset = Some(m.offset() + 1);
                     let Some(key) = m.key() else {
                         log::warn!(

@@ -52,6 +52,8 @@ pub struct ServerConfig {
     pub threads: usize,
     /// Commit interval (default: the guarantee's).
     pub commit_interval: Option<Duration>,
+    /// `log.summary.interval.ms`: each stream thread's progress line at info (default 2 min).
+    pub log_summary_interval: Option<Duration>,
     /// Consumer group session timeout.
     pub session_timeout: Duration,
     /// Partitions of the topics the server creates when they are missing.
@@ -85,6 +87,7 @@ impl ServerConfig {
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             threads: 1,
             commit_interval: None,
+            log_summary_interval: None,
             session_timeout: Duration::from_secs(10),
             data_partitions: 4,
             num_standby_replicas: 0,
@@ -379,6 +382,9 @@ impl Server {
                     topic: config.topics.errors.clone(),
                 })
                 .with_client_properties(&config.client_properties);
+            if let Some(every) = config.log_summary_interval {
+                c = c.with_log_summary_interval(every);
+            }
             if let Some(ci) = config.commit_interval {
                 c = c.with_commit_interval(ci);
             }

@@ -18,10 +18,13 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("warn,librdkafka=error,rdkafka=error"),
-    )
-    .init();
+    if let Err(e) = ks_logging::init(
+        ks_logging::LogFormat::Text,
+        "warn,librdkafka=error,rdkafka=error",
+    ) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     let args: Vec<String> = std::env::args().collect();
     let (Some(brokers), Some(app), Some(state_dir), Some(input), Some(output)) = (
         arg(&args, "--brokers"),

@@ -91,6 +91,9 @@ pub struct StreamsConfig {
     pub num_stream_threads: usize,
     /// `commit.interval.ms`.
     pub commit_interval: Duration,
+    /// `log.summary.interval.ms`: how often each stream thread logs at info what it processed
+    /// (records, records/s, tasks). Kafka Streams' default: 2 minutes.
+    pub log_summary_interval: Duration,
     /// `application.server`: the host:port this instance answers interactive queries on.
     pub application_server: Option<String>,
     /// A stable id of this instance (default: generated once and kept in the state dir), used for
@@ -160,6 +163,7 @@ impl StreamsConfig {
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             num_stream_threads: 1,
             commit_interval: Duration::from_secs(30),
+            log_summary_interval: Duration::from_secs(120),
             application_server: None,
             instance_id: None,
             session_timeout: Duration::from_secs(45),
@@ -240,6 +244,12 @@ impl StreamsConfig {
 
     pub fn with_commit_interval(mut self, d: Duration) -> Self {
         self.commit_interval = d;
+        self
+    }
+
+    /// `log.summary.interval.ms`.
+    pub fn with_log_summary_interval(mut self, d: Duration) -> Self {
+        self.log_summary_interval = d;
         self
     }
 

@@ -38,7 +38,19 @@ pub(crate) struct TaskState {
     pub stores: Vec<TaskStore>,
     pub checkpoint: Checkpoint,
     pub partitions: Vec<(String, i32)>,
+    /// Entered around the task's work, so every log line of it names the task.
+    pub span: tracing::Span,
 }
+
+/// The span a task's work runs in: `task{task=0_1}` on each of its log lines. At ERROR level so
+/// it is enabled whenever anything is logged (a span below the filter's level would be
+/// dropped, and a task's warnings with it would lose their task).
+pub(crate) fn task_span(id: &str) -> tracing::Span {
+    tracing::error_span!("task", task = %id)
+}
+
+/// How often a long restore reports its progress at info.
+const RESTORE_PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 impl TaskState {
     /// Records in the checkpoint the highest acknowledged offset of each changelog.
@@ -64,6 +76,8 @@ struct PendingRestore {
     restorer: Option<Restorer>,
     /// Records already counted in the instance's `restored_records`.
     counted: u64,
+    /// When progress was last reported (the restore's start at first).
+    reported: Option<Instant>,
 }
 
 /// A task whose stores are open and being restored.
@@ -87,6 +101,7 @@ pub(crate) struct RestoringTask {
     /// Whether a standby copy was handed over, and the records restored so far.
     from_standby: bool,
     restored: u64,
+    span: tracing::Span,
 }
 
 fn eos(shared: &Shared) -> bool {
@@ -175,6 +190,7 @@ fn open_claimed(
                 after,
                 restorer: None,
                 counted: 0,
+                reported: None,
             });
         }
         let (written, txn): (Arc<dyn KeyValueStore>, Option<Arc<TxnBufferStore>>) = if eos(shared) {
@@ -214,12 +230,15 @@ fn open_claimed(
         started: Instant::now(),
         from_standby,
         restored: 0,
+        span: task_span(id),
     })
 }
 
 impl RestoringTask {
     /// Restores for about `budget`; true once every store is caught up.
     pub fn step(&mut self, shared: &Shared, thread: &str, budget: Duration) -> Result<bool> {
+        let span = self.span.clone();
+        let _in_task = span.enter();
         let deadline = Instant::now() + budget;
         while let Some(head) = self.pending.front_mut() {
             if head.restorer.is_none() {
@@ -249,6 +268,21 @@ impl RestoringTask {
                 .fetch_add(so_far - head.counted, Ordering::Relaxed);
             head.counted = so_far;
             let Some(stats) = done else {
+                let reported = *head.reported.get_or_insert_with(Instant::now);
+                if reported.elapsed() >= RESTORE_PROGRESS_EVERY {
+                    head.reported = Some(Instant::now());
+                    let p = restorer.progress();
+                    log::info!(
+                        "{thread}: task {} restoring {}: {} records so far{} at {:.0} records/s",
+                        self.id,
+                        head.name,
+                        p.records,
+                        p.fraction
+                            .map(|f| format!(" ({:.0}% of the changelog)", f * 100.0))
+                            .unwrap_or_default(),
+                        p.records_per_second
+                    );
+                }
                 return Ok(false);
             };
             if let Some(offset) = stats.checkpoint_offset() {
@@ -282,6 +316,8 @@ impl RestoringTask {
     /// changelog instead of trusting local state that may be ahead of it), processors built
     /// and initialised.
     pub fn into_active(self, shared: &Shared, thread: &str) -> Result<TaskState> {
+        let span = self.span.clone();
+        let _in_task = span.enter();
         let restored_at = self.started.elapsed();
         // Under at-least-once the restored offsets go into the checkpoint at the task's first
         // commit, not here: its two fsyncs (10–40 ms on a busy disk) would delay every moved
@@ -333,6 +369,7 @@ impl RestoringTask {
             stores: self.stores,
             checkpoint: self.checkpoint,
             partitions: self.partitions,
+            span: self.span,
         })
     }
 

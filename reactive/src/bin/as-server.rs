@@ -19,6 +19,9 @@ struct Args {
     /// consumer.*/producer.* for one kind). Flags override the file; an unknown key is an error.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Log lines as `text` or `json` (one object a line: ts, level, target, msg).
+    #[arg(long, env = "KS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[arg(long, value_enum, default_value = "stage")]
     mode: Mode,
     #[arg(long, default_value = "127.0.0.1:9092")]
@@ -105,8 +108,12 @@ where
 }
 
 fn main() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let matches = <Args as clap::CommandFactory>::command().get_matches();
+    let format = match matches.get_one::<String>("log_format").map(String::as_str) {
+        Some("json") => ks_logging::LogFormat::Json,
+        _ => ks_logging::LogFormat::Text,
+    };
+    ks_logging::init(format, "info")?;
     let mut a = <Args as clap::FromArgMatches>::from_arg_matches(&matches)?;
     if let Some(path) = a.config.clone() {
         let s = ks_kafka::Settings::load(&path, OWN_KEYS)?;

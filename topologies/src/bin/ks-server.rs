@@ -36,7 +36,8 @@ struct Cli {
     /// override the file; an unknown key is an error.
     #[arg(long, env = "KS_CONFIG")]
     config: Option<PathBuf>,
-    /// Log lines as `text` or `json` (one object a line: ts, level, target, msg).
+    /// Log lines as `text` or `json` (one object a line: ts, level, target, msg, and `task`
+    /// on every line of a task's work).
     #[arg(long, env = "KS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
     /// Where serving state lives: memory (Processor API, lost on restart), standard (DSL,
@@ -138,31 +139,16 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-/// `--log-format json`: one JSON object a line (`ts`, `level`, `target`, `msg`), for log
-/// shippers; `text` (the default) is env_logger's.
-fn init_logging(json: bool) {
-    let mut b = env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,librdkafka=warn,rdkafka=warn"),
-    );
-    if json {
-        b.format(|buf, record| {
-            use std::io::Write;
-            let line = serde_json::json!({
-                "ts": ks_kafka::now_ms(),
-                "level": record.level().as_str(),
-                "target": record.target(),
-                "msg": record.args().to_string(),
-            });
-            writeln!(buf, "{line}")
-        });
-    }
-    b.init();
-}
-
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
-    let json = matches.get_one::<String>("log_format").map(String::as_str) == Some("json");
-    init_logging(json);
+    let format = match matches.get_one::<String>("log_format").map(String::as_str) {
+        Some("json") => ks_logging::LogFormat::Json,
+        _ => ks_logging::LogFormat::Text,
+    };
+    if let Err(e) = ks_logging::init(format, "info,librdkafka=warn,rdkafka=warn") {
+        eprintln!("ks-server: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -184,6 +170,7 @@ const OWN_KEYS: &[&str] = &[
     "processing.guarantee",
     "state.dir",
     "commit.interval.ms",
+    "log.summary.interval.ms",
     "session.timeout.ms",
     "num.standby.replicas",
     "cache.max.bytes.buffering",
@@ -434,6 +421,9 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     config.processing_guarantee = guarantee;
     config.threads = cli.threads;
     config.commit_interval = cli.commit_interval_ms.map(Duration::from_millis);
+    if let Some(ms) = settings.get::<u64>("log.summary.interval.ms")? {
+        config.log_summary_interval = Some(Duration::from_millis(ms.max(1)));
+    }
     config.session_timeout = Duration::from_millis(cli.session_timeout_ms);
     config.client_properties = settings.clients.clone();
     config.http = ks_topologies::http::HttpOptions {

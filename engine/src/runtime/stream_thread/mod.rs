@@ -68,6 +68,39 @@ struct Core {
     lost: bool,
     /// The producer's transactional id (exactly-once), kept to build its replacement.
     transactional_id: Option<String>,
+    summary: LogSummary,
+}
+
+/// What a thread did since its last `log.summary.interval.ms` line, as Kafka Streams logs it:
+/// a long run's progress is visible at info without metrics.
+struct LogSummary {
+    since: Instant,
+    records: u64,
+}
+
+impl LogSummary {
+    fn new() -> LogSummary {
+        LogSummary {
+            since: Instant::now(),
+            records: 0,
+        }
+    }
+
+    /// Logs and starts over once `every` has passed.
+    fn report_if_due(&mut self, thread: &str, active: usize, restoring: usize, every: Duration) {
+        let elapsed = self.since.elapsed();
+        if elapsed < every {
+            return;
+        }
+        log::info!(
+            "{thread}: processed {} records in the last {} s ({:.0} records/s); {active} active \
+             tasks, {restoring} restoring",
+            self.records,
+            elapsed.as_secs(),
+            self.records as f64 / elapsed.as_secs_f64().max(1e-3)
+        );
+        *self = LogSummary::new();
+    }
 }
 
 struct PartitionState {
@@ -235,6 +268,10 @@ impl Core {
             return Ok(());
         };
         self.dirty = true;
+        // What the task and its processors log, and the error handling below, name the task.
+        // Entering costs a few atomic operations a record (nothing without a logger).
+        let span = t.span.clone();
+        let _in_task = span.enter();
         let mut collector = ProducerCollector(&self.producer);
         let result = t.task.process(&metadata, record, &mut collector, now_ms());
         if let Err(e) = result {
@@ -245,6 +282,7 @@ impl Core {
             .processed
             .fetch_add(1, Ordering::Relaxed);
         self.partitions[slot].consumed = Some(metadata.offset + 1);
+        self.summary.records += 1;
         Ok(())
     }
 
@@ -303,6 +341,7 @@ impl Core {
     fn punctuate(&mut self) -> Result<()> {
         let now = now_ms();
         for (id, t) in self.tasks.iter_mut() {
+            let _in_task = t.span.enter();
             let mut collector = ProducerCollector(&self.producer);
             let Err(e) = t.task.punctuate_wall_clock(&mut collector, now) else {
                 continue;
@@ -416,6 +455,7 @@ impl Core {
             failure: None,
             lost: false,
             transactional_id,
+            summary: LogSummary::new(),
         })
     }
 
@@ -620,6 +660,9 @@ fn poll_loop(
             core.commit(consumer)?;
             last_commit = Instant::now();
         }
+        let (active, restoring) = (core.tasks.len(), core.restoring.len());
+        core.summary
+            .report_if_due(name, active, restoring, shared.config.log_summary_interval);
     }
     Ok(())
 }
