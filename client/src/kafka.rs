@@ -58,7 +58,27 @@ impl Publisher {
         key: Option<&[u8]>,
         payload: &[u8],
     ) -> Result<()> {
-        self.send_record(topic, Some(partition), key, payload, &[])
+        self.send_record(topic, Some(partition), key, payload, &[], None)
+    }
+
+    /// [`Publisher::send_to_partition`] with the record's timestamp (ms since the epoch): the
+    /// event time windows and stream time go by.
+    pub fn send_at(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        timestamp_ms: i64,
+    ) -> Result<()> {
+        self.send_record(
+            topic,
+            Some(partition),
+            key,
+            payload,
+            &[],
+            Some(timestamp_ms),
+        )
     }
 
     /// [`Publisher::send`] with Kafka headers (`ks.role`, `ks.action`, … on the model topic).
@@ -69,7 +89,7 @@ impl Publisher {
         payload: &[u8],
         headers: &[(&str, &[u8])],
     ) -> Result<()> {
-        self.send_record(topic, None, key, payload, headers)
+        self.send_record(topic, None, key, payload, headers, None)
     }
 
     fn send_record(
@@ -79,10 +99,14 @@ impl Publisher {
         key: Option<&[u8]>,
         payload: &[u8],
         headers: &[(&str, &[u8])],
+        timestamp_ms: Option<i64>,
     ) -> Result<()> {
         let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
         if let Some(p) = partition {
             record = record.partition(p);
+        }
+        if let Some(ts) = timestamp_ms {
+            record = record.timestamp(ts);
         }
         if let Some(k) = key {
             record = record.key(k);

@@ -58,6 +58,7 @@ pub mod result;
 pub mod stats;
 pub mod topics;
 pub mod versions;
+pub mod windows;
 
 pub use descriptor::{ModelMeta, ModelUpdate, Origin};
 pub use error::{Error, Result};

@@ -79,6 +79,16 @@ pub trait ServingQueries: Send + Sync + 'static {
     fn stale_stats(&self, _data_type: &str, _max_lag: u64) -> Option<Option<ServingStats>> {
         None
     }
+    /// `data_type`'s score windows with `from <= start <= to` over this instance's tasks,
+    /// merged by window start (empty: none here).
+    fn local_windows(
+        &self,
+        _data_type: &str,
+        _from: i64,
+        _to: i64,
+    ) -> std::collections::BTreeMap<i64, ks_serving::windows::ScoreWindow> {
+        std::collections::BTreeMap::new()
+    }
     /// Every live instance, this one included.
     fn instances(&self) -> Vec<InstanceInfo>;
     /// The current model of every data type.

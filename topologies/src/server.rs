@@ -4,7 +4,7 @@
 use crate::queries::{
     Health, InstanceInfo, MetricsSnapshot, ModelInfo, ServingQueries, TaskMetrics,
 };
-use crate::serving::{ServerMetrics, SERVING_STORE};
+use crate::serving::{ServerMetrics, SCORE_WINDOWS_STORE, SERVING_STORE};
 use crate::topology::{self, StoreVariant, Topics, Wiring};
 use crate::{Error, Result};
 use ks_engine::runtime::admin::{ensure_topics, TopicSpec};
@@ -187,6 +187,24 @@ impl ServingQueries for Core {
         merged_stats(streams.task_stores(SERVING_STORE), data_type)
     }
 
+    fn local_windows(
+        &self,
+        data_type: &str,
+        from: i64,
+        to: i64,
+    ) -> std::collections::BTreeMap<i64, ks_serving::windows::ScoreWindow> {
+        let guard = self.streams.read();
+        let Some(streams) = guard.as_ref() else {
+            return Default::default();
+        };
+        merged_windows(
+            streams.task_stores(SCORE_WINDOWS_STORE),
+            data_type,
+            from,
+            to,
+        )
+    }
+
     fn stale_stats(&self, data_type: &str, max_lag: u64) -> Option<Option<ServingStats>> {
         let guard = self.streams.read();
         let streams = guard.as_ref()?;
@@ -337,6 +355,38 @@ fn merged_stats(
             Some(m) => m.merge(&stats),
             None => stats,
         });
+    }
+    merged
+}
+
+/// `data_type`'s score windows starting in `from..=to`, added up over the tasks' window
+/// stores by start: each task counts the records of its own partition. A window that does not
+/// decode is skipped, as in [`merged_stats`].
+fn merged_windows(
+    stores: Vec<(String, Arc<dyn ks_engine::stores::ReadOnlyKeyValueStore>)>,
+    data_type: &str,
+    from: i64,
+    to: i64,
+) -> std::collections::BTreeMap<i64, ks_serving::windows::ScoreWindow> {
+    use ks_engine::stores::ReadOnlyWindowStore;
+    let mut merged = std::collections::BTreeMap::new();
+    for (task, store) in stores {
+        let view = ks_engine::runtime::WindowStoreView::new(store);
+        let windows = match view.fetch_range(data_type.as_bytes(), from, to) {
+            Ok(w) => w,
+            Err(e) => {
+                log::warn!("score windows of task {task}: {e}");
+                continue;
+            }
+        };
+        for (start, bytes) in windows {
+            if let Ok(w) = serde_json::from_slice::<ks_serving::windows::ScoreWindow>(&bytes) {
+                merged
+                    .entry(start)
+                    .or_insert_with(ks_serving::windows::ScoreWindow::default)
+                    .merge(&w);
+            }
+        }
     }
     merged
 }

@@ -10,12 +10,19 @@
 //! its prediction goes in the result's `challenger` field and into the registry's agreement
 //! figures, never into the served prediction; a challenger that fails is counted, the record is
 //! served regardless. Every scored record's inputs feed the registry's drift figures.
+//!
+//! Scores also go into tumbling one-minute windows by the record's event time
+//! ([`ks_serving::windows`]): per data type, window and model, count, numeric predictions and
+//! scoring time, kept in the task's `score-windows` window store (changelogged like `serving`,
+//! [`SCORE_WINDOWS_RETENTION_MS`] of retention) and written with the statistics, once a second.
 
+use ks_engine::stores::{ReadOnlyWindowStore, WindowStore, WindowStoreConfig};
 use ks_engine::{Error, Processor, ProcessorContext, PunctuationType, Record, Result};
 use ks_proto::WINE_FEATURES;
 use ks_proto::{Message, WineRecord};
 use ks_serving::challenger::Shadow;
 use ks_serving::control::ControlSink;
+use ks_serving::windows::{window_start, ScoreWindow, WINDOW_MS};
 use ks_serving::{now_ms, ModelRegistry, Origin, ScoreResult, ServingStats, ShadowPrediction};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +31,12 @@ use std::time::Duration;
 
 /// The task store holding the serving statistics per data type.
 pub const SERVING_STORE: &str = "serving";
+
+/// The task's window store of scores per data type and minute ([`ScoreWindow`] as JSON).
+pub const SCORE_WINDOWS_STORE: &str = "score-windows";
+
+/// How long score windows are kept, in event time: a day.
+pub const SCORE_WINDOWS_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Upper bounds (seconds) of the scoring-latency histogram.
 pub const LATENCY_BOUNDS: [f64; 12] = [
@@ -83,12 +96,21 @@ struct Serving {
     dirty: bool,
 }
 
+/// A window being counted: its scores so far and whether the store is behind them.
+struct OpenWindow {
+    scores: ScoreWindow,
+    dirty: bool,
+}
+
 /// The model-serving processor (one per task).
 pub struct ModelServing {
     registry: Arc<ModelRegistry>,
     metrics: Arc<ServerMetrics>,
     states: HashMap<String, Serving>,
     control: Option<Arc<dyn ControlSink>>,
+    /// Windows touched since they were last left behind, by data type and start.
+    windows: HashMap<(String, i64), OpenWindow>,
+    window_store: Option<WindowStore>,
 }
 
 impl ModelServing {
@@ -99,6 +121,8 @@ impl ModelServing {
             metrics,
             states: HashMap::new(),
             control: None,
+            windows: HashMap::new(),
+            window_store: None,
         }
     }
 
@@ -133,7 +157,81 @@ impl ModelServing {
             .ok_or_else(|| Error::processing("serving", "state vanished"))
     }
 
+    fn window_store(&mut self, ctx: &ProcessorContext<'_>) -> Result<&WindowStore> {
+        if self.window_store.is_none() {
+            let kv = ctx.store(SCORE_WINDOWS_STORE)?;
+            let config = WindowStoreConfig::new(SCORE_WINDOWS_RETENTION_MS, false);
+            self.window_store = Some(WindowStore::new(kv.clone(), kv, config)?);
+        }
+        self.window_store
+            .as_ref()
+            .ok_or_else(|| Error::UnknownStore(SCORE_WINDOWS_STORE.into()))
+    }
+
+    /// Counts a scored record in its window, loading the window's earlier counts from the
+    /// store when it is first touched here (after a restart or a rebalance).
+    fn count_in_window(
+        &mut self,
+        ctx: &ProcessorContext<'_>,
+        data_type: &str,
+        timestamp: i64,
+        model: &str,
+        prediction: Option<f64>,
+        micros: f64,
+    ) -> Result<()> {
+        let key = (data_type.to_string(), window_start(timestamp));
+        if !self.windows.contains_key(&key) {
+            let stored = match self.window_store(ctx)?.fetch(data_type.as_bytes(), key.1)? {
+                Some(bytes) => serde_json::from_slice::<ScoreWindow>(&bytes).unwrap_or_else(|e| {
+                    log::warn!(
+                        "discarding an unreadable score window of {data_type} at {}: {e}",
+                        key.1
+                    );
+                    ScoreWindow::default()
+                }),
+                None => ScoreWindow::default(),
+            };
+            self.windows.insert(
+                key.clone(),
+                OpenWindow {
+                    scores: stored,
+                    dirty: false,
+                },
+            );
+        }
+        if let Some(w) = self.windows.get_mut(&key) {
+            w.scores.record(model, prediction, micros);
+            w.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Writes the windows counted since the last write; windows more than a window behind the
+    /// newest are then left to the store (a late record reloads its window).
+    fn write_windows(&mut self, ctx: &ProcessorContext<'_>) -> Result<()> {
+        if self.windows.is_empty() {
+            return Ok(());
+        }
+        let newest = self.windows.keys().map(|(_, s)| *s).max().unwrap_or(0);
+        let mut writes = Vec::new();
+        for ((data_type, start), w) in self.windows.iter_mut().filter(|(_, w)| w.dirty) {
+            let json =
+                serde_json::to_vec(&w.scores).map_err(|e| Error::processing("serving", e))?;
+            writes.push((data_type.clone(), *start, json));
+            w.dirty = false;
+        }
+        let store = self.window_store(ctx)?;
+        for (data_type, start, json) in writes {
+            // Past retention (a record a day late) the store drops the write, by design.
+            store.put(data_type.as_bytes(), start, Some(&json))?;
+        }
+        self.windows
+            .retain(|(_, start), _| *start >= newest.saturating_sub(WINDOW_MS));
+        Ok(())
+    }
+
     fn write_stats(&mut self, ctx: &ProcessorContext<'_>) -> Result<()> {
+        self.write_windows(ctx)?;
         let store = ctx.store(SERVING_STORE)?;
         for (data_type, s) in self.states.iter_mut().filter(|(_, s)| s.dirty) {
             if let Some(stats) = &s.stats {
@@ -208,6 +306,14 @@ impl Processor for ModelServing {
                 self.metrics.scores.fetch_add(1, Ordering::Relaxed);
                 self.metrics.observe(elapsed.as_secs_f64());
                 result.scored_by(&m, &prediction, micros);
+                self.count_in_window(
+                    ctx,
+                    &wine.data_type,
+                    record.timestamp,
+                    &m.name,
+                    prediction.value().as_f64(),
+                    micros,
+                )?;
                 let features = wine.features();
                 self.registry.drift().observe(
                     &wine.data_type,

@@ -14,7 +14,7 @@
 //! each partition's share, where keying every result by its data type put them all in one.
 
 use crate::model_source::{ModelSource, MODELS_STORE};
-use crate::serving::{ModelServing, ServerMetrics, SERVING_STORE};
+use crate::serving::{ModelServing, ServerMetrics, SCORE_WINDOWS_STORE, SERVING_STORE};
 use crate::{Error, Result};
 use ks_engine::dsl::StreamsBuilder;
 use ks_engine::processor::supplier;
@@ -135,6 +135,10 @@ pub fn build(variant: StoreVariant, topics: &Topics, wiring: &Wiring) -> Result<
                     StoreSpec::new(SERVING_STORE, StoreKind::InMemory).with_logging(false),
                     &["serving"],
                 )?
+                .add_state_store(
+                    StoreSpec::new(SCORE_WINDOWS_STORE, StoreKind::InMemory).with_logging(false),
+                    &["serving"],
+                )?
                 .add_sink_with_partitioner(
                     "results",
                     &topics.results,
@@ -146,9 +150,10 @@ pub fn build(variant: StoreVariant, topics: &Topics, wiring: &Wiring) -> Result<
         StoreVariant::Standard | StoreVariant::Custom => {
             let builder = StreamsBuilder::new();
             builder.add_store(SERVING_STORE, variant.store_kind());
+            builder.add_store(SCORE_WINDOWS_STORE, variant.store_kind());
             builder
                 .stream::<(), Vec<u8>>(&topics.data)
-                .process::<Vec<u8>, Vec<u8>>(serving, &[SERVING_STORE])
+                .process::<Vec<u8>, Vec<u8>>(serving, &[SERVING_STORE, SCORE_WINDOWS_STORE])
                 .to_with_partitioner(&topics.results, SourcePartition);
             builder.build()?
         }

@@ -6,6 +6,7 @@
 //! | GET    | `/state/value`            | serving statistics of data type `wine`, merged      |
 //! | GET    | `/state/value/{dataType}` | serving statistics of `dataType`, merged            |
 //! |        | `…?local=true`            | the same from this instance only (what peers ask)   |
+//! | GET    | `/state/windows/{dataType}` | one-minute score windows, `?from=&to=` (ms), merged |
 //! | GET    | `/state/instances`        | JSON array of [`InstanceInfo`]                      |
 //! | GET    | `/models`                 | JSON array of [`ModelInfo`]                         |
 //! | GET    | `/health`                 | [`Health`]; 200 when healthy, 503 when not          |
@@ -77,6 +78,9 @@ pub const PEER_TIMEOUT: Duration = Duration::from_secs(1);
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
 const JSON_CONTENT_TYPE: &str = "application/json";
+/// The 503 of a state query while this instance's statistics would be partial.
+const NOT_QUERYABLE: &str =
+    "this instance is rebalancing or restoring its state; ask again shortly";
 
 /// Binds `addr` (port 0 picks a free port) and returns the listener with the address actually
 /// bound. Bound here rather than by warp, which panics when it cannot bind.
@@ -398,8 +402,19 @@ async fn answer(
         (Route::StateValue { data_type, .. }, Local::Stats { mine, peers }) => {
             peers::state_value(&data_type, mine, peers, path, peer_token).await
         }
+        (
+            Route::StateWindows {
+                data_type,
+                from,
+                to,
+                ..
+            },
+            Local::Windows { mine, peers },
+        ) => peers::state_windows(&data_type, (from, to), mine, peers, peer_token).await,
         (_, Local::Done(answer)) => answer,
-        (_, Local::Stats { .. }) => Answer::error(500, "internal routing error", path),
+        (_, Local::Stats { .. } | Local::Windows { .. }) => {
+            Answer::error(500, "internal routing error", path)
+        }
     }
 }
 
@@ -411,6 +426,27 @@ enum Local {
         mine: Option<ServingStats>,
         peers: Vec<String>,
     },
+    /// This instance's score windows and the peers still to ask.
+    Windows {
+        mine: std::collections::BTreeMap<i64, ks_serving::windows::ScoreWindow>,
+        peers: Vec<String>,
+    },
+}
+
+/// The `host:port` of every other live instance, each once (what a merged answer asks).
+fn peers_of(queries: &dyn ServingQueries) -> Vec<String> {
+    let mut peers = Vec::new();
+    for instance in queries.instances() {
+        if instance.local || instance.host.is_empty() || instance.port == 0 {
+            continue;
+        }
+        let authority = peers::authority(&instance.host, instance.port);
+        // A peer listed twice must not be counted twice.
+        if !peers.contains(&authority) {
+            peers.push(authority);
+        }
+    }
+    peers
 }
 
 /// A lifecycle view of `data_type`: 404 naming what is missing when there is nothing to show.
@@ -462,27 +498,32 @@ fn local_answer(queries: &dyn ServingQueries, route: &Route) -> Local {
             }
             if !queries.queryable() {
                 // No partial answer: a peer asking us counts us as unreachable instead.
-                return Local::Done(Answer::error(
-                    503,
-                    "this instance is rebalancing or restoring its state; ask again shortly",
-                    &path,
-                ));
+                return Local::Done(Answer::error(503, NOT_QUERYABLE, &path));
             }
             let mine = queries.local_stats(data_type);
-            let mut peers = Vec::new();
-            if !local_only {
-                for instance in queries.instances() {
-                    if instance.local || instance.host.is_empty() || instance.port == 0 {
-                        continue;
-                    }
-                    let authority = peers::authority(&instance.host, instance.port);
-                    // A peer listed twice must not be counted twice.
-                    if !peers.contains(&authority) {
-                        peers.push(authority);
-                    }
-                }
-            }
+            let peers = if *local_only {
+                Vec::new()
+            } else {
+                peers_of(queries)
+            };
             Local::Stats { mine, peers }
+        }
+        Route::StateWindows {
+            data_type,
+            from,
+            to,
+            local_only,
+        } => {
+            if !queries.queryable() {
+                return Local::Done(Answer::error(503, NOT_QUERYABLE, &path));
+            }
+            let mine = queries.local_windows(data_type, *from, *to);
+            let peers = if *local_only {
+                Vec::new()
+            } else {
+                peers_of(queries)
+            };
+            Local::Windows { mine, peers }
         }
         Route::Instances => Local::Done(Answer::serialized(queries.instances(), &path)),
         Route::Models => Local::Done(Answer::serialized(queries.models(), &path)),

@@ -4,8 +4,12 @@
 use super::routes::percent_encode_segment;
 use super::{Answer, PEER_TIMEOUT};
 use crate::{Error, Result};
+use ks_serving::windows::{
+    from_reports, merge_windows, reports, ScoreWindow, WindowReport, WINDOW_MS,
+};
 use ks_serving::ServingStats;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -126,32 +130,111 @@ pub(super) async fn state_value(
 }
 
 async fn ask_peer(peer: String, path: String, token: Option<String>) -> PeerStats {
-    let ask = get_with_token(&peer, &path, token.as_deref());
+    match ask_peer_for::<ServingStats>(&peer, &path, token.as_deref()).await {
+        PeerAnswer::Found(stats) => PeerStats::Found(stats),
+        PeerAnswer::NotFound => PeerStats::None,
+        PeerAnswer::Unreachable => PeerStats::Unreachable,
+    }
+}
+
+/// What a peer answered a forwarded query with.
+enum PeerAnswer<T> {
+    Found(T),
+    /// 404: the peer has nothing for it, not a failure.
+    NotFound,
+    Unreachable,
+}
+
+/// Asks `peer` for `path` within [`PEER_TIMEOUT`] and decodes a 200's body as `T`.
+async fn ask_peer_for<T: serde::de::DeserializeOwned>(
+    peer: &str,
+    path: &str,
+    token: Option<&str>,
+) -> PeerAnswer<T> {
+    let ask = get_with_token(peer, path, token);
     let answer = match tokio::time::timeout(PEER_TIMEOUT, ask).await {
         Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
             log::warn!("peer {peer}: {e}");
-            return PeerStats::Unreachable;
+            return PeerAnswer::Unreachable;
         }
         Err(_) => {
             log::warn!("peer {peer}: no answer within {PEER_TIMEOUT:?}");
-            return PeerStats::Unreachable;
+            return PeerAnswer::Unreachable;
         }
     };
     match answer {
-        (200, body) => match serde_json::from_str::<ServingStats>(&body) {
-            Ok(stats) => PeerStats::Found(stats),
+        (200, body) => match serde_json::from_str::<T>(&body) {
+            Ok(v) => PeerAnswer::Found(v),
             Err(e) => {
-                log::warn!("peer {peer}: undecodable statistics: {e}");
-                PeerStats::Unreachable
+                log::warn!("peer {peer}: undecodable answer to {path}: {e}");
+                PeerAnswer::Unreachable
             }
         },
-        (404, _) => PeerStats::None,
+        (404, _) => PeerAnswer::NotFound,
         (status, _) => {
             log::warn!("peer {peer}: status {status} for {path}");
-            PeerStats::Unreachable
+            PeerAnswer::Unreachable
         }
     }
+}
+
+/// `/state/windows/{dataType}` as answered: the query's bounds and the windows, oldest first.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WindowsAnswer {
+    data_type: String,
+    window_ms: i64,
+    from: i64,
+    to: i64,
+    windows: Vec<WindowReport>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    unreachable: Vec<String>,
+}
+
+/// Merges this instance's score windows with every peer's (asked with `local=true`).
+pub(super) async fn state_windows(
+    data_type: &str,
+    (from, to): (i64, i64),
+    mine: BTreeMap<i64, ScoreWindow>,
+    peers: Vec<String>,
+    token: Option<String>,
+) -> Answer {
+    let peer_path = format!(
+        "/state/windows/{}?from={from}&to={to}&local=true",
+        percent_encode_segment(data_type)
+    );
+    let asks: Vec<(String, JoinHandle<PeerAnswer<WindowsAnswer>>)> = peers
+        .into_iter()
+        .map(|peer| {
+            let (path, token) = (peer_path.clone(), token.clone());
+            let p = peer.clone();
+            let ask = tokio::spawn(async move { ask_peer_for(&p, &path, token.as_deref()).await });
+            (peer, ask)
+        })
+        .collect();
+    let mut merged = mine;
+    let mut unreachable = Vec::new();
+    for (peer, ask) in asks {
+        match ask.await {
+            Ok(PeerAnswer::Found(theirs)) => {
+                merge_windows(&mut merged, &from_reports(&theirs.windows))
+            }
+            Ok(PeerAnswer::NotFound) => {}
+            Ok(PeerAnswer::Unreachable) | Err(_) => unreachable.push(peer),
+        }
+    }
+    let answer = WindowsAnswer {
+        data_type: data_type.to_string(),
+        window_ms: WINDOW_MS,
+        from,
+        to,
+        windows: reports(&merged),
+        unreachable,
+    };
+    Answer::serialized(
+        answer,
+        &format!("/state/windows/{}", percent_encode_segment(data_type)),
+    )
 }
 
 /// One GET with ureq (run off the async workers), returning the status and the body whatever

@@ -17,6 +17,18 @@ pub enum Route {
         /// most N changelog records behind (a stale read), without asking the others.
         max_lag: Option<u64>,
     },
+    /// `/state/windows/{dataType}?from=&to=`: the data type's one-minute score windows
+    /// starting in `from..=to` (ms since the epoch; default: every window kept), merged.
+    StateWindows {
+        /// The data type asked for.
+        data_type: String,
+        /// Earliest window start, inclusive.
+        from: i64,
+        /// Latest window start, inclusive.
+        to: i64,
+        /// Whether to leave the other instances out (`local=true`).
+        local_only: bool,
+    },
     /// `/state/instances`.
     Instances,
     /// `/models`.
@@ -73,6 +85,7 @@ pub const OPENAPI_JSON: &str = include_str!("../../api/openapi.json");
 pub const ROUTE_TEMPLATES: &[&str] = &[
     "/state/value",
     "/state/value/{dataType}",
+    "/state/windows/{dataType}",
     "/state/instances",
     "/models",
     "/health",
@@ -91,6 +104,7 @@ impl Route {
         match self {
             // `/state/value` is `/state/value/wine`: both parse to this route.
             Route::StateValue { .. } => "/state/value/{dataType}",
+            Route::StateWindows { .. } => "/state/windows/{dataType}",
             Route::Instances => "/state/instances",
             Route::Models => "/models",
             Route::Health => "/health",
@@ -147,6 +161,22 @@ impl Route {
                 local_only: local_only(query),
                 max_lag: max_lag(query)?,
             },
+            ["state", "windows", raw] => {
+                let from = time_param(query, "from")?.unwrap_or(i64::MIN);
+                let to = time_param(query, "to")?.unwrap_or(i64::MAX);
+                if from > to {
+                    return Err(RouteError::new(
+                        400,
+                        format!("from ({from}) is after to ({to})"),
+                    ));
+                }
+                Route::StateWindows {
+                    data_type: decode_data_type(raw)?,
+                    from,
+                    to,
+                    local_only: local_only(query),
+                }
+            }
             ["state", "instances"] => Route::Instances,
             ["models"] => Route::Models,
             ["health"] => Route::Health,
@@ -185,17 +215,35 @@ fn local_only(query: Option<&str>) -> bool {
     })
 }
 
-fn max_lag(query: Option<&str>) -> std::result::Result<Option<u64>, RouteError> {
-    let Some(raw) = query.unwrap_or("").split('&').find_map(|pair| {
+/// The raw value of the query's first `name=…` pair.
+fn param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query.unwrap_or("").split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == "max_lag").then_some(value)
-    }) else {
+        (key == name).then_some(value)
+    })
+}
+
+fn max_lag(query: Option<&str>) -> std::result::Result<Option<u64>, RouteError> {
+    let Some(raw) = param(query, "max_lag") else {
         return Ok(None);
     };
     raw.parse().map(Some).map_err(|_| {
         RouteError::new(
             400,
             format!("max_lag must be a whole number of records, not {raw:?}"),
+        )
+    })
+}
+
+/// `name=<ms since the epoch>` from the query, if given.
+fn time_param(query: Option<&str>, name: &str) -> std::result::Result<Option<i64>, RouteError> {
+    let Some(raw) = param(query, name) else {
+        return Ok(None);
+    };
+    raw.parse().map(Some).map_err(|_| {
+        RouteError::new(
+            400,
+            format!("{name} must be a time in ms since the epoch (a whole number), not {raw:?}"),
         )
     })
 }
@@ -262,6 +310,9 @@ pub(crate) fn route_path(route: &Route) -> String {
     match route {
         Route::StateValue { data_type, .. } => {
             format!("/state/value/{}", percent_encode_segment(data_type))
+        }
+        Route::StateWindows { data_type, .. } => {
+            format!("/state/windows/{}", percent_encode_segment(data_type))
         }
         Route::Instances => "/state/instances".into(),
         Route::Models => "/models".into(),
