@@ -15,6 +15,17 @@ fn local_usage(s: &ks_topologies::server::Server) -> u64 {
         .unwrap_or(0)
 }
 
+/// Records counted over every window and model of a `/state/windows` answer.
+fn window_count(v: serde_json::Value) -> u64 {
+    v["windows"].as_array().map_or(0, |ws| {
+        ws.iter()
+            .filter_map(|w| w["models"].as_object())
+            .flat_map(|m| m.values())
+            .filter_map(|m| m["count"].as_u64())
+            .sum()
+    })
+}
+
 fn partitions_of(v: &serde_json::Value) -> usize {
     v["partitions"].as_array().map_or(0, Vec::len)
 }
@@ -82,6 +93,18 @@ fn two_instances_split_score_and_hand_over() {
     );
     assert_eq!(http_get(&a, "/state/value").1["usage"], 200);
     assert_eq!(http_get(&b, "/state/value").1["usage"], 200);
+    // The score windows too: each instance holds part, either answers the whole.
+    let local_windows = |s| window_count(http_get(s, "/state/windows/wine?local=true").1);
+    assert!(wait_until(Duration::from_secs(10), || local_windows(&a)
+        + local_windows(&b)
+        == 200));
+    assert!(local_windows(&a) > 0 && local_windows(&b) > 0);
+    for s in [&a, &b] {
+        let (status, v) = http_get(s, "/state/windows/wine");
+        assert_eq!(status, 200, "{v}");
+        assert!(v.get("unreachable").is_none(), "{v}");
+        assert_eq!(window_count(v), 200);
+    }
 
     // Stop A: B takes every partition, restores A's statistics and keeps scoring.
     a.shutdown().unwrap();
