@@ -15,6 +15,15 @@
 //!   ending before the store's observed time - retention + 1, so a late record cannot merge
 //!   into them), values the aggregate bytes.
 //!
+//! Behind the task's record cache (`cache.max.bytes.buffering` > 0) the sessions' removals and
+//! puts are held per session key until the task commits, as Kafka Streams' caching session
+//! store holds them: a session removed and put again within one commit interval forwards its
+//! final value only, and a removal forwards a tombstone only when the store below still holds
+//! the session (within its retention). Flushed sessions stay readable through the cache, so, as
+//! in Kafka Streams, a record may merge into a session the store below already hides by
+//! retention (`session_count_cached`). Kafka Streams keeps such clean entries until its cache
+//! evicts them; ks keeps them while their end is within twice the retention of stream time.
+//!
 //! Session keys serialize as Kafka Streams' `SessionWindowedSerializer`: key bytes ++ 8-byte
 //! big-endian end ++ 8-byte start ([`SessionWindowedSerde`]). `suppress_until_window_closes`
 //! with the [`SessionWindows`] emits each final session once, at end + gap + grace, without
@@ -59,10 +68,15 @@ use super::table::{KGroupedStream, KTable};
 use super::table_ops::set_old;
 use super::windowed::{ClosingWindows, Windowed};
 use super::{derive, Shared};
+use crate::cache::{CachedEntry, RecordCache};
 use crate::processor::{Processor, ProcessorContext, ProcessorSupplier};
 use crate::record::Record;
 use crate::{Error, Result};
-use ks_stores::{ReadOnlySessionStore, Serde, SessionStore, WindowStoreConfig};
+use ks_stores::{
+    session_store_key, split_session_store_key, ReadOnlySessionStore, Serde, SessionStore,
+    WindowStoreConfig,
+};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -288,6 +302,8 @@ impl<K: 'static, V: 'static> SessionWindowedKStream<K, V> {
                 shared: shared.clone(),
                 observed: i64::MIN,
                 store: None,
+                cache: None,
+                seen: BTreeMap::new(),
             }) as Box<dyn Processor>
         });
         b.apply(|t| {
@@ -318,9 +334,143 @@ struct SessionAggregate<K, V, VA> {
     // The highest timestamp this task's processor has seen: it closes sessions.
     observed: i64,
     store: Option<SessionStore>,
+    // Dirty sessions by session store key (`key ++ end ++ start`), values as stored.
+    cache: Option<RecordCache>,
+    // With the cache on: the latest value of every session key put through the cache, dirty or
+    // flushed (`None`: removed), so reads see what the cache holds, without the store's
+    // retention filter.
+    seen: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl<K: 'static, V: 'static, VA: 'static> SessionAggregate<K, V, VA> {
+    fn store(&mut self, ctx: &ProcessorContext<'_>) -> Result<&SessionStore> {
+        if self.store.is_none() {
+            let sh = &self.shared;
+            let kv = ctx.store(&sh.store)?;
+            let config = WindowStoreConfig::new(sh.windows.close_after_end_ms(), false);
+            self.store = Some(SessionStore::new(kv.clone(), kv, config)?);
+        }
+        self.store
+            .as_ref()
+            .ok_or_else(|| Error::UnknownStore(self.shared.store.clone()))
+    }
+
+    /// `key`'s sessions with `end >= earliest_end` and `start <= latest_start`, by end then
+    /// start: the store's, overlaid by what the cache holds.
+    fn find_sessions(
+        &mut self,
+        ctx: &ProcessorContext<'_>,
+        key: &[u8],
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(i64, i64, Vec<u8>)>> {
+        let mut found: BTreeMap<(i64, i64), Vec<u8>> = self
+            .store(ctx)?
+            .find_sessions(key, earliest_end, latest_start)?
+            .into_iter()
+            .map(|(_, s, e, v)| ((e, s), v))
+            .collect();
+        let lo = session_store_key(key, 0, earliest_end.max(0));
+        let hi = session_store_key(key, i64::MAX, i64::MAX);
+        for (k, v) in self.seen.range(lo..=hi) {
+            let Some((kk, s, e)) = split_session_store_key(k) else {
+                continue;
+            };
+            if kk != key || e < earliest_end || s > latest_start {
+                continue;
+            }
+            match v {
+                Some(v) => found.insert((e, s), v.clone()),
+                None => found.remove(&(e, s)),
+            };
+        }
+        Ok(found.into_iter().map(|((e, s), v)| (s, e, v)).collect())
+    }
+
+    /// Makes `value` session `[start, end]`'s (`None` removes it; `stored`: what the read
+    /// found), written and forwarded now without a cache, at the next flush with one.
+    fn put(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        key: &[u8],
+        (start, end): (i64, i64),
+        value: Option<Vec<u8>>,
+        stored: Option<Vec<u8>>,
+        r: &Record,
+    ) -> Result<()> {
+        let skey = session_store_key(key, start, end);
+        let cache = self.cache.get_or_insert_with(|| ctx.record_cache());
+        let cached = cache.enabled();
+        if cached {
+            self.seen.insert(skey.clone(), value.clone());
+        }
+        let entry = CachedEntry {
+            value,
+            old: stored,
+            // Kafka Streams stamps session updates with the session's end.
+            timestamp: end,
+            headers: r.headers.clone(),
+        };
+        let out = cache.put(skey, entry);
+        self.emit(ctx, out, cached)
+    }
+
+    /// Writes sessions leaving the cache (or every update, without one) and forwards them.
+    fn emit(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        entries: Vec<(Vec<u8>, CachedEntry)>,
+        cached: bool,
+    ) -> Result<()> {
+        let sh = self.shared.clone();
+        for (skey, e) in entries {
+            let Some((key, start, end)) = split_session_store_key(&skey) else {
+                continue;
+            };
+            let store = self.store(ctx)?;
+            // Kafka Streams' caching store forwards as old value what the store below returns
+            // now (nothing once the session is past its retention); without a cache, what the
+            // update replaced.
+            let old = if cached {
+                store.fetch_session(key, start, end)?
+            } else {
+                e.old
+            };
+            match &e.value {
+                Some(bytes) => {
+                    store.put(key, start, end, bytes)?;
+                }
+                None => store.remove(key, start, end)?,
+            }
+            if cached && e.value.is_none() && old.is_none() {
+                continue;
+            }
+            let template = Record {
+                key: None,
+                value: None,
+                timestamp: e.timestamp,
+                headers: e.headers,
+            };
+            Self::forward(ctx, &sh, &template, key, (start, end), e.value, old)?;
+        }
+        Ok(())
+    }
+
+    fn flush_cache(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        let Some(cache) = self.cache.as_mut() else {
+            return Ok(());
+        };
+        let out = cache.drain();
+        self.emit(ctx, out, true)?;
+        // Clean entries far behind stream time are left to the store (see the module doc).
+        let keep_after = self
+            .observed
+            .saturating_sub(self.shared.windows.close_after_end_ms().saturating_mul(2));
+        self.seen
+            .retain(|k, _| split_session_store_key(k).is_some_and(|(_, _, end)| end >= keep_after));
+        Ok(())
+    }
+
     fn forward(
         ctx: &mut ProcessorContext<'_>,
         sh: &SessionShared<K, V, VA>,
@@ -337,7 +487,6 @@ impl<K: 'static, V: 'static, VA: 'static> SessionAggregate<K, V, VA> {
         };
         let mut out = derive(r, encode(ctx, &sh.session_keys, &wkey, "session key")?, new);
         set_old(&mut out, old);
-        // Kafka Streams stamps session updates with the session's end.
         out.timestamp = end;
         ctx.forward(out);
         Ok(())
@@ -361,18 +510,10 @@ impl<K: 'static, V: 'static, VA: 'static> Processor for SessionAggregate<K, V, V
             .observed
             .saturating_sub(sh.windows.grace_ms)
             .saturating_sub(gap);
-        if self.store.is_none() {
-            let kv = ctx.store(&sh.store)?;
-            let config = WindowStoreConfig::new(sh.windows.close_after_end_ms(), false);
-            self.store = Some(SessionStore::new(kv.clone(), kv, config)?);
-        }
-        let Some(store) = self.store.as_ref() else {
-            return Ok(());
-        };
-        let found = store.find_sessions(key, ts.saturating_sub(gap), ts.saturating_add(gap))?;
+        let found = self.find_sessions(ctx, key, ts.saturating_sub(gap), ts.saturating_add(gap))?;
         let mut agg = (sh.init)();
         let (mut start, mut end) = (ts, ts);
-        for (_, s, e, bytes) in &found {
+        for (s, e, bytes) in &found {
             let merged = decode(ctx, &sh.aggregates, Some(bytes), "stored aggregate")?;
             agg = Some((sh.merge)(&k, agg, merged));
             start = start.min(*s);
@@ -388,20 +529,21 @@ impl<K: 'static, V: 'static, VA: 'static> Processor for SessionAggregate<K, V, V
             return Ok(());
         }
         if (start, end) != (ts, ts) {
-            for (_, s, e, bytes) in found {
-                store.remove(key, s, e)?;
-                Self::forward(ctx, &sh, &r, key, (s, e), None, Some(bytes))?;
+            for (s, e, bytes) in found {
+                self.put(ctx, key, (s, e), None, Some(bytes), &r)?;
             }
         }
+        // An aggregate that encodes to nothing is no session (Kafka Streams' null).
         let new = encode(ctx, &sh.aggregates, &(sh.add)(&k, v, agg), "aggregate")?;
-        match &new {
-            Some(bytes) => {
-                store.put(key, start, end, bytes)?;
-            }
-            // An aggregate that encodes to nothing is no session (Kafka Streams' null).
-            None => store.remove(key, start, end)?,
-        }
-        Self::forward(ctx, &sh, &r, key, (start, end), new, None)
+        self.put(ctx, key, (start, end), new, None, &r)
+    }
+
+    fn flush(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        self.flush_cache(ctx)
+    }
+
+    fn close(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        self.flush_cache(ctx)
     }
 }
 
