@@ -20,7 +20,7 @@ pub use config::{
 };
 pub use metadata::StreamsMetadata;
 pub use standby::StandbyPartition;
-pub use window_query::WindowStoreView;
+pub use window_query::{SessionStoreView, WindowStoreView};
 
 use crate::task::GlobalStores;
 use crate::topology::{Subtopology, Topology};
@@ -494,6 +494,12 @@ impl KafkaStreams {
     /// range or by time range alone ([`ks_stores::ReadOnlyWindowStore`]; values as stored).
     pub fn window_store(&self, name: &str) -> Result<Arc<dyn ks_stores::ReadOnlyWindowStore>> {
         Ok(Arc::new(WindowStoreView::new(self.store(name)?)))
+    }
+
+    /// Session store `name` over every local task: a key's sessions over a time range, every
+    /// key's, or one session ([`ks_stores::ReadOnlySessionStore`]; values as stored).
+    pub fn session_store(&self, name: &str) -> Result<Arc<dyn ks_stores::ReadOnlySessionStore>> {
+        Ok(Arc::new(SessionStoreView::new(self.store(name)?)))
     }
 
     /// [`KafkaStreams::window_store`] also reading standby copies within `max_lag` (see

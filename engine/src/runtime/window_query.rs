@@ -1,8 +1,12 @@
-//! Interactive queries over window stores: [`WindowStoreView`] reads any key-value view of a
+//! Interactive queries over window and session stores: [`WindowStoreView`] reads any key-value view of a
 //! window store's underlying keys (`key ++ start ++ seqnum`, see [`ks_stores::window`]) as a
 //! [`ReadOnlyWindowStore`] — one key over a time range, or every key over a time range — so
 //! [`crate::KafkaStreams::window_store`] answers over every local task of a store, whatever its
 //! backend (in-memory, RocksDB, the file store).
+//!
+//! [`SessionStoreView`] does the same for session stores (`key ++ end ++ start`): a key's
+//! sessions overlapping a time range, every key's, or one exact session
+//! ([`crate::KafkaStreams::session_store`]).
 //!
 //! Windows past retention stay readable until the store's next expiry pass removes them (at
 //! most one segment interval of stream time later): the view has no stream time of its own.
@@ -23,8 +27,8 @@
 //! ```
 
 use ks_stores::{
-    split_window_store_key, window_store_key, ReadOnlyKeyValueStore, ReadOnlyWindowStore,
-    WindowEntry,
+    session_store_key, split_session_store_key, split_window_store_key, window_store_key,
+    ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore, SessionEntry, WindowEntry,
 };
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -90,5 +94,67 @@ impl ReadOnlyWindowStore for WindowStoreView {
             ControlFlow::Continue(())
         })?;
         Ok(out)
+    }
+}
+
+/// A read-only session store over a key-value view of its underlying keys.
+pub struct SessionStoreView {
+    kv: Arc<dyn ReadOnlyKeyValueStore>,
+}
+
+impl SessionStoreView {
+    /// Reads `kv`, a session store's key-value store (or a view over several tasks' ones).
+    pub fn new(kv: Arc<dyn ReadOnlyKeyValueStore>) -> SessionStoreView {
+        SessionStoreView { kv }
+    }
+}
+
+impl ReadOnlySessionStore for SessionStoreView {
+    fn find_sessions(
+        &self,
+        key: &[u8],
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> ks_stores::Result<Vec<SessionEntry>> {
+        // Session times are never negative (big-endian order breaks below 0).
+        let earliest_end = earliest_end.max(0);
+        let mut out = Vec::new();
+        let lo = session_store_key(key, 0, earliest_end);
+        let hi = session_store_key(key, i64::MAX, i64::MAX);
+        self.kv.scan(Some(&lo), Some(&hi), &mut |k, v| {
+            if let Some((kk, start, end)) = split_session_store_key(k) {
+                if kk == key && end >= earliest_end && start <= latest_start {
+                    out.push((kk.to_vec(), start, end, v.to_vec()));
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    fn find_all_sessions(
+        &self,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> ks_stores::Result<Vec<SessionEntry>> {
+        let mut out = Vec::new();
+        self.kv.scan(None, None, &mut |k, v| {
+            if let Some((kk, start, end)) = split_session_store_key(k) {
+                if end >= earliest_end && start <= latest_start {
+                    out.push((kk.to_vec(), start, end, v.to_vec()));
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    fn fetch_session(
+        &self,
+        key: &[u8],
+        start: i64,
+        end: i64,
+    ) -> ks_stores::Result<Option<Vec<u8>>> {
+        self.kv.get(&session_store_key(key, start, end))
     }
 }
