@@ -45,7 +45,7 @@ use crate::cache::{CachedEntry, RecordCache};
 use crate::processor::{Processor, ProcessorContext, ProcessorSupplier};
 use crate::record::Record;
 use crate::{Error, Result};
-use ks_stores::{ReadOnlyWindowStore, Serde, WindowStore, WindowStoreConfig};
+use ks_stores::{ReadOnlyWindowStore, Serde, StoreKind, StoreSpec, WindowStore, WindowStoreConfig};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -445,24 +445,34 @@ impl<K: 'static, V: 'static> KTable<Windowed<K>, V> {
     /// update and emits it once, when stream time (the highest timestamp of the updates this
     /// node has seen) reaches the window's end + `windows`' grace (sessions: gap + grace);
     /// windows closing together go out in windowed-key byte order, and a window whose latest
-    /// update is a tombstone (a session merged away) is not emitted. The buffer lives in memory
-    /// (not changelogged yet).
+    /// update is a tombstone (a session merged away) is not emitted. The buffer is held in
+    /// memory and mirrored in an in-memory store (`KTABLE-SUPPRESS-STATE-STORE-…`), changelogged
+    /// as Kafka Streams' suppression buffer is: a restarted or moved task gets back the windows
+    /// it was holding and its stream time, so every final result is emitted once.
     pub fn suppress_until_window_closes(
         &self,
         windows: impl ClosingWindows,
     ) -> KTable<Windowed<K>, V> {
         let name = self.b.new_name("KTABLE-SUPPRESS");
+        let store = self.b.new_name("KTABLE-SUPPRESS-STATE-STORE");
         let keys = self.keys.clone();
         let grace = windows.close_after_end_ms();
+        let buffer_store = store.clone();
         let supplier: ProcessorSupplier = Arc::new(move || {
             Box::new(Suppress {
                 keys: keys.clone(),
                 grace,
                 observed: i64::MIN,
                 buffer: BTreeMap::new(),
+                store: buffer_store.clone(),
             }) as Box<dyn Processor>
         });
-        self.b.add_processor(&name, supplier, &[&self.node]);
+        let parent = self.node.clone();
+        self.b.apply(|t| {
+            t.add_processor(&name, supplier, &[&parent])?
+                .add_state_store(StoreSpec::new(store, StoreKind::InMemory), &[&name])
+                .map(drop)
+        });
         KTable::new(
             self.b.clone(),
             name,
@@ -479,22 +489,138 @@ struct Suppress<K> {
     observed: i64,
     // (window end, windowed key bytes) -> the window's latest update.
     buffer: BTreeMap<(i64, Vec<u8>), Record>,
+    // The changelogged mirror of `buffer` (windowed key -> buffered record) and, under the
+    // empty key, the stream time.
+    store: String,
+}
+
+/// The buffer store's key of the node's stream time (windowed keys are never empty).
+const STREAM_TIME_KEY: &[u8] = b"";
+
+/// A buffered record as stored: window end, timestamp, value (flag, length, bytes), headers
+/// (count, then length-prefixed name and value each); lengths and times big-endian.
+fn encode_buffered(end: i64, r: &Record) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + r.value.as_ref().map_or(0, Vec::len));
+    out.extend_from_slice(&end.to_be_bytes());
+    out.extend_from_slice(&r.timestamp.to_be_bytes());
+    let put = |out: &mut Vec<u8>, b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        out.extend_from_slice(b);
+    };
+    match &r.value {
+        Some(v) => {
+            out.push(1);
+            put(&mut out, v);
+        }
+        None => out.push(0),
+    }
+    out.extend_from_slice(&(r.headers.len() as u32).to_be_bytes());
+    for (k, v) in &r.headers {
+        put(&mut out, k.as_bytes());
+        put(&mut out, v);
+    }
+    out
+}
+
+/// The inverse of [`encode_buffered`]; `None` on bytes it did not write.
+fn decode_buffered(key: &[u8], bytes: &[u8]) -> Option<(i64, Record)> {
+    struct Reader<'a>(&'a [u8]);
+    impl<'a> Reader<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            if self.0.len() < n {
+                return None;
+            }
+            let (head, rest) = self.0.split_at(n);
+            self.0 = rest;
+            Some(head)
+        }
+        fn i64(&mut self) -> Option<i64> {
+            Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
+        }
+        fn u32(&mut self) -> Option<usize> {
+            Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?) as usize)
+        }
+        fn bytes(&mut self) -> Option<Vec<u8>> {
+            let n = self.u32()?;
+            Some(self.take(n)?.to_vec())
+        }
+    }
+    let mut r = Reader(bytes);
+    let end = r.i64()?;
+    let timestamp = r.i64()?;
+    let value = match r.take(1)? {
+        [1] => Some(r.bytes()?),
+        [0] => None,
+        _ => return None,
+    };
+    let n = r.u32()?;
+    let mut headers = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        let k = String::from_utf8(r.bytes()?).ok()?;
+        headers.push((k, r.bytes()?));
+    }
+    Some((
+        end,
+        Record {
+            key: Some(key.to_vec()),
+            value,
+            timestamp,
+            headers,
+        },
+    ))
 }
 
 impl<K: 'static> Processor for Suppress<K> {
+    /// Takes back what the buffer store holds (restored from its changelog).
+    fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        let store = ctx.store(&self.store)?;
+        let mut bad = 0usize;
+        let (buffer, observed) = (&mut self.buffer, &mut self.observed);
+        store.scan(None, None, &mut |k, v| {
+            if k == STREAM_TIME_KEY {
+                match <[u8; 8]>::try_from(v) {
+                    Ok(t) => *observed = (*observed).max(i64::from_be_bytes(t)),
+                    Err(_) => bad += 1,
+                }
+            } else {
+                match decode_buffered(k, v) {
+                    Some((end, r)) => {
+                        buffer.insert((end, k.to_vec()), r);
+                    }
+                    None => bad += 1,
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        })?;
+        if bad > 0 {
+            log::warn!(
+                "{}: {bad} unreadable entries in suppression buffer {} skipped",
+                ctx.processor_name(),
+                self.store
+            );
+        }
+        Ok(())
+    }
+
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
         let Some(key) = r.key.clone() else {
             return Ok(());
         };
         let end = decode(ctx, &self.keys, Some(&key), "windowed key")?.end;
-        self.observed = self.observed.max(r.timestamp);
+        let store = ctx.store(&self.store)?;
+        if r.timestamp > self.observed {
+            self.observed = r.timestamp;
+            store.put(STREAM_TIME_KEY, &self.observed.to_be_bytes())?;
+        }
+        store.put(&key, &encode_buffered(end, &r))?;
         self.buffer.insert((end, key), r);
         let close = self.observed.saturating_sub(self.grace);
         while let Some(entry) = self.buffer.first_entry() {
             if entry.key().0 > close {
                 break;
             }
-            let r = entry.remove();
+            let ((_, key), r) = entry.remove_entry();
+            store.delete(&key)?;
             // Final results only: Kafka Streams drops buffered tombstones.
             if r.value.is_some() {
                 ctx.forward(r);
@@ -520,6 +646,48 @@ mod tests {
             .advance_by(Duration::from_secs(11))
             .validate()
             .is_err());
+    }
+
+    #[test]
+    fn buffered_records_round_trip_and_garbage_is_refused() {
+        let r = Record {
+            key: Some(b"k".to_vec()),
+            value: Some(b"v".to_vec()),
+            timestamp: 42,
+            headers: vec![("h".into(), b"1".to_vec())],
+        };
+        let bytes = encode_buffered(10_000, &r);
+        let (end, back) = decode_buffered(b"k", &bytes).unwrap();
+        assert_eq!(end, 10_000);
+        assert_eq!(
+            (back.key, back.value, back.timestamp, back.headers),
+            (r.key, r.value, r.timestamp, r.headers)
+        );
+        let tomb = Record {
+            value: None,
+            headers: vec![],
+            ..back_template()
+        };
+        assert!(decode_buffered(b"k", &encode_buffered(0, &tomb))
+            .unwrap()
+            .1
+            .value
+            .is_none());
+        for n in 0..bytes.len() {
+            assert!(decode_buffered(b"k", &bytes[..n]).is_none(), "{n} bytes");
+        }
+        let mut bad = bytes.clone();
+        bad[16] = 7;
+        assert!(decode_buffered(b"k", &bad).is_none());
+    }
+
+    fn back_template() -> Record {
+        Record {
+            key: Some(b"k".to_vec()),
+            value: None,
+            timestamp: 1,
+            headers: vec![],
+        }
     }
 
     #[test]
