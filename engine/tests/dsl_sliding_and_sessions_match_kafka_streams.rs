@@ -164,6 +164,25 @@ fn session_count() {
     });
 }
 
+/// sliding_count's records with Kafka Streams' 10 MB record cache: one record touches each of
+/// its windows once, so with a commit per record Kafka Streams forwards what it forwards
+/// without a cache, and so must ks.
+#[test]
+fn sliding_count_cached() {
+    assert_eq!(
+        golden("sliding_count_cached")["cache_max_bytes"].as_u64(),
+        Some(10_485_760)
+    );
+    check("sliding_count_cached", |b, kind| {
+        to_out(
+            b.stream::<String, String>("in")
+                .group_by_key()
+                .windowed_by_sliding(sliding())
+                .count(Materialized::as_("c", kind)),
+        )
+    });
+}
+
 /// The same records with the 10 MB record cache: a session removed and put again within one
 /// commit forwards its final value only, and d@22999 merges into the session the cache still
 /// holds though the store below hides it by retention.

@@ -69,6 +69,9 @@ snotes = ("Sliding windows of 5 s time difference (inclusive bounds), grace 2 s:
  "b@7000's own window is closed but its right window [7001,12001] is created; at stream time 20000 "
  "a@14000's windows are closed so it is not counted (a@19000's window [14000,19000] holds only itself).")
 write("sliding_count", snotes, ins([(k, "1", t) for (k, t) in sliding]))
+write("sliding_count_cached", snotes + " Same records as sliding_count with the 10 MB cache: the windows a "
+ "record creates or updates are forwarded once per commit (the driver commits after each record), each "
+ "with its latest count.", ins([(k, "1", t) for (k, t) in sliding]))
 vals = ["1","2","3","10","4","5","20","6","7","100","30","40","8","9","0"]
 write("sliding_reduce", snotes + " Values are summed.", ins([(k, v, t) for ((k, t), v) in zip(sliding, vals)]))
 

@@ -163,6 +163,9 @@ public final class Main {
     c.add(new Case("sliding_count",
         "in.groupByKey().windowedBy(SlidingWindows.ofTimeDifferenceAndGrace(5s, 2s)).count()" + WKEY, 0, out,
         b -> toOut(in(b).groupByKey().windowedBy(SlidingWindows.ofTimeDifferenceAndGrace(S5, S2)).count().toStream())));
+    c.add(new Case("sliding_count_cached",
+        "in.groupByKey().windowedBy(SlidingWindows.ofTimeDifferenceAndGrace(5s, 2s)).count()" + WKEY, CACHE_ON, out,
+        b -> toOut(in(b).groupByKey().windowedBy(SlidingWindows.ofTimeDifferenceAndGrace(S5, S2)).count().toStream())));
     c.add(new Case("sliding_reduce",
         "in.mapValues(Long::parseLong).groupByKey(Grouped.with(String, Long))"
             + ".windowedBy(SlidingWindows.ofTimeDifferenceAndGrace(5s, 2s)).reduce(Long::sum)" + WKEY, 0, out,
