@@ -13,6 +13,10 @@
 //! - a changed left row joins, or deletes the result when the foreign key has no right row;
 //! - a deleted left row deletes the result (if there was a row);
 //! - a right update re-joins (or with a delete, deletes) every left row subscribed to it.
+//!
+//! On inputs of more than one partition this is right only when the left table's records are
+//! partitioned by the foreign key (as the right table's are by its key); the runtime warns at
+//! start when the inputs have several partitions.
 
 use super::derive;
 use super::ops::{self, decode, encode};
@@ -176,8 +180,9 @@ impl<K: 'static, V: 'static> KTable<K, V> {
                 .connect_processor_and_state_store(&left_name, &other.store)?
                 .connect_processor_and_state_store(&right_name, &self.store)?
                 .add_processor(&merge, keep, &[&left_name, &right_name])?
-                .add_state_store(spec, &[&merge])
-                .map(drop)
+                .add_state_store(spec, &[&merge])?;
+            t.mark_partition_local_join(&left_name);
+            Ok(())
         });
         KTable::new(self.b.clone(), merge, store, self.keys.clone(), VR::codec())
     }

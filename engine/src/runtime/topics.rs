@@ -45,6 +45,9 @@ pub(crate) fn plan(
         });
     }
     check_copartitioned(topology, &counts)?;
+    for warning in partition_local_join_warnings(topology, &counts) {
+        log::warn!("{warning}");
+    }
     for sub in topology.subtopologies() {
         let tasks = sub
             .source_topics
@@ -126,6 +129,32 @@ fn repartition_count(
     Ok(n.max(1))
 }
 
+/// A foreign-key join over several partitions joins what each task holds: say so, since its
+/// results are only right when the left table is partitioned by the foreign key.
+fn partition_local_join_warnings(
+    topology: &Topology,
+    counts: &HashMap<String, i32>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for node in &topology.partition_local_joins {
+        let topics = topology.source_topics_of_node(node);
+        let partitions = topics
+            .iter()
+            .filter_map(|t| counts.get(t).copied())
+            .max()
+            .unwrap_or(1);
+        if partitions > 1 {
+            warnings.push(format!(
+                "{node}: the foreign-key join reads {topics:?} over {partitions} partitions and \
+                 joins within each partition: its results are right only if the left table's \
+                 records are partitioned by the foreign key (Kafka Streams' repartitioning \
+                 subscription protocol is not implemented yet)"
+            ));
+        }
+    }
+    warnings
+}
+
 /// Joined inputs must have the same partition count.
 fn check_copartitioned(topology: &Topology, counts: &HashMap<String, i32>) -> Result<()> {
     for group in topology.copartition_groups() {
@@ -140,4 +169,38 @@ fn check_copartitioned(topology: &Topology, counts: &HashMap<String, i32>) -> Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::dsl::{Materialized, StreamsBuilder};
+    use ks_stores::StoreKind;
+
+    #[test]
+    fn a_foreign_key_join_over_several_partitions_is_warned_about() {
+        let b = StreamsBuilder::new();
+        let orders =
+            b.table::<String, String>("orders", Materialized::with_kind(StoreKind::InMemory));
+        let customers =
+            b.table::<String, String>("customers", Materialized::with_kind(StoreKind::InMemory));
+        orders
+            .join_fk(
+                &customers,
+                |o: &String| o.clone(),
+                |o, c| format!("{o}/{c}"),
+            )
+            .to_stream()
+            .to("out");
+        let t = b.build().unwrap();
+        let counts = |n| HashMap::from([("orders".to_string(), n), ("customers".to_string(), n)]);
+        assert!(partition_local_join_warnings(&t, &counts(1)).is_empty());
+        let w = partition_local_join_warnings(&t, &counts(4));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("4 partitions") && w[0].contains("orders"),
+            "{w:?}"
+        );
+    }
 }
