@@ -287,6 +287,35 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Sets `field` from the file's `key` unless the flag `id` came from the command line or
+    /// the environment, which win over the file (the one rule every binary's `--config`
+    /// follows).
+    pub fn fill<T>(
+        &self,
+        matches: &clap::ArgMatches,
+        id: &str,
+        key: &str,
+        field: &mut T,
+    ) -> Result<()>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let given = matches!(
+            matches.value_source(id),
+            Some(clap::parser::ValueSource::CommandLine)
+                | Some(clap::parser::ValueSource::EnvVariable)
+        );
+        if !given {
+            if let Some(v) = self.get::<T>(key)? {
+                *field = v;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn ends_in_continuation(s: &str) -> bool {
     s.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 1
 }

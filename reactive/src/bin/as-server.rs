@@ -83,30 +83,6 @@ const OWN_KEYS: &[&str] = &[
     "ks.http.tls.key",
 ];
 
-/// Sets `field` from the file's `key` unless the flag `id` came from the command line.
-fn from_file<T>(
-    matches: &clap::ArgMatches,
-    id: &str,
-    settings: &ks_kafka::Settings,
-    key: &str,
-    field: &mut T,
-) -> anyhow::Result<()>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    let given = matches!(
-        matches.value_source(id),
-        Some(clap::parser::ValueSource::CommandLine) | Some(clap::parser::ValueSource::EnvVariable)
-    );
-    if !given {
-        if let Some(v) = settings.get::<T>(key)? {
-            *field = v;
-        }
-    }
-    Ok(())
-}
-
 fn main() -> anyhow::Result<()> {
     let matches = <Args as clap::CommandFactory>::command().get_matches();
     let format = match matches.get_one::<String>("log_format").map(String::as_str) {
@@ -117,50 +93,39 @@ fn main() -> anyhow::Result<()> {
     let mut a = <Args as clap::FromArgMatches>::from_arg_matches(&matches)?;
     if let Some(path) = a.config.clone() {
         let s = ks_kafka::Settings::load(&path, OWN_KEYS)?;
-        from_file(&matches, "brokers", &s, "bootstrap.servers", &mut a.brokers)?;
-        from_file(
+        s.fill(&matches, "brokers", "bootstrap.servers", &mut a.brokers)?;
+        s.fill(
             &matches,
             "session_timeout_ms",
-            &s,
             "session.timeout.ms",
             &mut a.session_timeout_ms,
         )?;
-        from_file(
+        s.fill(
             &matches,
             "commit_interval_ms",
-            &s,
             "commit.interval.ms",
             &mut a.commit_interval_ms,
         )?;
-        from_file(&matches, "state_dir", &s, "state.dir", &mut a.state_dir)?;
-        from_file(&matches, "group_id", &s, "ks.group.id", &mut a.group_id)?;
-        from_file(&matches, "host", &s, "ks.http.host", &mut a.host)?;
-        from_file(&matches, "port", &s, "ks.http.port", &mut a.port)?;
-        from_file(
-            &matches,
-            "data_topic",
-            &s,
-            "ks.topic.data",
-            &mut a.data_topic,
-        )?;
-        from_file(
+        s.fill(&matches, "state_dir", "state.dir", &mut a.state_dir)?;
+        s.fill(&matches, "group_id", "ks.group.id", &mut a.group_id)?;
+        s.fill(&matches, "host", "ks.http.host", &mut a.host)?;
+        s.fill(&matches, "port", "ks.http.port", &mut a.port)?;
+        s.fill(&matches, "data_topic", "ks.topic.data", &mut a.data_topic)?;
+        s.fill(
             &matches,
             "models_topic",
-            &s,
             "ks.topic.models",
             &mut a.models_topic,
         )?;
-        from_file(
+        s.fill(
             &matches,
             "results_topic",
-            &s,
             "ks.topic.results",
             &mut a.results_topic,
         )?;
-        from_file(
+        s.fill(
             &matches,
             "errors_topic",
-            &s,
             "ks.topic.errors",
             &mut a.errors_topic,
         )?;

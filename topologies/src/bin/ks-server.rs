@@ -1,7 +1,6 @@
 //! `ks-server`: the streaming model server (memory, standard or custom variant).
 
 use anyhow::Context;
-use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use ks_engine::ProcessingGuarantee;
 use ks_kafka::Settings;
@@ -196,109 +195,49 @@ const OWN_KEYS: &[&str] = &[
     "ks.drift.window",
 ];
 
-/// Sets `field` from the file's `key` unless the flag `id` came from the command line or the
-/// environment, which win over the file.
-fn from_file<T>(
-    matches: &ArgMatches,
-    id: &str,
-    settings: &Settings,
-    key: &str,
-    field: &mut T,
-) -> anyhow::Result<()>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    let given = matches!(
-        matches.value_source(id),
-        Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable)
-    );
-    if !given {
-        if let Some(v) = settings.get::<T>(key)? {
-            *field = v;
-        }
-    }
-    Ok(())
-}
-
 fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     let settings = match &cli.config {
         Some(path) => Settings::load(path, OWN_KEYS)?,
         None => Settings::default(),
     };
-    from_file(matches, "store", &settings, "ks.store", &mut cli.store)?;
-    from_file(
-        matches,
-        "brokers",
-        &settings,
-        "bootstrap.servers",
-        &mut cli.brokers,
-    )?;
+    settings.fill(matches, "store", "ks.store", &mut cli.store)?;
+    settings.fill(matches, "brokers", "bootstrap.servers", &mut cli.brokers)?;
     let mut app_id = cli.application_id.clone().unwrap_or_default();
-    from_file(
-        matches,
-        "application_id",
-        &settings,
-        "application.id",
-        &mut app_id,
-    )?;
+    settings.fill(matches, "application_id", "application.id", &mut app_id)?;
     cli.application_id = (!app_id.is_empty()).then_some(app_id);
-    from_file(matches, "host", &settings, "ks.http.host", &mut cli.host)?;
-    from_file(matches, "port", &settings, "ks.http.port", &mut cli.port)?;
-    from_file(
-        matches,
-        "state_dir",
-        &settings,
-        "state.dir",
-        &mut cli.state_dir,
-    )?;
-    from_file(
-        matches,
-        "data_topic",
-        &settings,
-        "ks.topic.data",
-        &mut cli.data_topic,
-    )?;
-    from_file(
+    settings.fill(matches, "host", "ks.http.host", &mut cli.host)?;
+    settings.fill(matches, "port", "ks.http.port", &mut cli.port)?;
+    settings.fill(matches, "state_dir", "state.dir", &mut cli.state_dir)?;
+    settings.fill(matches, "data_topic", "ks.topic.data", &mut cli.data_topic)?;
+    settings.fill(
         matches,
         "models_topic",
-        &settings,
         "ks.topic.models",
         &mut cli.models_topic,
     )?;
-    from_file(
+    settings.fill(
         matches,
         "results_topic",
-        &settings,
         "ks.topic.results",
         &mut cli.results_topic,
     )?;
-    from_file(
+    settings.fill(
         matches,
         "errors_topic",
-        &settings,
         "ks.topic.errors",
         &mut cli.errors_topic,
     )?;
-    from_file(
+    settings.fill(
         matches,
         "processing_guarantee",
-        &settings,
         "processing.guarantee",
         &mut cli.processing_guarantee,
     )?;
-    from_file(
-        matches,
-        "threads",
-        &settings,
-        "num.stream.threads",
-        &mut cli.threads,
-    )?;
+    settings.fill(matches, "threads", "num.stream.threads", &mut cli.threads)?;
     let mut commit = cli.commit_interval_ms.unwrap_or(0);
-    from_file(
+    settings.fill(
         matches,
         "commit_interval_ms",
-        &settings,
         "commit.interval.ms",
         &mut commit,
     )?;
@@ -315,73 +254,63 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             *field = settings.get::<String>(key)?.map(PathBuf::from);
         }
     }
-    from_file(
+    settings.fill(
         matches,
         "guard_reads",
-        &settings,
         "ks.http.guard.reads",
         &mut cli.guard_reads,
     )?;
-    from_file(
+    settings.fill(
         matches,
         "max_request_bytes",
-        &settings,
         "ks.http.max.request.bytes",
         &mut cli.max_request_bytes,
     )?;
-    from_file(
+    settings.fill(
         matches,
         "rate_limit",
-        &settings,
         "ks.http.rate.limit",
         &mut cli.rate_limit,
     )?;
-    from_file(
+    settings.fill(
         matches,
         "session_timeout_ms",
-        &settings,
         "session.timeout.ms",
         &mut cli.session_timeout_ms,
     )?;
-    from_file(
+    settings.fill(
         matches,
         "keep_versions",
-        &settings,
         "ks.models.keep.versions",
         &mut cli.keep_versions,
     )?;
-    from_file(
+    settings.fill(
         matches,
         "promote_after",
-        &settings,
         "ks.promote.after.records",
         &mut cli.promote_after,
     )?;
-    from_file(
+    settings.fill(
         matches,
         "promote_min_agreement",
-        &settings,
         "ks.promote.min.agreement",
         &mut cli.promote_min_agreement,
     )?;
-    from_file(
+    settings.fill(
         matches,
         "promote_max_mean_abs_diff",
-        &settings,
         "ks.promote.max.mean.abs.diff",
         &mut cli.promote_max_mean_abs_diff,
     )?;
-    from_file(
+    settings.fill(
         matches,
         "drift_baseline",
-        &settings,
         "ks.drift.baseline",
         &mut cli.drift_baseline,
     )?;
-    from_file(
+    settings.fill(
         matches,
         "drift_window",
-        &settings,
         "ks.drift.window",
         &mut cli.drift_window,
     )?;
