@@ -349,25 +349,14 @@ async fn partition_count(producer: &FutureProducer, topic: &str) -> Option<i32> 
             .map(|md| ks_kafka::partition_ids(&md, &name).len())
     })
     .await;
-    match counted {
-        Ok(Ok(n)) if n > 0 => i32::try_from(n).ok(),
-        Ok(Ok(_)) => {
-            log::warn!("{topic} has no partitions yet: results are placed by the partitioner");
-            None
-        }
-        Ok(Err(e)) => {
-            log::warn!(
-                "cannot read {topic}'s partitions ({e}): results are placed by the partitioner"
-            );
-            None
-        }
-        Err(e) => {
-            log::warn!(
-                "cannot read {topic}'s partitions ({e}): results are placed by the partitioner"
-            );
-            None
-        }
-    }
+    let why = match counted {
+        Ok(Ok(n)) if n > 0 => return i32::try_from(n).ok(),
+        Ok(Ok(_)) => format!("{topic} has no partitions yet"),
+        Ok(Err(e)) => format!("cannot read {topic}'s partitions ({e})"),
+        Err(e) => format!("cannot read {topic}'s partitions ({e})"),
+    };
+    log::warn!("{why}: results are placed by the partitioner");
+    None
 }
 
 /// Enqueues `out` with the producer, waiting while its queue is full.
