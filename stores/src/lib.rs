@@ -87,7 +87,7 @@ pub use crate::store::{
     read_only, ChangelogRecord, KeyValue, KeyValueStore, ReadOnlyKeyValueStore, StateStore, Visitor,
 };
 pub use crate::window::{
-    session_store_key, split_session_store_key, split_window_store_key, window_store_key,
-    ReadOnlySessionStore, ReadOnlyWindowStore, SessionEntry, SessionStore, WindowEntry,
-    WindowStore, WindowStoreConfig,
+    find_all_sessions_in, find_sessions_in, session_store_key, split_session_store_key,
+    split_window_store_key, window_store_key, ReadOnlySessionStore, ReadOnlyWindowStore,
+    SessionEntry, SessionStore, WindowEntry, WindowStore, WindowStoreConfig,
 };

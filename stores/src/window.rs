@@ -31,7 +31,7 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::spec::OpenedStore;
-use crate::store::KeyValueStore;
+use crate::store::{KeyValueStore, ReadOnlyKeyValueStore};
 use crate::{Error, Result};
 
 /// Bytes appended to a key in the window store: start + seqnum.
@@ -424,33 +424,13 @@ impl ReadOnlySessionStore for SessionStore {
         earliest_end: i64,
         latest_start: i64,
     ) -> Result<Vec<SessionEntry>> {
-        let earliest_end = earliest_end.max(self.base.earliest()?).max(0);
-        let lo = session_store_key(key, 0, earliest_end);
-        let hi = session_store_key(key, i64::MAX, i64::MAX);
-        let mut out = Vec::new();
-        self.base.store.scan(Some(&lo), Some(&hi), &mut |k, v| {
-            if let Some((kk, start, end)) = split_session_store_key(k) {
-                if kk == key && end >= earliest_end && start <= latest_start {
-                    out.push((kk.to_vec(), start, end, v.to_vec()));
-                }
-            }
-            ControlFlow::Continue(())
-        })?;
-        Ok(out)
+        let earliest_end = earliest_end.max(self.base.earliest()?);
+        find_sessions_in(self.base.store.as_ref(), key, earliest_end, latest_start)
     }
 
     fn find_all_sessions(&self, earliest_end: i64, latest_start: i64) -> Result<Vec<SessionEntry>> {
         let earliest_end = earliest_end.max(self.base.earliest()?);
-        let mut out = Vec::new();
-        self.base.store.scan(None, None, &mut |k, v| {
-            if let Some((kk, start, end)) = split_session_store_key(k) {
-                if end >= earliest_end && start <= latest_start {
-                    out.push((kk.to_vec(), start, end, v.to_vec()));
-                }
-            }
-            ControlFlow::Continue(())
-        })?;
-        Ok(out)
+        find_all_sessions_in(self.base.store.as_ref(), earliest_end, latest_start)
     }
 
     fn fetch_session(&self, key: &[u8], start: i64, end: i64) -> Result<Option<Vec<u8>>> {
@@ -459,6 +439,49 @@ impl ReadOnlySessionStore for SessionStore {
         }
         self.base.store.get(&session_store_key(key, start, end))
     }
+}
+
+/// `key`'s sessions in `kv` (a session store's underlying keys) with `end >= earliest_end` and
+/// `start <= latest_start`, by end then start; no retention applied (the caller's bound).
+pub fn find_sessions_in<S: ReadOnlyKeyValueStore + ?Sized>(
+    kv: &S,
+    key: &[u8],
+    earliest_end: i64,
+    latest_start: i64,
+) -> Result<Vec<SessionEntry>> {
+    // Session times are never negative (big-endian order breaks below 0).
+    let earliest_end = earliest_end.max(0);
+    let lo = session_store_key(key, 0, earliest_end);
+    let hi = session_store_key(key, i64::MAX, i64::MAX);
+    let mut out = Vec::new();
+    kv.scan(Some(&lo), Some(&hi), &mut |k, v| {
+        // Longer keys sharing the prefix fall inside the byte range too: exact keys only.
+        if let Some((kk, start, end)) = split_session_store_key(k) {
+            if kk == key && end >= earliest_end && start <= latest_start {
+                out.push((kk.to_vec(), start, end, v.to_vec()));
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(out)
+}
+
+/// Every key's sessions in `kv` with `end >= earliest_end` and `start <= latest_start`.
+pub fn find_all_sessions_in<S: ReadOnlyKeyValueStore + ?Sized>(
+    kv: &S,
+    earliest_end: i64,
+    latest_start: i64,
+) -> Result<Vec<SessionEntry>> {
+    let mut out = Vec::new();
+    kv.scan(None, None, &mut |k, v| {
+        if let Some((kk, start, end)) = split_session_store_key(k) {
+            if end >= earliest_end && start <= latest_start {
+                out.push((kk.to_vec(), start, end, v.to_vec()));
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(out)
 }
 
 impl OpenedStore {

@@ -27,8 +27,9 @@
 //! ```
 
 use ks_stores::{
-    session_store_key, split_session_store_key, split_window_store_key, window_store_key,
-    ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore, SessionEntry, WindowEntry,
+    find_all_sessions_in, find_sessions_in, session_store_key, split_window_store_key,
+    window_store_key, ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore,
+    SessionEntry, WindowEntry,
 };
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -116,20 +117,7 @@ impl ReadOnlySessionStore for SessionStoreView {
         earliest_end: i64,
         latest_start: i64,
     ) -> ks_stores::Result<Vec<SessionEntry>> {
-        // Session times are never negative (big-endian order breaks below 0).
-        let earliest_end = earliest_end.max(0);
-        let mut out = Vec::new();
-        let lo = session_store_key(key, 0, earliest_end);
-        let hi = session_store_key(key, i64::MAX, i64::MAX);
-        self.kv.scan(Some(&lo), Some(&hi), &mut |k, v| {
-            if let Some((kk, start, end)) = split_session_store_key(k) {
-                if kk == key && end >= earliest_end && start <= latest_start {
-                    out.push((kk.to_vec(), start, end, v.to_vec()));
-                }
-            }
-            ControlFlow::Continue(())
-        })?;
-        Ok(out)
+        find_sessions_in(self.kv.as_ref(), key, earliest_end, latest_start)
     }
 
     fn find_all_sessions(
@@ -137,16 +125,7 @@ impl ReadOnlySessionStore for SessionStoreView {
         earliest_end: i64,
         latest_start: i64,
     ) -> ks_stores::Result<Vec<SessionEntry>> {
-        let mut out = Vec::new();
-        self.kv.scan(None, None, &mut |k, v| {
-            if let Some((kk, start, end)) = split_session_store_key(k) {
-                if end >= earliest_end && start <= latest_start {
-                    out.push((kk.to_vec(), start, end, v.to_vec()));
-                }
-            }
-            ControlFlow::Continue(())
-        })?;
-        Ok(out)
+        find_all_sessions_in(self.kv.as_ref(), earliest_end, latest_start)
     }
 
     fn fetch_session(
