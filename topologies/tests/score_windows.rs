@@ -127,26 +127,21 @@ fn score_windows_are_served_merged_bounded_and_survive_restart_and_restore() {
     }
     server.shutdown().unwrap();
 
+    // A server on `state_dir` serves the same windows once it is back.
+    let served_again = |state_dir: &std::path::Path| {
+        let server = env.start(StoreVariant::Standard, state_dir);
+        assert!(
+            wait_until(Duration::from_secs(60), || windows(&server, &all).0 == 200
+                && total(&windows(&server, &all).1) == 60),
+            "{}",
+            windows(&server, &all).1
+        );
+        assert_windows(&windows(&server, &all).1, &expected, &name);
+        server.shutdown().unwrap();
+    };
     // Restarted on the same state dir: the windows are still there.
-    let server = env.start(StoreVariant::Standard, dir.path());
-    assert!(
-        wait_until(Duration::from_secs(60), || windows(&server, &all).0 == 200
-            && total(&windows(&server, &all).1) == 60),
-        "{}",
-        windows(&server, &all).1
-    );
-    assert_windows(&windows(&server, &all).1, &expected, &name);
-    server.shutdown().unwrap();
-
+    served_again(dir.path());
     // On an empty state dir: restored from the changelog.
     let empty = tempfile::tempdir().unwrap();
-    let server = env.start(StoreVariant::Standard, empty.path());
-    assert!(
-        wait_until(Duration::from_secs(60), || windows(&server, &all).0 == 200
-            && total(&windows(&server, &all).1) == 60),
-        "{}",
-        windows(&server, &all).1
-    );
-    assert_windows(&windows(&server, &all).1, &expected, &name);
-    server.shutdown().unwrap();
+    served_again(empty.path());
 }

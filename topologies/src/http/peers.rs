@@ -63,13 +63,6 @@ pub(super) fn use_https(roots: &Path) -> Result<()> {
     Ok(())
 }
 
-enum PeerStats {
-    Found(ServingStats),
-    /// The peer answered and has no statistics for the data type: not a failure.
-    None,
-    Unreachable,
-}
-
 pub(super) async fn state_value(
     data_type: &str,
     mine: Option<ServingStats>,
@@ -81,27 +74,19 @@ pub(super) async fn state_value(
         "/state/value/{}?local=true",
         percent_encode_segment(data_type)
     );
-    // Spawned so the peers are asked at once: the slowest bounds the answer, not their sum.
-    let asks: Vec<(String, JoinHandle<PeerStats>)> = peers
-        .into_iter()
-        .map(|peer| {
-            let ask = tokio::spawn(ask_peer(peer.clone(), peer_path.clone(), token.clone()));
-            (peer, ask)
-        })
-        .collect();
     let mut merged = mine;
     let mut unreachable = Vec::new();
     // Merged in instance order, so the same cluster state always gives the same answer.
-    for (peer, ask) in asks {
-        match ask.await {
-            Ok(PeerStats::Found(theirs)) => {
+    for (peer, answer) in ask_all::<ServingStats>(peers, &peer_path, token).await {
+        match answer {
+            PeerAnswer::Found(theirs) => {
                 merged = Some(match merged {
                     Some(ours) => ours.merge(&theirs),
                     None => theirs,
                 });
             }
-            Ok(PeerStats::None) => {}
-            Ok(PeerStats::Unreachable) | Err(_) => unreachable.push(peer),
+            PeerAnswer::NotFound => {}
+            PeerAnswer::Unreachable => unreachable.push(peer),
         }
     }
     let Some(stats) = merged else {
@@ -129,12 +114,26 @@ pub(super) async fn state_value(
     Answer::json(200, &body)
 }
 
-async fn ask_peer(peer: String, path: String, token: Option<String>) -> PeerStats {
-    match ask_peer_for::<ServingStats>(&peer, &path, token.as_deref()).await {
-        PeerAnswer::Found(stats) => PeerStats::Found(stats),
-        PeerAnswer::NotFound => PeerStats::None,
-        PeerAnswer::Unreachable => PeerStats::Unreachable,
+/// Asks every peer for `path` at once (the slowest bounds the answer, not their sum); the
+/// answers in the peers' order.
+async fn ask_all<T: serde::de::DeserializeOwned + Send + 'static>(
+    peers: Vec<String>,
+    path: &str,
+    token: Option<String>,
+) -> Vec<(String, PeerAnswer<T>)> {
+    let asks: Vec<(String, JoinHandle<PeerAnswer<T>>)> = peers
+        .into_iter()
+        .map(|peer| {
+            let (p, path, token) = (peer.clone(), path.to_string(), token.clone());
+            let ask = tokio::spawn(async move { ask_peer_for(&p, &path, token.as_deref()).await });
+            (peer, ask)
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(asks.len());
+    for (peer, ask) in asks {
+        answers.push((peer, ask.await.unwrap_or(PeerAnswer::Unreachable)));
     }
+    answers
 }
 
 /// What a peer answered a forwarded query with.
@@ -203,24 +202,13 @@ pub(super) async fn state_windows(
         "/state/windows/{}?from={from}&to={to}&local=true",
         percent_encode_segment(data_type)
     );
-    let asks: Vec<(String, JoinHandle<PeerAnswer<WindowsAnswer>>)> = peers
-        .into_iter()
-        .map(|peer| {
-            let (path, token) = (peer_path.clone(), token.clone());
-            let p = peer.clone();
-            let ask = tokio::spawn(async move { ask_peer_for(&p, &path, token.as_deref()).await });
-            (peer, ask)
-        })
-        .collect();
     let mut merged = mine;
     let mut unreachable = Vec::new();
-    for (peer, ask) in asks {
-        match ask.await {
-            Ok(PeerAnswer::Found(theirs)) => {
-                merge_windows(&mut merged, &from_reports(&theirs.windows))
-            }
-            Ok(PeerAnswer::NotFound) => {}
-            Ok(PeerAnswer::Unreachable) | Err(_) => unreachable.push(peer),
+    for (peer, answer) in ask_all::<WindowsAnswer>(peers, &peer_path, token).await {
+        match answer {
+            PeerAnswer::Found(theirs) => merge_windows(&mut merged, &from_reports(&theirs.windows)),
+            PeerAnswer::NotFound => {}
+            PeerAnswer::Unreachable => unreachable.push(peer),
         }
     }
     let answer = WindowsAnswer {
