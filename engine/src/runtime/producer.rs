@@ -164,6 +164,14 @@ impl StreamProducer {
         self.transactional
     }
 
+    /// The producer's fatal error when it is one of fencing: a send that failed with
+    /// librdkafka's generic `Fatal` (a changelog write, say) reaches the caller wrapped in
+    /// whatever was writing, so the thread asks the producer what the fatal error really was.
+    pub fn fencing_error(&self) -> Option<String> {
+        let (code, reason) = self.producer.client().fatal_error()?;
+        is_fencing(code).then(|| format!("{code:?}: {reason}"))
+    }
+
     /// Sends an output record (a sink's, or a dead letter). A send the producer refuses goes
     /// to the production handler.
     pub fn send_output(&self, out: &OutputRecord) -> Result<()> {
@@ -350,13 +358,8 @@ impl StreamProducer {
 /// commit, or any error the transaction must be aborted for, means the tasks migrated.
 fn fenced_or(what: &'static str) -> impl FnOnce(KafkaError) -> Error {
     move |e| {
-        let fenced = matches!(
-            e.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::Fenced)
-                | Some(RDKafkaErrorCode::ProducerFenced)
-                | Some(RDKafkaErrorCode::InvalidProducerEpoch)
-                | Some(RDKafkaErrorCode::InvalidProducerIdMapping)
-        ) || matches!(&e, KafkaError::Transaction(t) if t.is_fatal());
+        let fenced = e.rdkafka_error_code().is_some_and(is_fencing)
+            || matches!(&e, KafkaError::Transaction(t) if t.is_fatal());
         let migrated = matches!(
             e.rdkafka_error_code(),
             Some(RDKafkaErrorCode::IllegalGeneration)
@@ -372,6 +375,17 @@ fn fenced_or(what: &'static str) -> impl FnOnce(KafkaError) -> Error {
             Error::kafka(what)(e)
         }
     }
+}
+
+/// The error codes that mean a newer producer with our transactional id took over.
+fn is_fencing(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::Fenced
+            | RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+            | RDKafkaErrorCode::InvalidProducerIdMapping
+    )
 }
 
 /// Sink output through the thread's producer.

@@ -409,10 +409,11 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
     let consumer = subscribe(&shared, &name, &core)?;
     let result = loop {
         let result = poll_loop(&shared, &name, &core, &consumer);
+        let mut guard = core.lock();
+        let result = result.map_err(|e| guard.fenced(e));
         let Err(e) = &result else {
             break result;
         };
-        let mut guard = core.lock();
         if shared.shutdown.load(Ordering::SeqCst) || !guard.migrated(e, &consumer) {
             break result;
         }
@@ -457,6 +458,19 @@ impl Core {
             transactional_id,
             summary: LogSummary::new(),
         })
+    }
+
+    /// `e` as fencing when the producer's fatal error says it was fenced: a changelog write
+    /// refused by a fenced producer fails with librdkafka's generic `Fatal`, wrapped as a store
+    /// error, and must still stop the zombie (or rejoin) as fencing does.
+    fn fenced(&self, e: Error) -> Error {
+        if matches!(e, Error::Fenced(_) | Error::TaskMigrated(_)) {
+            return e;
+        }
+        match self.producer.fencing_error() {
+            Some(fatal) => Error::Fenced(format!("{e} (the producer's fatal error: {fatal})")),
+            None => e,
+        }
     }
 
     /// Whether `e` means this thread's tasks moved on without it, so it can close them dirty and
