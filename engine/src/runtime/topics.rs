@@ -45,9 +45,6 @@ pub(crate) fn plan(
         });
     }
     check_copartitioned(topology, &counts)?;
-    for warning in partition_local_join_warnings(topology, &counts) {
-        log::warn!("{warning}");
-    }
     for sub in topology.subtopologies() {
         let tasks = sub
             .source_topics
@@ -129,32 +126,6 @@ fn repartition_count(
     Ok(n.max(1))
 }
 
-/// A foreign-key join over several partitions joins what each task holds: say so, since its
-/// results are only right when the left table is partitioned by the foreign key.
-fn partition_local_join_warnings(
-    topology: &Topology,
-    counts: &HashMap<String, i32>,
-) -> Vec<String> {
-    let mut warnings = Vec::new();
-    for node in &topology.partition_local_joins {
-        let topics = topology.source_topics_of_node(node);
-        let partitions = topics
-            .iter()
-            .filter_map(|t| counts.get(t).copied())
-            .max()
-            .unwrap_or(1);
-        if partitions > 1 {
-            warnings.push(format!(
-                "{node}: the foreign-key join reads {topics:?} over {partitions} partitions and \
-                 joins within each partition: its results are right only if the left table's \
-                 records are partitioned by the foreign key (Kafka Streams' repartitioning \
-                 subscription protocol is not implemented yet)"
-            ));
-        }
-    }
-    warnings
-}
-
 /// Joined inputs must have the same partition count.
 fn check_copartitioned(topology: &Topology, counts: &HashMap<String, i32>) -> Result<()> {
     for group in topology.copartition_groups() {
@@ -179,7 +150,9 @@ mod tests {
     use ks_stores::StoreKind;
 
     #[test]
-    fn a_foreign_key_join_over_several_partitions_is_warned_about() {
+    fn a_foreign_key_join_needs_no_copartitioning() {
+        // Kafka Streams' subscription protocol: the subscription topic is partitioned like the
+        // right table, the response topic like the left one, whatever their counts.
         let b = StreamsBuilder::new();
         let orders =
             b.table::<String, String>("orders", Materialized::with_kind(StoreKind::InMemory));
@@ -193,14 +166,24 @@ mod tests {
             )
             .to_stream()
             .to("out");
-        let t = b.build().unwrap();
-        let counts = |n| HashMap::from([("orders".to_string(), n), ("customers".to_string(), n)]);
-        assert!(partition_local_join_warnings(&t, &counts(1)).is_empty());
-        let w = partition_local_join_warnings(&t, &counts(4));
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(
-            w[0].contains("4 partitions") && w[0].contains("orders"),
-            "{w:?}"
-        );
+        let t = b.build().unwrap().scoped("app");
+        let existing = HashMap::from([("orders".to_string(), 4), ("customers".to_string(), 2)]);
+        let specs = plan(&t, &StreamsConfig::new("app", "unused:9092"), &existing).unwrap();
+        let count = |suffix: &str| {
+            let found: Vec<_> = specs
+                .iter()
+                .filter(|s| s.name.contains(suffix) && s.name.ends_with("-topic"))
+                .collect();
+            assert_eq!(
+                found.len(),
+                1,
+                "{suffix}: {:?}",
+                specs.iter().map(|s| &s.name).collect::<Vec<_>>()
+            );
+            assert!(found[0].name.starts_with("app-"), "{}", found[0].name);
+            found[0].partitions
+        };
+        assert_eq!(count("SUBSCRIPTION-REGISTRATION"), 2);
+        assert_eq!(count("SUBSCRIPTION-RESPONSE"), 4);
     }
 }

@@ -82,31 +82,11 @@ pub struct Topology {
     /// Timestamp extractors of source nodes, by node name (the others use the configured
     /// default).
     pub(crate) extractors: HashMap<String, Arc<dyn TimestampExtractor>>,
-    /// Nodes that join what one task holds only (the foreign-key join): right on one partition,
-    /// or when the inputs are partitioned alike by the join key; the runtime warns otherwise.
-    pub(crate) partition_local_joins: Vec<String>,
 }
 
 impl Topology {
     pub fn new() -> Topology {
         Topology::default()
-    }
-
-    /// Marks `node` as a join within one task's partitions (see `partition_local_joins`).
-    pub(crate) fn mark_partition_local_join(&mut self, node: &str) {
-        self.partition_local_joins.push(node.to_string());
-    }
-
-    /// The source topics of the sub-topology holding node `name`.
-    pub(crate) fn source_topics_of_node(&self, name: &str) -> Vec<String> {
-        let Some(i) = self.index(name) else {
-            return Vec::new();
-        };
-        self.subtopologies()
-            .into_iter()
-            .find(|s| s.nodes.contains(&i))
-            .map(|s| s.source_topics)
-            .unwrap_or_default()
     }
 
     fn index(&self, name: &str) -> Option<usize> {
