@@ -23,6 +23,38 @@ pub fn process_properties() -> Option<&'static ClientProperties> {
     PROCESS_PROPERTIES.get()
 }
 
+/// The prefetch and fetch settings of a consumer that streams a backlog: the engine's stream
+/// consumer, as-server's data consumer and the benchmark's bare copy and reader, so all of them
+/// read alike. librdkafka's defaults prefetch up to 100 000 messages per partition
+/// (`queued.min.messages`) or 64 MiB: on a backlog that is most of it in memory, each message
+/// with a few hundred bytes of bookkeeping on top of its payload (ks-server peaked at 84-93 MB at
+/// 500 000 records). Small queues are enough once the fetch that refills them is not postponed
+/// by `fetch.queue.backoff.ms`' default second: with it, a consumer whose queue passed the
+/// threshold stalls a whole second (that starved a 4 MiB cap, and the bench's bare copy with
+/// librdkafka's defaults, benches/README.md). 5 000 messages per partition hold tens of
+/// milliseconds of work at full rate. `fetch.wait.max.ms` is how long the broker may hold a
+/// fetch that finds nothing new; the local broker (tansu) holds it that long even when records
+/// arrive meanwhile, so the default 500 ms was most of a caught-up server's latency.
+pub const STREAM_CONSUMER_PREFETCH: &[(&str, &str)] = &[
+    ("queued.min.messages", "5000"),
+    ("queued.max.messages.kbytes", "4096"),
+    ("fetch.queue.backoff.ms", "5"),
+    ("max.partition.fetch.bytes", "524288"),
+    ("fetch.max.bytes", "2097152"),
+    ("fetch.wait.max.ms", "10"),
+];
+
+/// Sets each of [`STREAM_CONSUMER_PREFETCH`] that `config` does not set yet, so properties
+/// applied before (a user's `consumer.*` tuning) win.
+pub fn with_stream_prefetch(config: &mut ClientConfig) -> &mut ClientConfig {
+    for (k, v) in STREAM_CONSUMER_PREFETCH {
+        if config.get(k).is_none() {
+            config.set(*k, *v);
+        }
+    }
+    config
+}
+
 /// A configuration for `bootstrap` with the shared defaults: a 10 s socket timeout and
 /// librdkafka's own logging at errors only; then the process's common client properties
 /// ([`set_process_properties`]: security, SASL, …). Settings a caller makes afterwards (a
@@ -161,6 +193,22 @@ pub fn partition_ids(metadata: &rdkafka::metadata::Metadata, topic: &str) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_prefetch_fills_in_what_a_user_did_not_set() {
+        let mut c = ClientConfig::new();
+        c.set("queued.min.messages", "100");
+        with_stream_prefetch(&mut c);
+        assert_eq!(
+            c.get("queued.min.messages"),
+            Some("100"),
+            "the user's value wins"
+        );
+        assert_eq!(c.get("fetch.queue.backoff.ms"), Some("5"));
+        for (k, v) in STREAM_CONSUMER_PREFETCH.iter().skip(1) {
+            assert_eq!(c.get(k), Some(*v), "{k}");
+        }
+    }
 
     #[test]
     fn no_broker_fails_the_check_within_its_timeout_naming_the_servers() {

@@ -42,7 +42,7 @@ pub mod properties;
 pub mod send;
 
 pub use config::{check_brokers, client_config_for, set_process_properties};
-pub use config::{client_config, partition_ids, with_properties};
+pub use config::{client_config, partition_ids, with_properties, with_stream_prefetch};
 pub use delivery::{DeliveryFailure, DeliveryTracker};
 pub use error::{Error, Result};
 pub use properties::{ClientKind, ClientProperties, PropertiesFile, Settings};

@@ -26,9 +26,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Outputs awaiting delivery at once: enough to hide a broker round trip, few enough to bound
-/// memory.
-pub const MAX_IN_FLIGHT: usize = 256;
+/// Outputs awaiting delivery at once. A delivery takes the producer's linger (5 ms) plus a
+/// broker round trip, so by Little's law N in flight allow about N / 10 ms records/s: 256 held
+/// as-server at ~22 000 records/s with a core mostly idle (benches/README.md). 8 192 is more
+/// than one core can score and still bounds memory (a few MB of results in flight).
+pub const MAX_IN_FLIGHT: usize = 8192;
 
 /// One data record as read.
 pub struct DataIn {
@@ -60,7 +62,9 @@ pub fn data_consumer(
     session_timeout: Duration,
     commit_interval: Duration,
 ) -> Result<StreamConsumer> {
-    base(brokers, ks_kafka::ClientKind::Consumer)
+    let mut c = base(brokers, ks_kafka::ClientKind::Consumer);
+    // A backlog stays in the broker (a few MiB prefetched), and refills are not postponed.
+    ks_kafka::with_stream_prefetch(&mut c)
         .set("group.id", group)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
@@ -73,12 +77,6 @@ pub fn data_consumer(
             "session.timeout.ms",
             session_timeout.as_millis().to_string(),
         )
-        // librdkafka prefetches up to 64 MiB per partition by default; a backlog must stay in
-        // the broker, so the prefetch queue is kept to about 1 MiB.
-        .set("queued.max.messages.kbytes", "1024")
-        .set("queued.min.messages", "1000")
-        .set("fetch.max.bytes", "1048576")
-        .set("max.partition.fetch.bytes", "262144")
         .create()
         .map_err(Error::kafka("cannot create the data consumer"))
 }
@@ -164,6 +162,9 @@ async fn partitions_of(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32
 pub fn producer(brokers: &str) -> Result<FutureProducer> {
     base(brokers, ks_kafka::ClientKind::Producer)
         .set("linger.ms", "5")
+        // Room for every output in flight, bounded as the engine's producer is.
+        .set("queue.buffering.max.messages", "20000")
+        .set("queue.buffering.max.kbytes", "4096")
         .create()
         .map_err(Error::kafka("cannot create the producer"))
 }

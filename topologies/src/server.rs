@@ -50,6 +50,10 @@ pub struct ServerConfig {
     pub processing_guarantee: ProcessingGuarantee,
     /// Stream threads.
     pub threads: usize,
+    /// Niceness of the stream threads and their Kafka clients' threads (Linux; see
+    /// `StreamsConfig::stream_thread_nice`): above 0, queries are answered first on a busy
+    /// machine.
+    pub stream_thread_nice: i32,
     /// Commit interval (default: the guarantee's).
     pub commit_interval: Option<Duration>,
     /// `log.summary.interval.ms`: each stream thread's progress line at info (default 2 min).
@@ -86,6 +90,7 @@ impl ServerConfig {
             topics: Topics::default(),
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             threads: 1,
+            stream_thread_nice: 0,
             commit_interval: None,
             log_summary_interval: None,
             session_timeout: Duration::from_secs(10),
@@ -425,6 +430,7 @@ impl Server {
                 .with_state_dir(&config.state_dir)
                 .with_processing_guarantee(config.processing_guarantee)
                 .with_threads(config.threads)
+                .with_stream_thread_nice(config.stream_thread_nice)
                 .with_num_standby_replicas(config.num_standby_replicas)
                 .with_session_timeout(config.session_timeout)
                 .with_application_server(format!("{}:{port}", config.host))

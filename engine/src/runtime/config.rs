@@ -134,6 +134,12 @@ pub struct StreamsConfig {
     /// Stack size of each stream thread (default: Rust's, 2 MiB), for processors that recurse
     /// deeply. A thread that cannot be created with it fails `start()`.
     pub stream_thread_stack_size: Option<usize>,
+    /// Scheduling niceness of each stream thread and of the Kafka clients' threads it starts
+    /// (Linux; 0: the process's own). Above 0 the processing yields a busy machine's cores to
+    /// the application's other threads first, e.g. interactive queries answered while a backlog
+    /// is processed at full rate. Raising niceness needs no privilege; a value the system
+    /// refuses is logged and ignored.
+    pub stream_thread_nice: i32,
     /// `num.standby.replicas`: warm copies kept of each task with a changelogged store, on
     /// other instances (see `runtime::standby`). 0: none.
     pub num_standby_replicas: usize,
@@ -179,6 +185,7 @@ impl StreamsConfig {
             timestamp_extractor: SharedExtractor(Arc::new(RecordTimestamp)),
             max_task_idle: Some(Duration::ZERO),
             stream_thread_stack_size: None,
+            stream_thread_nice: 0,
             num_standby_replicas: 0,
             acceptable_recovery_lag: 10_000,
             max_warmup_wait: Duration::from_secs(60),
@@ -213,6 +220,12 @@ impl StreamsConfig {
     /// `cache.max.bytes.buffering` (bytes per task; 0: no record cache).
     pub fn with_cache_max_bytes_buffering(mut self, bytes: usize) -> Self {
         self.cache_max_bytes_buffering = bytes;
+        self
+    }
+
+    /// See [`StreamsConfig::stream_thread_nice`].
+    pub fn with_stream_thread_nice(mut self, nice: i32) -> Self {
+        self.stream_thread_nice = nice;
         self
     }
 

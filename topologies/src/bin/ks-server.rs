@@ -72,6 +72,11 @@ struct Cli {
     /// Stream threads.
     #[arg(long, env = "KS_THREADS", default_value_t = 1)]
     threads: usize,
+    /// Niceness of the stream threads and their Kafka clients' threads (Linux): above 0 the
+    /// processing yields a busy machine's cores to HTTP queries first. File key
+    /// ks.stream.thread.nice.
+    #[arg(long, env = "KS_STREAM_THREAD_NICE", default_value_t = 0)]
+    stream_thread_nice: i32,
     /// Commit interval in ms (default: 30000 at-least-once, 100 exactly-once).
     #[arg(long, env = "KS_COMMIT_INTERVAL_MS")]
     commit_interval_ms: Option<u64>,
@@ -166,6 +171,7 @@ const OWN_KEYS: &[&str] = &[
     "application.id",
     "bootstrap.servers",
     "num.stream.threads",
+    "ks.stream.thread.nice",
     "processing.guarantee",
     "state.dir",
     "commit.interval.ms",
@@ -234,6 +240,12 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         &mut cli.processing_guarantee,
     )?;
     settings.fill(matches, "threads", "num.stream.threads", &mut cli.threads)?;
+    settings.fill(
+        matches,
+        "stream_thread_nice",
+        "ks.stream.thread.nice",
+        &mut cli.stream_thread_nice,
+    )?;
     let mut commit = cli.commit_interval_ms.unwrap_or(0);
     settings.fill(
         matches,
@@ -349,6 +361,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     };
     config.processing_guarantee = guarantee;
     config.threads = cli.threads;
+    config.stream_thread_nice = cli.stream_thread_nice;
     config.commit_interval = cli.commit_interval_ms.map(Duration::from_millis);
     if let Some(ms) = settings.get::<u64>("log.summary.interval.ms")? {
         config.log_summary_interval = Some(Duration::from_millis(ms.max(1)));

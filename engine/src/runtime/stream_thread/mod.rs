@@ -400,9 +400,34 @@ pub(crate) fn thread_name(shared: &Shared, index: usize) -> String {
     )
 }
 
+/// Sets the calling thread's niceness (Linux: per thread; threads it creates inherit it).
+fn set_nice(name: &str, nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take and return plain integers.
+        let rc = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+        };
+        if rc != 0 {
+            log::warn!(
+                "{name}: cannot set niceness {nice}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    log::warn!("{name}: stream thread niceness is supported on Linux only");
+}
+
 /// Runs one stream thread until shutdown or failure.
 pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<()> {
     let name = thread_name(&shared, index);
+    // Before the clients exist: their threads inherit this thread's niceness.
+    set_nice(&name, shared.config.stream_thread_nice);
     let core = Arc::new(Mutex::new(Core::new(&shared, &name, index)?));
     shared.set_thread_ready(&name, false);
     crate::runtime::standby::warm_up(&shared, &name);
@@ -565,25 +590,6 @@ fn thread_producer(
     Ok(producer)
 }
 
-/// The stream consumer's prefetch and fetch settings (before the user's properties, which
-/// override them). librdkafka's defaults prefetch up to 100 000 messages per partition
-/// (`queued.min.messages`) or 64 MiB: on a backlog that is most of it in memory, each message
-/// with a few hundred bytes of bookkeeping on top of its payload (ks-server peaked at 84-93 MB at
-/// 500 000 records). Small queues are enough once the fetch that refills them is not postponed by
-/// `fetch.queue.backoff.ms`' default second, which is what starved a 4 MiB cap before
-/// (benches/README.md): 5 000 messages per partition hold tens of milliseconds of work at full
-/// rate. `fetch.wait.max.ms` is how long the broker may hold a fetch that finds nothing new;
-/// the local broker (tansu) holds it that long even when records arrive meanwhile, so the
-/// default 500 ms was most of a caught-up server's latency. 10 ms, as the bench's bare copy.
-pub(crate) const CONSUMER_PREFETCH: &[(&str, &str)] = &[
-    ("queued.min.messages", "5000"),
-    ("queued.max.messages.kbytes", "4096"),
-    ("fetch.queue.backoff.ms", "5"),
-    ("max.partition.fetch.bytes", "524288"),
-    ("fetch.max.bytes", "2097152"),
-    ("fetch.wait.max.ms", "10"),
-];
-
 /// The thread's group consumer, subscribed to the topology's source topics.
 fn subscribe(
     shared: &Arc<Shared>,
@@ -611,7 +617,8 @@ fn subscribe(
             shared.assignment_strategy(),
         )
         .set("statistics.interval.ms", "1000");
-    for (k, v) in CONSUMER_PREFETCH {
+    // Prefetch bounded, refills never postponed (`ks_kafka::config::STREAM_CONSUMER_PREFETCH`).
+    for (k, v) in ks_kafka::config::STREAM_CONSUMER_PREFETCH {
         client.set(*k, *v);
     }
     if eos(shared) {
