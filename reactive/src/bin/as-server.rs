@@ -52,6 +52,10 @@ struct Args {
     /// How long /state/{dataType} waits for an actor before answering 504.
     #[arg(long, default_value_t = 2000)]
     ask_timeout_ms: u64,
+    /// Worker threads of the runtime (pipeline and HTTP API). One is fastest: the pipeline's
+    /// hand-offs then never wake another thread. File key ks.worker.threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    worker_threads: u16,
     /// Serve the HTTP API over TLS with this PEM certificate chain (with --tls-key). File key
     /// ks.http.tls.cert.
     #[arg(long, requires = "tls_key")]
@@ -81,6 +85,7 @@ const OWN_KEYS: &[&str] = &[
     "ks.topic.errors",
     "ks.http.tls.cert",
     "ks.http.tls.key",
+    "ks.worker.threads",
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -107,6 +112,12 @@ fn main() -> anyhow::Result<()> {
             &mut a.commit_interval_ms,
         )?;
         s.fill(&matches, "state_dir", "state.dir", &mut a.state_dir)?;
+        s.fill(
+            &matches,
+            "worker_threads",
+            "ks.worker.threads",
+            &mut a.worker_threads,
+        )?;
         s.fill(&matches, "group_id", "ks.group.id", &mut a.group_id)?;
         s.fill(&matches, "host", "ks.http.host", &mut a.host)?;
         s.fill(&matches, "port", "ks.http.port", &mut a.port)?;
@@ -162,6 +173,7 @@ fn main() -> anyhow::Result<()> {
     config.session_timeout = Duration::from_millis(a.session_timeout_ms);
     config.commit_interval = Duration::from_millis(a.commit_interval_ms);
     config.ask_timeout = Duration::from_millis(a.ask_timeout_ms);
+    config.worker_threads = usize::from(a.worker_threads.max(1));
     config.tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => Some(ks_http::Tls::from_pem_files(cert, key)?),
         (None, None) => None,
