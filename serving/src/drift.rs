@@ -222,10 +222,15 @@ impl DriftBoard {
                 })
                 .collect(),
         };
-        let mut t = self
-            .trackers
-            .entry(data_type.to_string())
-            .or_insert_with(fresh);
+        // The data type's tracker exists after its first record: look it up without the
+        // String an entry would allocate on every record.
+        let mut t = match self.trackers.get_mut(data_type) {
+            Some(t) => t,
+            None => self
+                .trackers
+                .entry(data_type.to_string())
+                .or_insert_with(fresh),
+        };
         if t.version != version || t.fields.len() != names.len() {
             *t = fresh();
         }
