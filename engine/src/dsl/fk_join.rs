@@ -251,15 +251,24 @@ fn hash_of(value: Option<&[u8]>) -> ValueHash {
     value.map(murmur3_128)
 }
 
-/// A malformed record on one of the join's internal topics: a deserialization error, for the
-/// runtime's handler (never a panic).
-fn malformed(ctx: &ProcessorContext<'_>, what: &str) -> Error {
-    let meta = ctx.record_metadata();
-    Error::Deserialization {
-        topic: meta.map(|m| m.topic.clone()).unwrap_or_default(),
-        partition: meta.map_or(-1, |m| m.partition),
-        offset: meta.map_or(-1, |m| m.offset),
-        reason: format!("{} could not read the {what}", ctx.processor_name()),
+/// The key and decoded value of a record on one of the join's internal topics; `None` for a
+/// keyless one (skipped). A value that does not decode is a deserialization error for the
+/// runtime's handler, never a panic.
+fn read_internal<T>(
+    ctx: &ProcessorContext<'_>,
+    r: &Record,
+    decode: fn(&[u8]) -> Option<T>,
+    what: &str,
+) -> std::result::Result<Option<(Vec<u8>, T)>, Error> {
+    let Some(key) = r.key.clone() else {
+        return Ok(None);
+    };
+    match r.value.as_deref().and_then(decode) {
+        Some(v) => Ok(Some((key, v))),
+        None => Err(ops::undecodable(
+            ctx,
+            format_args!("could not read the {what}"),
+        )),
     }
 }
 
@@ -379,14 +388,10 @@ impl<K: 'static, V: 'static> KTable<K, V> {
         // Right task: keep the subscription, answer it with the right row as it is.
         let (right_store, subs_store) = (other.store.clone(), subs.name.clone());
         let subscribe_side = ops::supplier(move |ctx, r| {
-            let Some(fk) = r.key.clone() else {
+            let what = "foreign-key join subscription";
+            let Some((fk, s)) = read_internal(ctx, &r, Subscription::decode, what)? else {
                 return Ok(());
             };
-            let s = r
-                .value
-                .as_deref()
-                .and_then(Subscription::decode)
-                .ok_or_else(|| malformed(ctx, "foreign-key join subscription"))?;
             let key = subscription_key(&fk, &s.left_key);
             let store = ctx.store(&subs_store)?;
             let respond_with = match s.instruction {
@@ -432,8 +437,12 @@ impl<K: 'static, V: 'static> KTable<K, V> {
                 .into_iter()
                 .take_while(|(k, _)| k.starts_with(&p))
             {
-                let (hash, partition, _) = take_hash_and_partition(&stored)
-                    .ok_or_else(|| malformed(ctx, "foreign-key join subscription store entry"))?;
+                let (hash, partition, _) = take_hash_and_partition(&stored).ok_or_else(|| {
+                    ops::undecodable(
+                        ctx,
+                        format_args!("could not read a foreign-key join subscription"),
+                    )
+                })?;
                 let response = Response {
                     hash,
                     partition,
@@ -448,14 +457,10 @@ impl<K: 'static, V: 'static> KTable<K, V> {
         let (values, right_values, out) = (self.values.clone(), other.values.clone(), VR::codec());
         let (left_store, jo) = (self.store.clone(), Arc::new(joiner));
         let resolve_side = ops::supplier(move |ctx, r| {
-            let Some(pk) = r.key.clone() else {
+            let what = "foreign-key join response";
+            let Some((pk, response)) = read_internal(ctx, &r, Response::decode, what)? else {
                 return Ok(());
             };
-            let response = r
-                .value
-                .as_deref()
-                .and_then(Response::decode)
-                .ok_or_else(|| malformed(ctx, "foreign-key join response"))?;
             let left = ctx.store(&left_store)?.get(&pk)?;
             if hash_of(left.as_deref()) != response.hash {
                 // The row changed since it subscribed; its newer subscription answers.
@@ -524,7 +529,7 @@ impl<K: 'static, V: 'static> KTable<K, V> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
@@ -545,6 +550,44 @@ mod tests {
             hex(murmur3_128(b"The quick brown fox jumps over the lazy dog")),
             "6c1b07bc7bbc4be347939ac4a93c437a"
         );
+    }
+
+    /// `orders` (values: the customer id) joined to `customers` by foreign key, into `out`.
+    pub(crate) fn orders_join_customers() -> crate::Topology {
+        use crate::dsl::{Materialized, StreamsBuilder};
+        let b = StreamsBuilder::new();
+        let orders =
+            b.table::<String, String>("orders", Materialized::with_kind(StoreKind::InMemory));
+        let customers =
+            b.table::<String, String>("customers", Materialized::with_kind(StoreKind::InMemory));
+        orders
+            .join_fk(
+                &customers,
+                |o: &String| o.clone(),
+                |o, c| format!("{o}/{c}"),
+            )
+            .to_stream()
+            .to("out");
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn garbage_on_the_internal_topics_is_a_deserialization_error() {
+        let t = orders_join_customers();
+        let internal = t.repartition_topics();
+        assert_eq!(internal.len(), 2, "{internal:?}");
+        let mut driver = crate::TopologyTestDriver::new(&t, 0).unwrap();
+        for topic in &internal {
+            let e = driver
+                .pipe_input(topic, Some(b"k"), Some(b"\x07garbage"), 1)
+                .unwrap_err();
+            assert!(
+                matches!(&e, Error::Deserialization { reason, .. } if reason.contains("foreign-key join")),
+                "{topic}: {e}"
+            );
+            // A keyless record is skipped, as Kafka Streams skips them.
+            driver.pipe_input(topic, None, Some(b"x"), 2).unwrap();
+        }
     }
 
     #[test]

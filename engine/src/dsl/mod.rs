@@ -55,6 +55,8 @@
 
 mod cached;
 mod fk_join;
+#[cfg(test)]
+pub(crate) use fk_join::tests as fk_join_tests;
 mod ops;
 pub mod serdes;
 mod session;

@@ -40,12 +40,17 @@ pub(crate) fn deserialization(
     what: &str,
     e: ks_stores::Error,
 ) -> Error {
+    undecodable(ctx, format_args!("could not read the {what}: {e}"))
+}
+
+/// A record this node cannot read, `problem` saying why (after the node's name).
+pub(crate) fn undecodable(ctx: &ProcessorContext<'_>, problem: std::fmt::Arguments<'_>) -> Error {
     let meta = ctx.record_metadata();
     Error::Deserialization {
         topic: meta.map(|m| m.topic.clone()).unwrap_or_default(),
         partition: meta.map_or(-1, |m| m.partition),
         offset: meta.map_or(-1, |m| m.offset),
-        reason: format!("{} could not read the {what}: {e}", ctx.processor_name()),
+        reason: format!("{} {problem}", ctx.processor_name()),
     }
 }
 

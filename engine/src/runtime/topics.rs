@@ -146,27 +146,12 @@ fn check_copartitioned(topology: &Topology, counts: &HashMap<String, i32>) -> Re
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::dsl::{Materialized, StreamsBuilder};
-    use ks_stores::StoreKind;
 
     #[test]
     fn a_foreign_key_join_needs_no_copartitioning() {
         // Kafka Streams' subscription protocol: the subscription topic is partitioned like the
         // right table, the response topic like the left one, whatever their counts.
-        let b = StreamsBuilder::new();
-        let orders =
-            b.table::<String, String>("orders", Materialized::with_kind(StoreKind::InMemory));
-        let customers =
-            b.table::<String, String>("customers", Materialized::with_kind(StoreKind::InMemory));
-        orders
-            .join_fk(
-                &customers,
-                |o: &String| o.clone(),
-                |o, c| format!("{o}/{c}"),
-            )
-            .to_stream()
-            .to("out");
-        let t = b.build().unwrap().scoped("app");
+        let t = crate::dsl::fk_join_tests::orders_join_customers().scoped("app");
         let existing = HashMap::from([("orders".to_string(), 4), ("customers".to_string(), 2)]);
         let specs = plan(&t, &StreamsConfig::new("app", "unused:9092"), &existing).unwrap();
         let count = |suffix: &str| {
