@@ -22,8 +22,22 @@ pub struct ServedModel {
     pub loaded_ms: i64,
     /// The model.
     pub model: Model,
-    /// The model takes exactly the 11 wine features in CSV order: score rows directly.
-    pub wine_row: bool,
+    /// For each of the model's inputs, its position among the 11 wine features, when every
+    /// input is one of them: a record is then scored by position ([`Model::score_row`]), bound
+    /// once here instead of a map of named fields built per record. `None`: scored by name.
+    pub wine_columns: Option<Vec<usize>>,
+}
+
+/// Where each of `inputs` is among the wine features, if all are (and there are not more of
+/// them than features).
+fn wine_columns(inputs: &[String]) -> Option<Vec<usize>> {
+    if inputs.len() > WINE_FEATURES.len() {
+        return None;
+    }
+    inputs
+        .iter()
+        .map(|name| WINE_FEATURES.iter().position(|f| f == name))
+        .collect()
 }
 
 /// A data type's current model, as `/models` lists it.
@@ -57,11 +71,7 @@ impl ServedModel {
         loaded_ms: i64,
         model: Model,
     ) -> ServedModel {
-        let wine_row = model
-            .input_fields()
-            .iter()
-            .map(String::as_str)
-            .eq(WINE_FEATURES.iter().copied());
+        let wine_columns = wine_columns(model.input_fields());
         ServedModel {
             data_type: data_type.to_string(),
             name: name.to_string(),
@@ -70,21 +80,27 @@ impl ServedModel {
             version: version.to_string(),
             loaded_ms,
             model,
-            wine_row,
+            wine_columns,
         }
     }
 
-    /// Scores one wine record (the numeric fast path when the inputs are the 11 features in
-    /// order) and says how long it took.
+    /// Scores one wine record (by position when the model's inputs are wine features, see
+    /// [`ServedModel::wine_columns`]) and says how long it took.
     pub fn score_wine(
         &self,
         wine: &WineRecord,
     ) -> (ks_models::Result<ks_models::Prediction>, Duration) {
         let started = Instant::now();
-        let scored = if self.wine_row {
-            self.model.score_row(&wine.features())
-        } else {
-            self.model.score(&ks_models::Record::from_wine(wine))
+        let scored = match &self.wine_columns {
+            Some(columns) => {
+                let features = wine.features();
+                let mut row = [0.0; WINE_FEATURES.len()];
+                for (slot, &c) in row.iter_mut().zip(columns) {
+                    *slot = features[c];
+                }
+                self.model.score_row(&row[..columns.len()])
+            }
+            None => self.model.score(&ks_models::Record::from_wine(wine)),
         };
         (scored, started.elapsed())
     }
