@@ -618,9 +618,7 @@ fn subscribe(
         )
         .set("statistics.interval.ms", "1000");
     // Prefetch bounded, refills never postponed (`ks_kafka::config::STREAM_CONSUMER_PREFETCH`).
-    for (k, v) in ks_kafka::config::STREAM_CONSUMER_PREFETCH {
-        client.set(*k, *v);
-    }
+    ks_kafka::with_stream_prefetch(&mut client);
     if eos(shared) {
         client.set("isolation.level", "read_committed");
     }
