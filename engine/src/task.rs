@@ -60,6 +60,9 @@ pub struct Task {
     partition_times: HashMap<String, i64>,
     /// The record caches' budget (`cache.max.bytes.buffering`; 0 by default: no caching).
     cache: Arc<CacheBudget>,
+    /// Emptied forward buffers, reused by the next processor run (one per nesting level) so
+    /// forwarding allocates nothing per record.
+    spare_forwarded: Vec<Forwarded>,
 }
 
 /// Runs user code of processor `name`: a panic in it becomes a processing error of that
@@ -138,6 +141,7 @@ impl Task {
             stores,
             global_stores,
             schedules: Vec::new(),
+            spare_forwarded: Vec::new(),
             stream_time: -1,
             extractors,
             default_extractor: Arc::new(RecordTimestamp),
@@ -231,7 +235,7 @@ impl Task {
             application_id: &self.application_id,
             stream_time: self.stream_time,
             wall_clock,
-            forwarded: Vec::new(),
+            forwarded: self.spare_forwarded.pop().unwrap_or_default(),
             schedules: &mut self.schedules,
             cache: &self.cache,
         };
@@ -292,30 +296,30 @@ impl Task {
             }
         }
         self.stream_time = self.stream_time.max(timestamp);
-        let children: Vec<usize> = self.nodes[source]
-            .children
-            .iter()
-            .map(|(_, c)| *c)
-            .collect();
-        self.deliver(&children, record, Some(metadata), collector, wall_clock)?;
+        self.deliver_to_children(source, record, Some(metadata), collector, wall_clock)?;
         self.punctuate_stream_time(collector, wall_clock)
     }
 
-    fn deliver(
+    /// Dispatches `record` to every child of `from` (a clone to all but the last), without
+    /// collecting their indices.
+    fn deliver_to_children(
         &mut self,
-        targets: &[usize],
+        from: usize,
         record: Record,
         metadata: Option<&RecordMetadata>,
         collector: &mut dyn RecordCollector,
         wall_clock: i64,
     ) -> Result<()> {
-        let Some((&last, rest)) = targets.split_last() else {
+        let n = self.nodes[from].children.len();
+        let Some(last) = n.checked_sub(1) else {
             return Ok(());
         };
-        for &t in rest {
-            self.dispatch(t, record.clone(), metadata, collector, wall_clock)?;
+        for i in 0..last {
+            let child = self.nodes[from].children[i].1;
+            self.dispatch(child, record.clone(), metadata, collector, wall_clock)?;
         }
-        self.dispatch(last, record, metadata, collector, wall_clock)
+        let child = self.nodes[from].children[last].1;
+        self.dispatch(child, record, metadata, collector, wall_clock)
     }
 
     fn dispatch(
@@ -358,18 +362,18 @@ impl Task {
     fn route(
         &mut self,
         from: usize,
-        forwarded: Vec<(Option<usize>, Record)>,
+        mut forwarded: Forwarded,
         metadata: Option<&RecordMetadata>,
         collector: &mut dyn RecordCollector,
         wall_clock: i64,
     ) -> Result<()> {
-        for (target, rec) in forwarded {
-            let targets: Vec<usize> = match target {
-                Some(t) => vec![t],
-                None => self.nodes[from].children.iter().map(|(_, c)| *c).collect(),
-            };
-            self.deliver(&targets, rec, metadata, collector, wall_clock)?;
+        for (target, rec) in forwarded.drain(..) {
+            match target {
+                Some(t) => self.dispatch(t, rec, metadata, collector, wall_clock)?,
+                None => self.deliver_to_children(from, rec, metadata, collector, wall_clock)?,
+            }
         }
+        self.spare_forwarded.push(forwarded);
         Ok(())
     }
 

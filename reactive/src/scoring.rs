@@ -3,7 +3,7 @@
 
 use crate::model::Origin;
 use ks_proto::{Message, WineRecord};
-use ks_serving::{FailureKind, FailureReport, ScoreResult, ServedModel, ServingStats};
+use ks_serving::{FailureKind, FailureReport, ResultJson, ServedModel, ServingStats};
 
 /// Which topic an [`Output`] goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,16 +65,16 @@ impl Output {
     }
 
     /// A result, keyed as its input record was (ks-server's results keep the input's key).
-    fn result(result: &ScoreResult, origin: Origin, key: Option<Vec<u8>>) -> Output {
-        match serde_json::to_vec(result) {
+    fn result(result: &ResultJson<'_>, origin: &Origin, key: Option<Vec<u8>>) -> Output {
+        match result.to_vec() {
             Ok(payload) => Output {
                 sink: Sink::Results,
                 key,
                 payload,
-                origin,
+                origin: origin.clone(),
                 reason: None,
             },
-            Err(e) => Output::bad_data(&result.data_type, e.to_string(), origin),
+            Err(e) => Output::bad_data(result.data_type, e.to_string(), origin.clone()),
         }
     }
 }
@@ -98,10 +98,18 @@ pub fn score(
     origin: Origin,
     key: Option<Vec<u8>>,
 ) -> Output {
-    let mut result = ScoreResult::unscored(&wine.data_type, &origin);
+    let result = ResultJson::new(
+        &wine.data_type,
+        &origin.topic,
+        origin.partition,
+        origin.offset,
+    );
     let Some(m) = model else {
-        result.error = Some("no model".into());
-        return Output::result(&result, origin, key);
+        let unscored = ResultJson {
+            error: Some("no model"),
+            ..result
+        };
+        return Output::result(&unscored, &origin, key);
     };
     let (scored, elapsed) = m.score_wine(wine);
     let micros = elapsed.as_nanos() as f64 / 1000.0;
@@ -115,8 +123,11 @@ pub fn score(
     if let Some(s) = stats {
         s.record(micros);
     }
-    result.scored_by(m, &prediction, micros);
-    Output::result(&result, origin, key)
+    let scored = ResultJson {
+        scored: Some((m, &prediction, micros)),
+        ..result
+    };
+    Output::result(&scored, &origin, key)
 }
 
 /// Fresh statistics for a model that starts serving now.

@@ -66,7 +66,7 @@ pub use failure::{FailureKind, FailureReport};
 pub use health::Health;
 pub use model::{ModelInfo, ServedModel};
 pub use registry::{start_builder, BuildFailures, BuildJob, Job, LifecycleOptions, ModelRegistry};
-pub use result::{value_json, ScoreResult, ShadowPrediction};
+pub use result::{value_json, ResultJson, ScoreResult, ShadowPrediction};
 pub use stats::ServingStats;
 pub use topics::{Topics, DEFAULT_DATA_TYPE};
 

@@ -122,6 +122,101 @@ impl ScoreResult {
     }
 }
 
+/// A result described by borrowed parts and written straight to JSON: the bytes
+/// `serde_json::to_vec` gives for the [`ScoreResult`] of the same fields (tests hold them
+/// equal), without building that struct's owned strings and with the field names written as
+/// constants. Both servers write one per record, so this is on the hot path.
+#[derive(Clone, Copy)]
+pub struct ResultJson<'a> {
+    /// The record's data type.
+    pub data_type: &'a str,
+    /// The data record's topic, partition and offset.
+    pub origin: (&'a str, i32, i64),
+    /// The model that scored the record, its prediction and the scoring time (µs); `None`
+    /// when no model serves the data type.
+    pub scored: Option<(&'a ServedModel, &'a ks_models::Prediction, f64)>,
+    /// Why there is no prediction (`"no model"`).
+    pub error: Option<&'a str>,
+    /// What a challenger predicted in shadow.
+    pub challenger: Option<&'a ShadowPrediction>,
+}
+
+impl<'a> ResultJson<'a> {
+    /// An unscored result of a record of `data_type` from `topic`, `partition`, `offset`.
+    pub fn new(data_type: &'a str, topic: &'a str, partition: i32, offset: i64) -> ResultJson<'a> {
+        ResultJson {
+            data_type,
+            origin: (topic, partition, offset),
+            scored: None,
+            error: None,
+            challenger: None,
+        }
+    }
+
+    /// Appends the JSON to `out` (nothing is written over: a caller may reuse a buffer).
+    pub fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"dataType\":");
+        serde_json::to_writer(&mut *out, self.data_type)?;
+        match self.scored {
+            None => out.extend_from_slice(
+                b",\"model\":null,\"model_version\":null,\"prediction\":null,\"duration_us\":null",
+            ),
+            Some((model, prediction, micros)) => {
+                out.extend_from_slice(b",\"model\":");
+                serde_json::to_writer(&mut *out, &model.name)?;
+                out.extend_from_slice(b",\"model_version\":");
+                serde_json::to_writer(&mut *out, &model.version)?;
+                out.extend_from_slice(b",\"prediction\":");
+                write_value(out, prediction.value())?;
+                if prediction.probabilities().next().is_some() {
+                    // Sorted and de-duplicated as the struct's BTreeMap has them.
+                    let probabilities: BTreeMap<&str, f64> = prediction.probabilities().collect();
+                    out.extend_from_slice(b",\"probabilities\":");
+                    serde_json::to_writer(&mut *out, &probabilities)?;
+                }
+                out.extend_from_slice(b",\"duration_us\":");
+                serde_json::to_writer(&mut *out, &micros)?;
+            }
+        }
+        let (topic, partition, offset) = self.origin;
+        out.extend_from_slice(b",\"topic\":");
+        serde_json::to_writer(&mut *out, topic)?;
+        out.extend_from_slice(b",\"partition\":");
+        serde_json::to_writer(&mut *out, &partition)?;
+        out.extend_from_slice(b",\"offset\":");
+        serde_json::to_writer(&mut *out, &offset)?;
+        if let Some(error) = self.error {
+            out.extend_from_slice(b",\"error\":");
+            serde_json::to_writer(&mut *out, error)?;
+        }
+        if let Some(challenger) = self.challenger {
+            out.extend_from_slice(b",\"challenger\":");
+            serde_json::to_writer(&mut *out, challenger)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// The JSON in a buffer of its own, sized for a typical result.
+    pub fn to_vec(&self) -> serde_json::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(256);
+        self.write(&mut out)?;
+        Ok(out)
+    }
+}
+
+/// A model output value as JSON, as [`value_json`] gives it.
+fn write_value(out: &mut Vec<u8>, v: &Value) -> serde_json::Result<()> {
+    match v {
+        Value::Number(f) if f.is_finite() => serde_json::to_writer(out, f),
+        Value::Text(s) => serde_json::to_writer(out, &**s),
+        _ => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
 /// A model output value as JSON: `null` for missing (and non-finite numbers).
 pub fn value_json(v: &Value) -> serde_json::Value {
     match v {

@@ -23,7 +23,7 @@ use ks_proto::{Message, WineRecord};
 use ks_serving::challenger::Shadow;
 use ks_serving::control::ControlSink;
 use ks_serving::windows::{window_start, ScoreWindow, WINDOW_MS};
-use ks_serving::{now_ms, ModelRegistry, Origin, ScoreResult, ServingStats, ShadowPrediction};
+use ks_serving::{now_ms, ModelRegistry, ResultJson, ServingStats, ShadowPrediction};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -108,8 +108,9 @@ pub struct ModelServing {
     metrics: Arc<ServerMetrics>,
     states: HashMap<String, Serving>,
     control: Option<Arc<dyn ControlSink>>,
-    /// Windows touched since they were last left behind, by data type and start.
-    windows: HashMap<(String, i64), OpenWindow>,
+    /// Windows touched since they were last left behind, by data type, then start (looked up
+    /// by `&str`: no key allocated per record).
+    windows: HashMap<String, HashMap<i64, OpenWindow>>,
     window_store: Option<WindowStore>,
 }
 
@@ -179,27 +180,37 @@ impl ModelServing {
         prediction: Option<f64>,
         micros: f64,
     ) -> Result<()> {
-        let key = (data_type.to_string(), window_start(timestamp));
-        if !self.windows.contains_key(&key) {
-            let stored = match self.window_store(ctx)?.fetch(data_type.as_bytes(), key.1)? {
+        let start = window_start(timestamp);
+        let open = self
+            .windows
+            .get(data_type)
+            .is_some_and(|w| w.contains_key(&start));
+        if !open {
+            let stored = match self.window_store(ctx)?.fetch(data_type.as_bytes(), start)? {
                 Some(bytes) => serde_json::from_slice::<ScoreWindow>(&bytes).unwrap_or_else(|e| {
                     log::warn!(
-                        "discarding an unreadable score window of {data_type} at {}: {e}",
-                        key.1
+                        "discarding an unreadable score window of {data_type} at {start}: {e}"
                     );
                     ScoreWindow::default()
                 }),
                 None => ScoreWindow::default(),
             };
-            self.windows.insert(
-                key.clone(),
-                OpenWindow {
-                    scores: stored,
-                    dirty: false,
-                },
-            );
+            self.windows
+                .entry(data_type.to_string())
+                .or_default()
+                .insert(
+                    start,
+                    OpenWindow {
+                        scores: stored,
+                        dirty: false,
+                    },
+                );
         }
-        if let Some(w) = self.windows.get_mut(&key) {
+        if let Some(w) = self
+            .windows
+            .get_mut(data_type)
+            .and_then(|w| w.get_mut(&start))
+        {
             w.scores.record(model, prediction, micros);
             w.dirty = true;
         }
@@ -212,21 +223,31 @@ impl ModelServing {
         if self.windows.is_empty() {
             return Ok(());
         }
-        let newest = self.windows.keys().map(|(_, s)| *s).max().unwrap_or(0);
+        let newest = self
+            .windows
+            .values()
+            .flat_map(|w| w.keys().copied())
+            .max()
+            .unwrap_or(0);
         let mut writes = Vec::new();
-        for ((data_type, start), w) in self.windows.iter_mut().filter(|(_, w)| w.dirty) {
-            let json =
-                serde_json::to_vec(&w.scores).map_err(|e| Error::processing("serving", e))?;
-            writes.push((data_type.clone(), *start, json));
-            w.dirty = false;
+        for (data_type, windows) in self.windows.iter_mut() {
+            for (start, w) in windows.iter_mut().filter(|(_, w)| w.dirty) {
+                let json =
+                    serde_json::to_vec(&w.scores).map_err(|e| Error::processing("serving", e))?;
+                writes.push((data_type.clone(), *start, json));
+                w.dirty = false;
+            }
         }
         let store = self.window_store(ctx)?;
         for (data_type, start, json) in writes {
             // Past retention (a record a day late) the store drops the write, by design.
             store.put(data_type.as_bytes(), start, Some(&json))?;
         }
-        self.windows
-            .retain(|(_, start), _| *start >= newest.saturating_sub(WINDOW_MS));
+        let keep_from = newest.saturating_sub(WINDOW_MS);
+        for windows in self.windows.values_mut() {
+            windows.retain(|start, _| *start >= keep_from);
+        }
+        self.windows.retain(|_, windows| !windows.is_empty());
         Ok(())
     }
 
@@ -255,6 +276,17 @@ fn bad_record(ctx: &ProcessorContext<'_>, reason: String) -> Error {
     }
 }
 
+/// Forwards `json` as the result of `input`: with the input's key (see `topology`: results
+/// spread as the input does) and timestamp.
+fn forward(ctx: &mut ProcessorContext<'_>, input: Record, json: Vec<u8>) {
+    ctx.forward(Record {
+        key: input.key,
+        value: Some(json),
+        timestamp: input.timestamp,
+        headers: Vec::new(),
+    });
+}
+
 impl Processor for ModelServing {
     fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
         ctx.schedule(Duration::from_secs(1), PunctuationType::WallClockTime)
@@ -270,104 +302,101 @@ impl Processor for ModelServing {
         if wine.data_type.is_empty() {
             return Err(bad_record(ctx, "the record has no dataType".into()));
         }
-        let meta = ctx.record_metadata().cloned().unwrap_or_default();
-        let origin = Origin {
-            topic: meta.topic,
-            partition: meta.partition,
-            offset: meta.offset,
-        };
-        let mut result = ScoreResult::unscored(&wine.data_type, &origin);
-        match self.registry.get(&wine.data_type) {
-            None => {
-                self.metrics.no_model.fetch_add(1, Ordering::Relaxed);
-                result.error = Some("no model".into());
+        // The input's topic, partition and offset, borrowed for the result (no copy a record).
+        let no_meta = ks_engine::RecordMetadata::default();
+        let Some(m) = self.registry.get(&wine.data_type) else {
+            self.metrics.no_model.fetch_add(1, Ordering::Relaxed);
+            let meta = ctx.record_metadata().unwrap_or(&no_meta);
+            let json = ResultJson {
+                error: Some("no model"),
+                ..ResultJson::new(&wine.data_type, &meta.topic, meta.partition, meta.offset)
             }
-            Some(m) => {
-                let serving = self.serving(ctx, &wine.data_type)?;
-                let swapped = serving
-                    .stats
-                    .as_ref()
-                    .is_none_or(|s| s.version != m.version);
-                if swapped {
-                    serving.stats = Some(m.fresh_stats(now_ms()));
-                }
-                let (scored, elapsed) = m.score_wine(&wine);
-                let prediction = scored.map_err(|e| {
-                    Error::processing(
-                        "serving",
-                        format!("model {} cannot score this record: {e}", m.name),
-                    )
-                })?;
-                let micros = elapsed.as_nanos() as f64 / 1000.0;
-                if let Some(stats) = serving.stats.as_mut() {
-                    stats.record(micros);
-                }
-                serving.dirty = true;
-                self.metrics.scores.fetch_add(1, Ordering::Relaxed);
-                self.metrics.observe(elapsed.as_secs_f64());
-                result.scored_by(&m, &prediction, micros);
-                self.count_in_window(
-                    ctx,
-                    &wine.data_type,
-                    record.timestamp,
-                    &m.name,
-                    prediction.value().as_f64(),
-                    micros,
-                )?;
-                let features = wine.features();
-                self.registry.drift().observe(
-                    &wine.data_type,
-                    &m.version,
-                    &WINE_FEATURES,
-                    &features,
+            .to_vec()
+            .map_err(|e| Error::processing("serving", e))?;
+            forward(ctx, record, json);
+            return Ok(());
+        };
+        let serving = self.serving(ctx, &wine.data_type)?;
+        let swapped = serving
+            .stats
+            .as_ref()
+            .is_none_or(|s| s.version != m.version);
+        if swapped {
+            serving.stats = Some(m.fresh_stats(now_ms()));
+        }
+        let (scored, elapsed) = m.score_wine(&wine);
+        let prediction = scored.map_err(|e| {
+            Error::processing(
+                "serving",
+                format!("model {} cannot score this record: {e}", m.name),
+            )
+        })?;
+        let micros = elapsed.as_nanos() as f64 / 1000.0;
+        if let Some(stats) = serving.stats.as_mut() {
+            stats.record(micros);
+        }
+        serving.dirty = true;
+        self.metrics.scores.fetch_add(1, Ordering::Relaxed);
+        self.metrics.observe(elapsed.as_secs_f64());
+        self.count_in_window(
+            ctx,
+            &wine.data_type,
+            record.timestamp,
+            &m.name,
+            prediction.value().as_f64(),
+            micros,
+        )?;
+        let features = wine.features();
+        self.registry
+            .drift()
+            .observe(&wine.data_type, &m.version, &WINE_FEATURES, &features);
+        let mut challenger = None;
+        if let Some(ch) = self.registry.challenger(&wine.data_type) {
+            let (shadow, shadow_elapsed) = ch.score_wine(&wine);
+            let shadow_us = shadow_elapsed.as_nanos() as f64 / 1000.0;
+            let outcome = match &shadow {
+                Ok(p) => Shadow::Scored {
+                    champion: &prediction,
+                    challenger: p,
+                    champion_us: micros,
+                    challenger_us: shadow_us,
+                },
+                Err(_) => Shadow::Failed,
+            };
+            let ask = self
+                .registry
+                .shadow()
+                .observe(&wine.data_type, &m, &ch, outcome);
+            challenger = Some(ShadowPrediction::of(&ch, &shadow, shadow_us));
+            if let Some(action) = ask {
+                log::info!(
+                    "challenger {} ({}) of {} passes the promotion policy",
+                    ch.name,
+                    ch.version,
+                    wine.data_type
                 );
-                if let Some(ch) = self.registry.challenger(&wine.data_type) {
-                    let (shadow, shadow_elapsed) = ch.score_wine(&wine);
-                    let shadow_us = shadow_elapsed.as_nanos() as f64 / 1000.0;
-                    let outcome = match &shadow {
-                        Ok(p) => Shadow::Scored {
-                            champion: &prediction,
-                            challenger: p,
-                            champion_us: micros,
-                            challenger_us: shadow_us,
-                        },
-                        Err(_) => Shadow::Failed,
-                    };
-                    let ask = self
-                        .registry
-                        .shadow()
-                        .observe(&wine.data_type, &m, &ch, outcome);
-                    result.challenger = Some(ShadowPrediction::of(&ch, &shadow, shadow_us));
-                    if let Some(action) = ask {
-                        log::info!(
-                            "challenger {} ({}) of {} passes the promotion policy",
-                            ch.name,
-                            ch.version,
-                            wine.data_type
-                        );
-                        match &self.control {
-                            Some(sink) => sink.publish(&wine.data_type, &action),
-                            None => log::warn!(
-                                "no control sink: the promotion of {} is not published",
-                                ch.version
-                            ),
-                        }
-                    }
-                }
-                if swapped {
-                    // Queries see the new model at once, not at the next punctuation.
-                    self.write_stats(ctx)?;
+                match &self.control {
+                    Some(sink) => sink.publish(&wine.data_type, &action),
+                    None => log::warn!(
+                        "no control sink: the promotion of {} is not published",
+                        ch.version
+                    ),
                 }
             }
         }
-        let json = serde_json::to_vec(&result).map_err(|e| Error::processing("serving", e))?;
-        ctx.forward(Record {
-            // The input's key (see `topology`: results spread as the input does).
-            key: record.key,
-            value: Some(json),
-            timestamp: record.timestamp,
-            headers: Vec::new(),
-        });
+        if swapped {
+            // Queries see the new model at once, not at the next punctuation.
+            self.write_stats(ctx)?;
+        }
+        let meta = ctx.record_metadata().unwrap_or(&no_meta);
+        let json = ResultJson {
+            scored: Some((&m, &prediction, micros)),
+            challenger: challenger.as_ref(),
+            ..ResultJson::new(&wine.data_type, &meta.topic, meta.partition, meta.offset)
+        }
+        .to_vec()
+        .map_err(|e| Error::processing("serving", e))?;
+        forward(ctx, record, json);
         Ok(())
     }
 

@@ -69,6 +69,33 @@ struct Core {
     /// The producer's transactional id (exactly-once), kept to build its replacement.
     transactional_id: Option<String>,
     summary: LogSummary,
+    /// The wall clock (ms) of the current poll-loop iteration, handed to the tasks with each
+    /// record (see [`LoopClock`]).
+    wall_clock: i64,
+}
+
+/// The wall clock of a poll-loop iteration, derived from the monotonic clock the loop reads
+/// once anyway and re-based on the system clock at every punctuation check (so a step of the
+/// system clock is seen within 50 ms): reading both clocks for every record cost a few percent
+/// of the thread.
+struct LoopClock {
+    base: Instant,
+    base_ms: i64,
+}
+
+impl LoopClock {
+    fn new() -> LoopClock {
+        LoopClock {
+            base: Instant::now(),
+            base_ms: now_ms(),
+        }
+    }
+
+    fn wall_ms(&self, now: Instant) -> i64 {
+        let since = now.saturating_duration_since(self.base).as_millis();
+        self.base_ms
+            .saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
+    }
 }
 
 /// What a thread did since its last `log.summary.interval.ms` line, as Kafka Streams logs it:
@@ -86,9 +113,16 @@ impl LogSummary {
         }
     }
 
-    /// Logs and starts over once `every` has passed.
-    fn report_if_due(&mut self, thread: &str, active: usize, restoring: usize, every: Duration) {
-        let elapsed = self.since.elapsed();
+    /// Logs and starts over once `every` has passed by `now`.
+    fn report_if_due(
+        &mut self,
+        now: Instant,
+        thread: &str,
+        active: usize,
+        restoring: usize,
+        every: Duration,
+    ) {
+        let elapsed = now.saturating_duration_since(self.since);
         if elapsed < every {
             return;
         }
@@ -273,7 +307,9 @@ impl Core {
         let span = t.span.clone();
         let _in_task = span.enter();
         let mut collector = ProducerCollector(&self.producer);
-        let result = t.task.process(&metadata, record, &mut collector, now_ms());
+        let result = t
+            .task
+            .process(&metadata, record, &mut collector, self.wall_clock);
         if let Err(e) = result {
             self.handle_processing_error(e, &metadata, original)?;
         }
@@ -482,6 +518,7 @@ impl Core {
             lost: false,
             transactional_id,
             summary: LogSummary::new(),
+            wall_clock: now_ms(),
         })
     }
 
@@ -644,6 +681,7 @@ fn poll_loop(
 ) -> Result<()> {
     let mut last_commit = Instant::now();
     let mut last_punctuate = Instant::now();
+    let mut clock = LoopClock::new();
     let mut restoring = false;
     while !shared.shutdown.load(Ordering::SeqCst) {
         // While stores restore, poll without waiting (heartbeats, rebalances) and spend the
@@ -654,7 +692,10 @@ fn poll_loop(
             Duration::from_millis(50)
         };
         let polled = consumer.poll(wait);
+        // One clock read per iteration serves the record's wall clock and every check below.
+        let now = Instant::now();
         let mut core = core.lock();
+        core.wall_clock = clock.wall_ms(now);
         if let Some(e) = core.failure.take() {
             return Err(e);
         }
@@ -671,17 +712,19 @@ fn poll_loop(
             None => {}
         }
         core.process_buffered(consumer)?;
-        if last_punctuate.elapsed() >= Duration::from_millis(50) {
+        if now.saturating_duration_since(last_punctuate) >= Duration::from_millis(50) {
+            clock = LoopClock::new();
             core.punctuate()?;
-            last_punctuate = Instant::now();
+            last_punctuate = now;
         }
-        if last_commit.elapsed() >= shared.config.commit_interval {
+        if now.saturating_duration_since(last_commit) >= shared.config.commit_interval {
             core.commit(consumer)?;
             last_commit = Instant::now();
         }
         let (active, restoring) = (core.tasks.len(), core.restoring.len());
+        let every = shared.config.log_summary_interval;
         core.summary
-            .report_if_due(name, active, restoring, shared.config.log_summary_interval);
+            .report_if_due(now, name, active, restoring, every);
     }
     Ok(())
 }
