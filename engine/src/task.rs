@@ -29,6 +29,8 @@ enum RtKind {
     Sink {
         topic: String,
         partitioner: Option<Arc<dyn StreamPartitioner>>,
+        /// The topic's partition count once asked for (a partitioner needs it per record).
+        partitions: Option<i32>,
     },
 }
 
@@ -128,6 +130,7 @@ impl Task {
                 NodeKind::Sink { topic, partitioner } => RtKind::Sink {
                     topic: topic.clone(),
                     partitioner: partitioner.clone(),
+                    partitions: None,
                 },
             };
         }
@@ -330,12 +333,19 @@ impl Task {
         collector: &mut dyn RecordCollector,
         wall_clock: i64,
     ) -> Result<()> {
-        match &self.nodes[idx].kind {
+        match &mut self.nodes[idx].kind {
             RtKind::Absent | RtKind::Source => Ok(()),
-            RtKind::Sink { topic, partitioner } => {
+            RtKind::Sink {
+                topic,
+                partitioner,
+                partitions,
+            } => {
                 let partition = match partitioner {
                     Some(p) => {
-                        let n = collector.num_partitions(topic)?;
+                        let n = match *partitions {
+                            Some(n) => n,
+                            None => *partitions.insert(collector.num_partitions(topic)?),
+                        };
                         p.partition_from(topic, &record, n, metadata)
                             .filter(|p| (0..n).contains(p))
                     }
