@@ -715,3 +715,47 @@ async fn client_reads_chunked_and_unsized_bodies() {
     );
     peer.await.unwrap();
 }
+
+/// A query implementation that panics on one data type.
+struct Panicking(Fake);
+
+impl ServingQueries for Panicking {
+    fn local_stats(&self, data_type: &str) -> Option<ServingStats> {
+        if data_type == "boom" {
+            panic!("the store is broken");
+        }
+        self.0.local_stats(data_type)
+    }
+    fn instances(&self) -> Vec<InstanceInfo> {
+        self.0.instances()
+    }
+    fn models(&self) -> Vec<ModelInfo> {
+        self.0.models()
+    }
+    fn health(&self) -> Health {
+        self.0.health()
+    }
+    fn metrics(&self) -> MetricsSnapshot {
+        self.0.metrics()
+    }
+}
+
+/// `/state/value` is answered on the async workers (no blocking-pool hand-off): a panic in
+/// the query is still a 500 naming it, and the server goes on answering.
+#[tokio::test]
+async fn a_panicking_state_query_is_a_500_and_the_server_goes_on() {
+    let queries = Panicking(fake_with(&[("wine", stats(3, 2.0))]));
+    let server = start(Arc::new(queries)).await;
+    let (status, body) = get_json(server.addr, "/state/value/boom?local=true").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("the store is broken")),
+        "{body}"
+    );
+    let (status, body) = get_json(server.addr, "/state/value/wine?local=true").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["usage"], 3, "{body}");
+    server.stop().await;
+}

@@ -387,16 +387,37 @@ async fn answer(
     if let Route::DashboardData { local_only } = route {
         return dashboard::data(queries, local_only, peer_token).await;
     }
-    // The queries are synchronous and may take store locks, so they run off the async workers;
-    // that also turns a panicking implementation into a 500 instead of a dropped connection.
-    let blocking = {
-        let queries = Arc::clone(&queries);
-        let route = route.clone();
-        tokio::task::spawn_blocking(move || local_answer(&*queries, &route))
-    };
-    let local = match blocking.await {
-        Ok(local) => local,
-        Err(e) => return Answer::error(500, &format!("query failed: {e}"), path),
+    let local = if matches!(route, Route::StateValue { .. }) {
+        // The hot query reads one key per task store (locks held for a lookup, never across
+        // I/O): answered right here, as a hand-off to the blocking pool and back cost two
+        // thread wake-ups, each a wait for a core on a busy machine (its p99). A panic is
+        // still a 500.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            local_answer(&*queries, &route)
+        })) {
+            Ok(local) => local,
+            Err(e) => {
+                let why = e
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| e.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                return Answer::error(500, &format!("query failed: {why}"), path);
+            }
+        }
+    } else {
+        // The other queries may scan stores and take their locks for longer, so they run
+        // off the async workers; that also turns a panicking implementation into a 500
+        // instead of a dropped connection.
+        let blocking = {
+            let queries = Arc::clone(&queries);
+            let route = route.clone();
+            tokio::task::spawn_blocking(move || local_answer(&*queries, &route))
+        };
+        match blocking.await {
+            Ok(local) => local,
+            Err(e) => return Answer::error(500, &format!("query failed: {e}"), path),
+        }
     };
     match (route, local) {
         (Route::StateValue { data_type, .. }, Local::Stats { mine, peers }) => {
