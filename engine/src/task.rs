@@ -15,6 +15,9 @@ use ks_stores::{KeyValueStore, ReadOnlyKeyValueStore};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The largest forward buffer (in records) kept for reuse.
+const MAX_SPARE_FORWARDED: usize = 64;
+
 /// Where sink output goes: the producer in the runtime, a capture in the test driver.
 pub trait RecordCollector {
     fn send(&mut self, out: OutputRecord) -> Result<()>;
@@ -383,7 +386,10 @@ impl Task {
                 None => self.deliver_to_children(from, rec, metadata, collector, wall_clock)?,
             }
         }
-        self.spare_forwarded.push(forwarded);
+        // A buffer grown by a burst (a punctuation flushing many records) is not kept.
+        if forwarded.capacity() <= MAX_SPARE_FORWARDED {
+            self.spare_forwarded.push(forwarded);
+        }
         Ok(())
     }
 
