@@ -58,11 +58,13 @@ pub struct Task {
     global_stores: GlobalStores,
     schedules: Vec<Schedule>,
     stream_time: i64,
-    /// Source nodes' own timestamp extractors; the others use `default_extractor`.
-    extractors: HashMap<usize, Arc<dyn TimestampExtractor>>,
+    /// Source nodes' own timestamp extractors, by node; the others use `default_extractor`.
+    extractors: Vec<Option<Arc<dyn TimestampExtractor>>>,
     default_extractor: Arc<dyn TimestampExtractor>,
     /// The highest timestamp processed from each input topic's partition (-1 before any).
-    partition_times: HashMap<String, i64>,
+    /// A task reads one or a few topics: a short list searched by name beats hashing the
+    /// topic name for every record.
+    partition_times: Vec<(String, i64)>,
     /// The record caches' budget (`cache.max.bytes.buffering`; 0 by default: no caching).
     cache: Arc<CacheBudget>,
     /// Emptied forward buffers, reused by the next processor run (one per nesting level) so
@@ -117,10 +119,10 @@ impl Task {
             })
             .collect();
         let mut sources = HashMap::new();
-        let mut extractors = HashMap::new();
+        let mut extractors = vec![None; nodes.len()];
         for &i in &sub.nodes {
             if let Some(e) = topology.extractors.get(&topology.nodes[i].name) {
-                extractors.insert(i, e.clone());
+                extractors[i] = Some(e.clone());
             }
             nodes[i].kind = match &topology.nodes[i].kind {
                 NodeKind::Source { topics } => {
@@ -151,7 +153,7 @@ impl Task {
             stream_time: -1,
             extractors,
             default_extractor: Arc::new(RecordTimestamp),
-            partition_times: HashMap::new(),
+            partition_times: Vec::new(),
             cache: CacheBudget::disabled(),
         }
     }
@@ -169,10 +171,19 @@ impl Task {
 
     /// The event time of `record` (from `metadata`'s topic), without processing it.
     pub fn extract_timestamp(&self, metadata: &RecordMetadata, record: &Record) -> Result<i64> {
-        let extractor = self
-            .sources
-            .get(&metadata.topic)
-            .and_then(|i| self.extractors.get(i))
+        let source = self.sources.get(&metadata.topic).copied();
+        self.extract_from(source, metadata, record)
+    }
+
+    /// [`Task::extract_timestamp`] of a record read by source node `source`.
+    fn extract_from(
+        &self,
+        source: Option<usize>,
+        metadata: &RecordMetadata,
+        record: &Record,
+    ) -> Result<i64> {
+        let extractor = source
+            .and_then(|i| self.extractors.get(i)?.as_ref())
             .unwrap_or(&self.default_extractor);
         let partition_time = self.partition_time(&metadata.topic);
         let timestamp = extractor.extract(metadata, record, partition_time)?;
@@ -189,13 +200,29 @@ impl Task {
 
     /// The highest timestamp processed from input `topic` (this task's partition of it), or -1.
     pub fn partition_time(&self, topic: &str) -> i64 {
-        self.partition_times.get(topic).copied().unwrap_or(-1)
+        self.partition_times
+            .iter()
+            .find(|(t, _)| t == topic)
+            .map_or(-1, |(_, time)| *time)
+    }
+
+    /// The partition time of input `topic`, -1 until it is first set (the topic's name is
+    /// copied once, not per record).
+    fn partition_time_mut(&mut self, topic: &str) -> &mut i64 {
+        let i = match self.partition_times.iter().position(|(t, _)| t == topic) {
+            Some(i) => i,
+            None => {
+                self.partition_times.push((topic.to_string(), -1));
+                self.partition_times.len() - 1
+            }
+        };
+        &mut self.partition_times[i].1
     }
 
     /// Resumes from a partition time recorded before (a restart or a move to this instance):
     /// stream time is never behind it, so late records stay late across restarts.
     pub fn resume_partition_time(&mut self, topic: &str, partition_time: i64) {
-        let t = self.partition_times.entry(topic.to_string()).or_insert(-1);
+        let t = self.partition_time_mut(topic);
         *t = (*t).max(partition_time);
         self.stream_time = self.stream_time.max(partition_time);
     }
@@ -288,19 +315,13 @@ impl Task {
                 self.id, metadata.topic
             ))
         })?;
-        let timestamp = self.extract_timestamp(metadata, &record)?;
+        let timestamp = self.extract_from(Some(source), metadata, &record)?;
         let record = Record {
             timestamp,
             ..record
         };
-        // No topic name cloned per record: the entry exists after the partition's first.
-        match self.partition_times.get_mut(&metadata.topic) {
-            Some(t) => *t = (*t).max(timestamp),
-            None => {
-                self.partition_times
-                    .insert(metadata.topic.clone(), timestamp);
-            }
-        }
+        let t = self.partition_time_mut(&metadata.topic);
+        *t = (*t).max(timestamp);
         self.stream_time = self.stream_time.max(timestamp);
         self.deliver_to_children(source, record, Some(metadata), collector, wall_clock)?;
         self.punctuate_stream_time(collector, wall_clock)
