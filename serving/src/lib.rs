@@ -12,7 +12,8 @@
 //! - [`versions`]: the last K models of a data type, for rollback and promotion.
 //! - [`challenger`]: shadow scoring's agreement figures and the automatic promotion policy.
 //! - [`drift`]: input drift per field (baseline against the current window, PSI).
-//! - [`result`]: [`ScoreResult`], one result on the results topic.
+//! - [`result`]: [`ScoreResult`], one result on the results topic, and [`ResultJson`], the
+//!   hot path's writer of the same JSON from borrowed parts.
 //! - [`stats`]: [`ServingStats`], the serving statistics per data type.
 //! - [`failure`]: [`FailureReport`], a rejected model or record for the errors topic.
 //! - [`health`]: [`Health`], what `/health` answers.

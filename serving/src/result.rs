@@ -1,4 +1,5 @@
-//! [`ScoreResult`]: one result on the results topic, the same JSON from both servers.
+//! [`ScoreResult`]: one result on the results topic, the same JSON from both servers, which
+//! write it per record with [`ResultJson`] (no owned strings, same bytes).
 
 use crate::{Origin, ServedModel};
 use ks_models::Value;
