@@ -65,16 +65,23 @@ impl Output {
     }
 
     /// A result, keyed as its input record was (ks-server's results keep the input's key).
-    fn result(result: &ResultJson<'_>, origin: &Origin, key: Option<Vec<u8>>) -> Output {
-        match result.to_vec() {
+    /// `json` is the result written (see [`ResultJson`]), which borrows from `origin`: written
+    /// first, so the origin moves here instead of being copied per record.
+    fn result(
+        json: serde_json::Result<Vec<u8>>,
+        data_type: &str,
+        origin: Origin,
+        key: Option<Vec<u8>>,
+    ) -> Output {
+        match json {
             Ok(payload) => Output {
                 sink: Sink::Results,
                 key,
                 payload,
-                origin: origin.clone(),
+                origin,
                 reason: None,
             },
-            Err(e) => Output::bad_data(result.data_type, e.to_string(), origin.clone()),
+            Err(e) => Output::bad_data(data_type, e.to_string(), origin),
         }
     }
 }
@@ -105,11 +112,12 @@ pub fn score(
         origin.offset,
     );
     let Some(m) = model else {
-        let unscored = ResultJson {
+        let json = ResultJson {
             error: Some("no model"),
             ..result
-        };
-        return Output::result(&unscored, &origin, key);
+        }
+        .to_vec();
+        return Output::result(json, &wine.data_type, origin, key);
     };
     let (scored, elapsed) = m.score_wine(wine);
     let micros = elapsed.as_nanos() as f64 / 1000.0;
@@ -123,11 +131,12 @@ pub fn score(
     if let Some(s) = stats {
         s.record(micros);
     }
-    let scored = ResultJson {
+    let json = ResultJson {
         scored: Some((m, &prediction, micros)),
         ..result
-    };
-    Output::result(&scored, &origin, key)
+    }
+    .to_vec();
+    Output::result(json, &wine.data_type, origin, key)
 }
 
 /// Fresh statistics for a model that starts serving now.
