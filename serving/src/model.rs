@@ -28,16 +28,14 @@ pub struct ServedModel {
     pub wine_columns: Option<Vec<usize>>,
 }
 
-/// Where each of `inputs` is among the wine features, if all are (and there are not more of
-/// them than features).
-fn wine_columns(inputs: &[String]) -> Option<Vec<usize>> {
-    if inputs.len() > WINE_FEATURES.len() {
+/// Where each of the model's inputs is among the wine features, if all are (and there are not
+/// more of them than features): the model bound to the wine schema with no input missing.
+fn wine_columns(model: &Model) -> Option<Vec<usize>> {
+    let bound = model.bind(&WINE_FEATURES);
+    if bound.columns().len() > WINE_FEATURES.len() {
         return None;
     }
-    inputs
-        .iter()
-        .map(|name| WINE_FEATURES.iter().position(|f| f == name))
-        .collect()
+    bound.columns().iter().copied().collect()
 }
 
 /// A data type's current model, as `/models` lists it.
@@ -71,7 +69,7 @@ impl ServedModel {
         loaded_ms: i64,
         model: Model,
     ) -> ServedModel {
-        let wine_columns = wine_columns(model.input_fields());
+        let wine_columns = wine_columns(&model);
         ServedModel {
             data_type: data_type.to_string(),
             name: name.to_string(),

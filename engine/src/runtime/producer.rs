@@ -12,7 +12,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,6 +95,10 @@ pub struct StreamProducer {
     dropped: Arc<AtomicU64>,
     partitions: Mutex<HashMap<String, i32>>,
     transactional: bool,
+    /// Set when a transactional call was refused because a newer producer with this
+    /// transactional id took over: the open transaction is the successor's to abort (its
+    /// `init_transactions` does), and asking the coordinator again only waits out a timeout.
+    fenced: AtomicBool,
 }
 
 impl StreamProducer {
@@ -152,6 +156,7 @@ impl StreamProducer {
             dropped,
             partitions: Mutex::new(HashMap::new()),
             transactional: transactional_id.is_some(),
+            fenced: AtomicBool::new(false),
         }))
     }
 
@@ -301,7 +306,7 @@ impl StreamProducer {
     pub fn begin(&self) -> Result<()> {
         self.producer
             .begin_transaction()
-            .map_err(fenced_or("beginning a transaction"))
+            .map_err(|e| self.refused("beginning a transaction", e))
     }
 
     pub fn commit(
@@ -312,19 +317,28 @@ impl StreamProducer {
         if let (Some(group), true) = (group, offsets.count() > 0) {
             self.producer
                 .send_offsets_to_transaction(offsets, group, Duration::from_secs(30))
-                .map_err(fenced_or("adding offsets to the transaction"))?;
+                .map_err(|e| self.refused("adding offsets to the transaction", e))?;
         }
         self.producer
             .commit_transaction(Duration::from_secs(60))
-            .map_err(fenced_or("committing the transaction"))?;
+            .map_err(|e| self.refused("committing the transaction", e))?;
         // Deliveries inside a committed transaction are acknowledged by now.
         self.flush(Duration::from_secs(5))
     }
 
+    /// Aborts the open transaction. A fenced producer does not ask the coordinator (the
+    /// successor aborted the transaction when it started; the call would only time out) and
+    /// reports the fencing instead.
     pub fn abort(&self) -> Result<()> {
+        if self.fenced.load(Ordering::SeqCst) || self.fencing_error().is_some() {
+            return Err(Error::Fenced(
+                "aborting the transaction: the producer was fenced, the successor aborted it"
+                    .into(),
+            ));
+        }
         self.producer
             .abort_transaction(Duration::from_secs(30))
-            .map_err(fenced_or("aborting the transaction"))?;
+            .map_err(|e| self.refused("aborting the transaction", e))?;
         let ctx = self.producer.context();
         ctx.failed.store(0, Ordering::SeqCst);
         ctx.failed_output.store(0, Ordering::SeqCst);
@@ -357,6 +371,17 @@ impl StreamProducer {
 /// A fatal transactional error means another producer with our transactional id took over
 /// (or the coordinator bumped our epoch); a stale group generation in the transaction's offset
 /// commit, or any error the transaction must be aborted for, means the tasks migrated.
+impl StreamProducer {
+    /// A refused transactional call as the thread's error, remembering a fencing.
+    fn refused(&self, what: &'static str, e: KafkaError) -> Error {
+        let e = fenced_or(what)(e);
+        if matches!(e, Error::Fenced(_)) {
+            self.fenced.store(true, Ordering::SeqCst);
+        }
+        e
+    }
+}
+
 fn fenced_or(what: &'static str) -> impl FnOnce(KafkaError) -> Error {
     move |e| {
         let fenced = e.rdkafka_error_code().is_some_and(is_fencing)

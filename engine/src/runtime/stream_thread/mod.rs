@@ -68,6 +68,9 @@ struct Core {
     lost: bool,
     /// The producer's transactional id (exactly-once), kept to build its replacement.
     transactional_id: Option<String>,
+    /// The thread has shut its tasks down (cleanly or dirty): the revoke that leaving the
+    /// group delivers afterwards has nothing to commit, and a failed thread must not commit.
+    shut: bool,
     summary: LogSummary,
     /// The wall clock (ms) of the current poll-loop iteration, handed to the tasks with each
     /// record (see [`LoopClock`]).
@@ -171,6 +174,9 @@ impl ConsumerContext for StreamContext {
         };
         let mut core = self.core.lock();
         core.shared.set_thread_ready(&core.name, false);
+        if core.shut {
+            return;
+        }
         let revoked: Vec<(String, i32)> = tpl
             .elements()
             .iter()
@@ -208,6 +214,9 @@ impl ConsumerContext for StreamContext {
         };
         let mut core = self.core.lock();
         core.shared.set_thread_ready(&core.name, false);
+        if core.shut {
+            return;
+        }
         let assigned: Vec<(String, i32)> = tpl
             .elements()
             .iter()
@@ -524,6 +533,7 @@ impl Core {
             failure: None,
             lost: false,
             transactional_id,
+            shut: false,
             summary: LogSummary::new(),
             wall_clock: now_ms(),
         })
@@ -581,6 +591,7 @@ impl Core {
     /// After the loop: a clean shutdown closes processors, commits, checkpoints and closes
     /// stores; a failure commits what is safe (at-least-once) and closes everything dirty.
     fn shut_down(&mut self, consumer: &BaseConsumer<StreamContext>, result: &Result<()>) {
+        self.shut = true;
         match result {
             Ok(()) => {
                 let all: Vec<(String, i32)> = self

@@ -355,6 +355,10 @@ impl Core {
         let clean_abort = if self.producer.is_transactional() {
             match self.producer.abort() {
                 Ok(()) => true,
+                Err(e @ Error::Fenced(_)) => {
+                    log::info!("{}: {e}", self.name);
+                    false
+                }
                 Err(e) => {
                     log::warn!("{}: aborting the transaction failed: {e}", self.name);
                     false
