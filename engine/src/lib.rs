@@ -50,7 +50,7 @@ pub mod topology;
 
 pub use error::{Error, Result};
 pub use processor::{
-    Processor, ProcessorContext, ProcessorSupplier, PunctuationType, StreamPartitioner,
+    Processor, ProcessorContext, ProcessorSupplier, PunctuationType, StreamPartitioner, Upcoming,
 };
 pub use record::{OutputRecord, Record, RecordMetadata};
 pub use runtime::{

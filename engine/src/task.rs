@@ -2,7 +2,9 @@
 //! driving records from its sources through the graph to its sinks. Used alike by the Kafka
 //! runtime and by the test driver, so topology logic tested in-process is the logic that runs.
 
-use crate::processor::{Processor, ProcessorContext, PunctuationType, Schedule, StreamPartitioner};
+use crate::processor::{
+    Processor, ProcessorContext, PunctuationType, Schedule, StreamPartitioner, Upcoming,
+};
 use crate::record::{Header, OutputRecord, Record, RecordMetadata};
 
 /// Records a processor forwarded: to one child (`Some`) or to all of them.
@@ -325,6 +327,36 @@ impl Task {
         self.stream_time = self.stream_time.max(timestamp);
         self.deliver_to_children(source, record, Some(metadata), collector, wall_clock)?;
         self.punctuate_stream_time(collector, wall_clock)
+    }
+
+    /// Tells the processors below the source of `topic` which of its records come next (see
+    /// [`Processor::prepare`]). A processor that forwards here fails the call.
+    pub fn prepare(
+        &mut self,
+        topic: &str,
+        upcoming: &[Upcoming<'_>],
+        wall_clock: i64,
+    ) -> Result<()> {
+        let Some(&source) = self.sources.get(topic) else {
+            return Ok(());
+        };
+        for c in 0..self.nodes[source].children.len() {
+            let child = self.nodes[source].children[c].1;
+            if !matches!(self.nodes[child].kind, RtKind::Processor(_)) {
+                continue;
+            }
+            let ((), forwarded) = self.run_on(child, None, None, wall_clock, |p, ctx| {
+                p.prepare(ctx, upcoming)
+            })?;
+            if !forwarded.is_empty() {
+                return Err(Error::processing(
+                    &self.nodes[child].name,
+                    "prepare forwarded records: output belongs in process",
+                ));
+            }
+            self.spare_forwarded.push(forwarded);
+        }
+        Ok(())
     }
 
     /// Dispatches `record` to every child of `from` (a clone to all but the last), without

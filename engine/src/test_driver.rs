@@ -146,6 +146,45 @@ impl TopologyTestDriver {
         Ok(())
     }
 
+    /// Pipes records into `topic` as one poll batch, the way a stream thread runs them: the
+    /// processors below the topic's source are told what comes first
+    /// ([`TopologyTestDriver::prepare`]), then each record runs as
+    /// [`TopologyTestDriver::pipe`] runs it.
+    pub fn pipe_batch(&mut self, topic: &str, records: Vec<Record>) -> Result<()> {
+        if records.len() > 1 {
+            self.prepare(topic, &records)?;
+        }
+        for record in records {
+            self.pipe(topic, record)?;
+        }
+        Ok(())
+    }
+
+    /// Tells the processors below `topic`'s source that `records` come next
+    /// ([`crate::Processor::prepare`]), at the offsets [`TopologyTestDriver::pipe`] will give
+    /// them, without running them: a test can then change the world (swap a model, say)
+    /// before they arrive, or never pipe them.
+    pub fn prepare(&mut self, topic: &str, records: &[Record]) -> Result<()> {
+        let first = self.offsets.get(topic).copied().unwrap_or(0);
+        let metadata: Vec<RecordMetadata> = (first..)
+            .take(records.len())
+            .map(|offset| RecordMetadata {
+                topic: topic.to_string(),
+                partition: 0,
+                offset,
+            })
+            .collect();
+        let upcoming: Vec<crate::Upcoming<'_>> = metadata
+            .iter()
+            .zip(records)
+            .map(|(metadata, record)| crate::Upcoming { metadata, record })
+            .collect();
+        match self.tasks.iter_mut().find(|t| t.reads(topic)) {
+            Some(task) => task.prepare(topic, &upcoming, self.wall_clock),
+            None => Ok(()),
+        }
+    }
+
     // Kafka Streams' driver commits after every record: processors flush (record caches
     // forward their dirty entries) into the same capture.
     fn commit(&mut self, capture: &mut Capture) -> Result<()> {

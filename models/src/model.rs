@@ -56,6 +56,13 @@ impl Model {
         })
     }
 
+    /// Whether scoring many rows at once ([`Model::score_rows`]) is cheaper per row than one
+    /// call each: a graph (TensorFlow, ONNX) runs a batch as one tensor, while PMML scores row
+    /// by row either way.
+    pub fn prefers_batches(&self) -> bool {
+        matches!(self.engine, Engine::Tensorflow(_) | Engine::Onnx(_))
+    }
+
     pub fn model_type(&self) -> ModelType {
         match self.engine {
             Engine::Pmml(_) => ModelType::Pmml,

@@ -37,6 +37,8 @@ pub struct MetricsSnapshot {
     pub scores: u64,
     /// Records that found no model for their data type.
     pub no_model: u64,
+    /// Records scored together with the rest of their poll batch (models that batch).
+    pub batched_scores: u64,
     /// Bad records and bad models sent to the errors topic.
     pub errors: u64,
     /// Models built and swapped in.

@@ -331,6 +331,7 @@ impl ServingQueries for Core {
             records: self.metrics.records.load(Ordering::Relaxed),
             scores: self.metrics.scores.load(Ordering::Relaxed),
             no_model: self.metrics.no_model.load(Ordering::Relaxed),
+            batched_scores: self.metrics.batched.load(Ordering::Relaxed),
             errors: engine_errors + self.errors.count.load(Ordering::Relaxed),
             models_loaded: self.registry.loaded(),
             latency_buckets,

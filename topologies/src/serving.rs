@@ -17,13 +17,13 @@
 //! [`SCORE_WINDOWS_RETENTION_MS`] of retention) and written with the statistics, once a second.
 
 use ks_engine::stores::{ReadOnlyWindowStore, WindowStore, WindowStoreConfig};
-use ks_engine::{Error, Processor, ProcessorContext, PunctuationType, Record, Result};
+use ks_engine::{Error, Processor, ProcessorContext, PunctuationType, Record, Result, Upcoming};
 use ks_proto::WINE_FEATURES;
 use ks_proto::{Message, WineRecord};
 use ks_serving::challenger::Shadow;
 use ks_serving::control::ControlSink;
 use ks_serving::windows::{window_start, ScoreWindow, WINDOW_MS};
-use ks_serving::{now_ms, ModelRegistry, ResultJson, ServingStats, ShadowPrediction};
+use ks_serving::{now_ms, ModelRegistry, ResultJson, ServedModel, ServingStats, ShadowPrediction};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,6 +52,9 @@ pub struct ServerMetrics {
     pub scores: AtomicU64,
     /// Records that found no model.
     pub no_model: AtomicU64,
+    /// Records scored ahead with the rest of their poll batch (models that batch, see
+    /// [`ks_models::Model::prefers_batches`]): one graph run per batch instead of per record.
+    pub batched: AtomicU64,
     /// Records a model could not score.
     pub model_errors: AtomicU64,
     /// Per bound in [`LATENCY_BOUNDS`], then +Inf (not cumulative).
@@ -112,6 +115,19 @@ pub struct ModelServing {
     /// by `&str`: no key allocated per record).
     windows: HashMap<String, HashMap<i64, OpenWindow>>,
     window_store: Option<WindowStore>,
+    /// Records of the coming poll batch scored together by [`Processor::prepare`] (models
+    /// that batch, see [`ks_models::Model::prefers_batches`]), by partition and offset.
+    prepared: HashMap<(i32, i64), Prepared>,
+}
+
+/// A record decoded and scored ahead, in its poll batch.
+struct Prepared {
+    wine: WineRecord,
+    /// The model that scored it: `process` uses the prediction only if that model still serves.
+    model: Arc<ServedModel>,
+    prediction: ks_models::Prediction,
+    /// Its share of the batch's scoring time.
+    elapsed: Duration,
 }
 
 impl ModelServing {
@@ -124,7 +140,29 @@ impl ModelServing {
             control: None,
             windows: HashMap::new(),
             window_store: None,
+            prepared: HashMap::new(),
         }
+    }
+
+    /// The record's WineRecord and what `prepare` made of it (the model that scored it, the
+    /// prediction, its time), if it did; otherwise the record decoded, to be scored alone.
+    fn take_prepared(
+        &mut self,
+        ctx: &ProcessorContext<'_>,
+        bytes: &[u8],
+    ) -> Result<(WineRecord, Option<Prepared>)> {
+        if !self.prepared.is_empty() {
+            if let Some(mut p) = ctx
+                .record_metadata()
+                .and_then(|m| self.prepared.remove(&(m.partition, m.offset)))
+            {
+                let wine = std::mem::take(&mut p.wine);
+                return Ok((wine, Some(p)));
+            }
+        }
+        let wine = WineRecord::decode(bytes)
+            .map_err(|e| bad_record(ctx, format!("not a WineRecord: {e}")))?;
+        Ok((wine, None))
     }
 
     /// Publishes the promotions the registry's policy asks for to `sink`.
@@ -297,8 +335,7 @@ impl Processor for ModelServing {
         let Some(bytes) = record.value.as_deref() else {
             return Err(bad_record(ctx, "an empty data record".into()));
         };
-        let wine = WineRecord::decode(bytes)
-            .map_err(|e| bad_record(ctx, format!("not a WineRecord: {e}")))?;
+        let (wine, ahead) = self.take_prepared(ctx, bytes)?;
         if wine.data_type.is_empty() {
             return Err(bad_record(ctx, "the record has no dataType".into()));
         }
@@ -316,6 +353,15 @@ impl Processor for ModelServing {
             forward(ctx, record, json);
             return Ok(());
         };
+        // A prediction made ahead counts only if the model that made it still serves.
+        let ahead = ahead.filter(|p| Arc::ptr_eq(&p.model, &m));
+        if ahead.is_some() {
+            self.metrics.batched.fetch_add(1, Ordering::Relaxed);
+        }
+        let (scored, elapsed) = match ahead {
+            Some(p) => (Ok(p.prediction), p.elapsed),
+            None => m.score_wine(&wine),
+        };
         let serving = self.serving(ctx, &wine.data_type)?;
         let swapped = serving
             .stats
@@ -324,7 +370,6 @@ impl Processor for ModelServing {
         if swapped {
             serving.stats = Some(m.fresh_stats(now_ms()));
         }
-        let (scored, elapsed) = m.score_wine(&wine);
         let prediction = scored.map_err(|e| {
             Error::processing(
                 "serving",
@@ -397,6 +442,64 @@ impl Processor for ModelServing {
         .to_vec()
         .map_err(|e| Error::processing("serving", e))?;
         forward(ctx, record, json);
+        Ok(())
+    }
+
+    /// Scores the batch's records together where their model gains from it (a graph run
+    /// once over an [N, 11] tensor instead of N times): `process` then takes each record's
+    /// prediction. Records that do not decode, lack a model or whose model scores row by
+    /// row are left to `process` as they are.
+    fn prepare(
+        &mut self,
+        _ctx: &mut ProcessorContext<'_>,
+        upcoming: &[Upcoming<'_>],
+    ) -> Result<()> {
+        self.prepared.clear();
+        // By model: the records' keys and their decoded wines.
+        type Group = (Arc<ServedModel>, Vec<(i32, i64)>, Vec<WineRecord>);
+        let mut groups: Vec<Group> = Vec::new();
+        for u in upcoming {
+            let Some(wine) = u
+                .record
+                .value
+                .as_deref()
+                .and_then(|bytes| WineRecord::decode(bytes).ok())
+            else {
+                continue;
+            };
+            let Some(m) = self.registry.get(&wine.data_type) else {
+                continue;
+            };
+            if !m.model.prefers_batches() {
+                continue;
+            }
+            let key = (u.metadata.partition, u.metadata.offset);
+            match groups.iter_mut().find(|(g, _, _)| Arc::ptr_eq(g, &m)) {
+                Some((_, keys, wines)) => {
+                    keys.push(key);
+                    wines.push(wine);
+                }
+                None => groups.push((m, vec![key], vec![wine])),
+            }
+        }
+        for (model, keys, wines) in groups {
+            let refs: Vec<&WineRecord> = wines.iter().collect();
+            let Some((predictions, elapsed)) = model.score_wines(&refs) else {
+                continue;
+            };
+            let share = elapsed / u32::try_from(keys.len()).unwrap_or(u32::MAX).max(1);
+            for ((key, wine), prediction) in keys.into_iter().zip(wines).zip(predictions) {
+                self.prepared.insert(
+                    key,
+                    Prepared {
+                        wine,
+                        model: model.clone(),
+                        prediction,
+                        elapsed: share,
+                    },
+                );
+            }
+        }
         Ok(())
     }
 

@@ -5,7 +5,7 @@ mod context;
 
 pub use context::ProcessorContext;
 
-use crate::record::Record;
+use crate::record::{Record, RecordMetadata};
 use crate::Result;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,29 @@ pub trait Processor: Send {
     }
 
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, record: Record) -> Result<()>;
+
+    /// A hint before the stream thread runs a poll batch: `upcoming` are the records this
+    /// processor's source is about to hand it, in order, one `process` call each. A processor
+    /// that works faster over many records at once (a model scoring a batch of rows as one
+    /// tensor) does that work here and keeps the results for `process` to pick up by the
+    /// record's partition and offset ([`ProcessorContext::record_metadata`]).
+    ///
+    /// Only a hint: `process` must still handle any record by itself. A record may never
+    /// arrive (its partition revoked, an earlier record failing the thread), and records
+    /// arrive with nothing prepared where no hint is given: below another processor (only
+    /// the direct children of a source node are told), in tasks reading several partitions
+    /// (they take records in timestamp order across polls), and for a poll that fetched one
+    /// record. Records are as fetched, before the timestamp extractor ran. Nothing may be
+    /// forwarded here, and a data error belongs in `process` (where the error handler sees
+    /// the record): an error returned here fails the thread. The stream thread's batch is at
+    /// most [`StreamsConfig::max_poll_records`](crate::StreamsConfig) records.
+    fn prepare(
+        &mut self,
+        _ctx: &mut ProcessorContext<'_>,
+        _upcoming: &[Upcoming<'_>],
+    ) -> Result<()> {
+        Ok(())
+    }
 
     /// Called for each punctuation this processor scheduled, with the stream time or wall-clock
     /// time (ms) that triggered it.
@@ -42,6 +65,15 @@ pub trait Processor: Send {
     fn close(&mut self, _ctx: &mut ProcessorContext<'_>) -> Result<()> {
         Ok(())
     }
+}
+
+/// A record a processor will be given soon (see [`Processor::prepare`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Upcoming<'a> {
+    /// Where it comes from: the partition and offset `process` will see in its metadata.
+    pub metadata: &'a RecordMetadata,
+    /// The record as fetched.
+    pub record: &'a Record,
 }
 
 /// Makes a fresh processor for each task: tasks never share processor state.

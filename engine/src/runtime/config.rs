@@ -101,6 +101,11 @@ pub struct StreamsConfig {
     pub instance_id: Option<String>,
     pub session_timeout: Duration,
     pub max_poll_interval: Duration,
+    /// `max.poll.records`: the most records a stream thread takes from its consumer in one
+    /// batch (what it already fetched, without waiting), processes, and only then punctuates
+    /// and considers a commit. Processors below a source see each batch first
+    /// ([`crate::Processor::prepare`]). Kafka's consumer default, 500.
+    pub max_poll_records: usize,
     /// `partition.assignment.strategy`; default cooperative-sticky, or range when a
     /// sub-topology reads several (co-partitioned) topics, so their partitions stay together.
     pub assignment_strategy: Option<String>,
@@ -174,6 +179,7 @@ impl StreamsConfig {
             instance_id: None,
             session_timeout: Duration::from_secs(45),
             max_poll_interval: Duration::from_secs(300),
+            max_poll_records: 500,
             assignment_strategy: None,
             error_handling: ErrorHandling::LogAndFail,
             production_error_handling: ProductionErrorHandling::Fail,
@@ -288,6 +294,12 @@ impl StreamsConfig {
         self
     }
 
+    /// `max.poll.records`: see [`StreamsConfig::max_poll_records`].
+    pub fn with_max_poll_records(mut self, n: usize) -> Self {
+        self.max_poll_records = n;
+        self
+    }
+
     pub fn with_error_handling(mut self, h: ErrorHandling) -> Self {
         self.error_handling = h;
         self
@@ -372,6 +384,11 @@ impl StreamsConfig {
         if self.num_stream_threads == 0 {
             return Err(Error::InvalidConfig(
                 "num.stream.threads must be at least 1".into(),
+            ));
+        }
+        if self.max_poll_records == 0 {
+            return Err(Error::InvalidConfig(
+                "max.poll.records must be at least 1".into(),
             ));
         }
         if self.commit_interval.is_zero() {

@@ -19,6 +19,11 @@ pub fn render_metrics(m: &MetricsSnapshot) -> String {
             m.no_model,
         ),
         (
+            "ks_batched_scores_total",
+            "Records scored together with the rest of their poll batch (models that batch).",
+            m.batched_scores,
+        ),
+        (
             "ks_errors_total",
             "Bad records and bad models sent to the errors topic.",
             m.errors,

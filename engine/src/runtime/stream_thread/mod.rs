@@ -22,6 +22,7 @@ mod commit;
 mod dead_letter;
 mod partition_group;
 mod task_manager;
+use crate::processor::Upcoming;
 use crate::runtime::producer::{ProducerChangelogSink, ProducerCollector, StreamProducer};
 use crate::runtime::state_manager::{self, RestoringTask, TaskState};
 use crate::runtime::{now_ms, Shared, TaskEntry};
@@ -150,6 +151,26 @@ struct PartitionState {
 
 struct StreamContext {
     core: Arc<Mutex<Core>>,
+    /// Partitions revoked or lost by a rebalance callback since the poll loop last looked:
+    /// records of theirs that the loop holds in its batch, fetched before the callback, are
+    /// dropped (their next owner, maybe this thread again, reads them from the last commit).
+    revoked: Mutex<Vec<(String, i32)>>,
+}
+
+impl StreamContext {
+    /// Drops from `batch` the records of partitions revoked since the last call.
+    fn forget_revoked(&self, batch: &mut Vec<BorrowedMessage<'_>>) {
+        let mut revoked = self.revoked.lock();
+        if revoked.is_empty() {
+            return;
+        }
+        batch.retain(|m| {
+            !revoked
+                .iter()
+                .any(|(t, p)| *p == m.partition() && t == m.topic())
+        });
+        revoked.clear();
+    }
 }
 
 impl ClientContext for StreamContext {
@@ -182,6 +203,7 @@ impl ConsumerContext for StreamContext {
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
+        self.revoked.lock().extend(revoked.iter().cloned());
         // Lost (the session expired, the generation is stale): the partitions may already be
         // someone else's, so nothing is committed for them.
         let lost = consumer.assignment_lost();
@@ -299,6 +321,61 @@ impl Core {
         self.run_record(slot, metadata, record, Original::Message(original))
     }
 
+    /// Runs a poll batch: each task reading one partition is told which of its records come
+    /// (see [`crate::Processor::prepare`]), then every record goes through [`Core::process`]
+    /// in fetch order. `records` is the reused buffer of the batch's records.
+    fn process_batch(
+        &mut self,
+        batch: &[BorrowedMessage<'_>],
+        records: &mut Vec<(RecordMetadata, Record)>,
+    ) -> Result<()> {
+        records.clear();
+        records.extend(batch.iter().map(to_record));
+        if records.len() > 1 {
+            self.prepare_tasks(records)?;
+        }
+        for ((metadata, record), m) in records.drain(..).zip(batch) {
+            self.process(metadata, record, m)?;
+        }
+        Ok(())
+    }
+
+    /// Hands each active single-partition task the batch's records of its partition.
+    fn prepare_tasks(&mut self, records: &[(RecordMetadata, Record)]) -> Result<()> {
+        let mut told: Vec<usize> = Vec::new();
+        let mut upcoming: Vec<Upcoming<'_>> = Vec::new();
+        for (i, (metadata, _)) in records.iter().enumerate() {
+            let Some(slot) = self
+                .partitions
+                .iter()
+                .position(|p| p.partition == metadata.partition && p.topic == metadata.topic)
+            else {
+                continue;
+            };
+            if told.contains(&slot) {
+                continue;
+            }
+            told.push(slot);
+            let Some(t) = self.tasks.get_mut(&self.partitions[slot].task) else {
+                continue;
+            };
+            if t.partitions.len() > 1 {
+                continue;
+            }
+            upcoming.clear();
+            upcoming.extend(
+                records[i..]
+                    .iter()
+                    .filter(|(m, _)| m.partition == metadata.partition && m.topic == metadata.topic)
+                    .map(|(metadata, record)| Upcoming { metadata, record }),
+            );
+            let _in_task = t.span.enter();
+            t.task
+                .prepare(&metadata.topic, &upcoming, self.wall_clock)?;
+        }
+        Ok(())
+    }
+
     /// Processes one record of the partition in `slot` through its task.
     fn run_record(
         &mut self,
@@ -409,6 +486,30 @@ impl Core {
             }
         }
         Ok(())
+    }
+}
+
+/// Adds to `batch` what the consumer has fetched already, up to `max` records, without
+/// waiting. A rebalance callback served by these polls may revoke partitions of records
+/// already in the batch: those are dropped (see [`StreamContext::forget_revoked`]), while a
+/// record a poll returns comes after any callback that poll served.
+fn fill_batch<'c>(
+    consumer: &'c BaseConsumer<StreamContext>,
+    batch: &mut Vec<BorrowedMessage<'c>>,
+    max: usize,
+    name: &str,
+) {
+    while batch.len() < max {
+        let polled = consumer.poll(Duration::ZERO);
+        consumer.context().forget_revoked(batch);
+        match polled {
+            Some(Ok(m)) => batch.push(m),
+            Some(Err(e)) => {
+                log::warn!("{name}: consumer: {e}");
+                break;
+            }
+            None => break,
+        }
     }
 }
 
@@ -680,7 +781,10 @@ fn subscribe(
     // The user's tuning wins over the prefetch defaults above.
     cfg.apply_user_properties(ks_kafka::ClientKind::Consumer, &mut client);
     let consumer: BaseConsumer<StreamContext> = client
-        .create_with_context(StreamContext { core: core.clone() })
+        .create_with_context(StreamContext {
+            core: core.clone(),
+            revoked: Mutex::new(Vec::new()),
+        })
         .map_err(Error::kafka("creating the consumer"))?;
     let topics = shared.topology.source_topics();
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -701,6 +805,9 @@ fn poll_loop(
     let mut last_punctuate = Instant::now();
     let mut clock = LoopClock::new();
     let mut restoring = false;
+    let max_batch = shared.config.max_poll_records.max(1);
+    let mut batch: Vec<BorrowedMessage<'_>> = Vec::with_capacity(max_batch.min(1024));
+    let mut records: Vec<(RecordMetadata, Record)> = Vec::with_capacity(max_batch.min(1024));
     while !shared.shutdown.load(Ordering::SeqCst) {
         // While stores restore, poll without waiting (heartbeats, rebalances) and spend the
         // time on restore slices instead.
@@ -709,8 +816,16 @@ fn poll_loop(
         } else {
             Duration::from_millis(50)
         };
-        let polled = consumer.poll(wait);
-        // One clock read per iteration serves the record's wall clock and every check below.
+        match consumer.poll(wait) {
+            Some(Ok(m)) => {
+                consumer.context().forget_revoked(&mut batch);
+                batch.push(m);
+                fill_batch(consumer, &mut batch, max_batch, name);
+            }
+            Some(Err(e)) => log::warn!("{name}: consumer: {e}"),
+            None => {}
+        }
+        // One clock read per iteration serves the records' wall clock and every check below.
         let now = Instant::now();
         let mut core = core.lock();
         core.wall_clock = clock.wall_ms(now);
@@ -721,13 +836,10 @@ fn poll_loop(
             core.restore_step(consumer, Duration::from_millis(100))?;
         }
         restoring = !core.restoring.is_empty();
-        match polled {
-            Some(Ok(m)) => {
-                let (metadata, record) = to_record(&m);
-                core.process(metadata, record, &m)?;
-            }
-            Some(Err(e)) => log::warn!("{name}: consumer: {e}"),
-            None => {}
+        if !batch.is_empty() {
+            let processed = core.process_batch(&batch, &mut records);
+            batch.clear();
+            processed?;
         }
         core.process_buffered(consumer)?;
         if now.saturating_duration_since(last_punctuate) >= Duration::from_millis(50) {
