@@ -3,7 +3,8 @@
 //! Layout:
 //! - [`record`]: records as they flow (bytes, timestamp, headers) and their source metadata.
 //! - [`processor`]: the Processor API — [`Processor`] (only `process` required),
-//!   [`ProcessorContext`] (forward, record metadata, stores, punctuation).
+//!   [`ProcessorContext`] (forward, record metadata, stores, punctuation); `prepare` tells a
+//!   processor below a source which records of a poll batch come (batch scoring).
 //! - [`topology`]: [`Topology`], sources/processors/sinks/stores/global stores, sub-topologies,
 //!   and `describe()` in Kafka Streams' format.
 //! - [`cache`]: the record cache (`cache.max.bytes.buffering`) aggregate nodes keep their

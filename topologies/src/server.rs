@@ -60,6 +60,9 @@ pub struct ServerConfig {
     pub log_summary_interval: Option<Duration>,
     /// Consumer group session timeout.
     pub session_timeout: Duration,
+    /// `max.poll.records`: the stream threads' batch (default: the engine's, 500); graph
+    /// models score a batch as one tensor.
+    pub max_poll_records: Option<usize>,
     /// Partitions of the topics the server creates when they are missing.
     pub data_partitions: i32,
     /// `num.standby.replicas`: warm copies of each task's serving statistics kept on other
@@ -94,6 +97,7 @@ impl ServerConfig {
             commit_interval: None,
             log_summary_interval: None,
             session_timeout: Duration::from_secs(10),
+            max_poll_records: None,
             data_partitions: 4,
             num_standby_replicas: 0,
             client_properties: ks_kafka::ClientProperties::default(),
@@ -444,6 +448,9 @@ impl Server {
             }
             if let Some(ci) = config.commit_interval {
                 c = c.with_commit_interval(ci);
+            }
+            if let Some(n) = config.max_poll_records {
+                c = c.with_max_poll_records(n);
             }
             if let Some(bytes) = config.cache_max_bytes_buffering {
                 c = c.with_cache_max_bytes_buffering(usize::try_from(bytes).unwrap_or(usize::MAX));

@@ -177,6 +177,7 @@ const OWN_KEYS: &[&str] = &[
     "commit.interval.ms",
     "log.summary.interval.ms",
     "session.timeout.ms",
+    "max.poll.records",
     "num.standby.replicas",
     "cache.max.bytes.buffering",
     "ks.store",
@@ -367,6 +368,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         config.log_summary_interval = Some(Duration::from_millis(ms.max(1)));
     }
     config.session_timeout = Duration::from_millis(cli.session_timeout_ms);
+    config.max_poll_records = settings.get::<usize>("max.poll.records")?;
     config.client_properties = settings.clients.clone();
     config.http = ks_topologies::http::HttpOptions {
         admin_token: cli.admin_token.filter(|t| !t.is_empty()),

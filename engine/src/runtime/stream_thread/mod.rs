@@ -14,6 +14,14 @@
 //! Rebalance callbacks run inside `poll` on this thread (rdkafka's consumer context). On revoke
 //! the revoked tasks are closed after everything processed so far is committed; on assign the
 //! new tasks open their stores, and the loop restores them before their first record.
+//!
+//! Records are taken in batches: after a poll that returned one, the loop takes what the
+//! consumer has fetched already (polls without waiting) up to `max.poll.records`, tells each
+//! task which come (`Processor::prepare`), runs them in fetch order, and only then punctuates
+//! and considers a commit, as Kafka Streams processes a poll's records before it punctuates.
+//! A callback served by those polls can revoke partitions whose records the batch holds: they
+//! are dropped (their next owner reads them from the last commit; were they kept, an eager
+//! rebalance that gives the partition straight back would process them twice).
 
 use crate::record::{Record, RecordMetadata};
 use crate::runtime::config::{ErrorHandling, ProcessingGuarantee};
