@@ -2,7 +2,7 @@
 //! write it per record with [`ResultJson`] (no owned strings, same bytes).
 
 use crate::{Origin, ServedModel};
-use ks_models::Value;
+use ks_models::{Prediction, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -170,10 +170,8 @@ impl<'a> ResultJson<'a> {
                 out.extend_from_slice(b",\"prediction\":");
                 write_value(out, prediction.value())?;
                 if prediction.probabilities().next().is_some() {
-                    // Sorted and de-duplicated as the struct's BTreeMap has them.
-                    let probabilities: BTreeMap<&str, f64> = prediction.probabilities().collect();
                     out.extend_from_slice(b",\"probabilities\":");
-                    serde_json::to_writer(&mut *out, &probabilities)?;
+                    write_probabilities(out, prediction)?;
                 }
                 out.extend_from_slice(b",\"duration_us\":");
                 serde_json::to_writer(&mut *out, &micros)?;
@@ -198,12 +196,65 @@ impl<'a> ResultJson<'a> {
         Ok(())
     }
 
-    /// The JSON in a buffer of its own, sized for a typical result.
+    /// The JSON in a buffer of its own, sized for a typical result (a classifier's
+    /// probabilities take some 30 bytes a class: sized for them, the buffer never grows).
     pub fn to_vec(&self) -> serde_json::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(256);
+        let classes = self.scored.map_or(0, |(_, p, _)| p.probabilities().count());
+        let mut out = Vec::with_capacity(256 + 32 * classes);
         self.write(&mut out)?;
         Ok(out)
     }
+}
+
+/// The class probabilities as the struct's `BTreeMap` has them: sorted by label, each label
+/// once (the last of a repeated one). Labels that come sorted and unique already (a graph's
+/// classes) are written as they come; others (a PMML model lists its classes in any order)
+/// are sorted in a short list first. Building the map cost as much as the rest of the result.
+fn write_probabilities(out: &mut Vec<u8>, prediction: &Prediction) -> serde_json::Result<()> {
+    let mut labels = prediction.probabilities().map(|(label, _)| label);
+    let mut sorted = true;
+    if let Some(mut last) = labels.next() {
+        for label in labels {
+            if label <= last {
+                sorted = false;
+                break;
+            }
+            last = label;
+        }
+    }
+    if sorted {
+        return write_map(out, prediction.probabilities());
+    }
+    let mut by_label: Vec<(&str, f64)> = prediction.probabilities().collect();
+    // Stable, so a repeated label's entries keep their order; the last one stays, as a map's
+    // insert would keep it.
+    by_label.sort_by(|a, b| a.0.cmp(b.0));
+    by_label.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 = later.1;
+        }
+        same
+    });
+    write_map(out, by_label.into_iter())
+}
+
+/// `{"label":p,...}` in the order given, as serde_json writes a map.
+fn write_map<'a>(
+    out: &mut Vec<u8>,
+    entries: impl Iterator<Item = (&'a str, f64)>,
+) -> serde_json::Result<()> {
+    out.push(b'{');
+    for (i, (label, p)) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, label)?;
+        out.push(b':');
+        serde_json::to_writer(&mut *out, &p)?;
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// A model output value as JSON, as [`value_json`] gives it.

@@ -36,6 +36,12 @@ fn models() -> Vec<ServedModel> {
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();
             ServedModel::new("wine", &name, "", "3:1042", 0, model)
         })
+        .chain(std::iter::once({
+            // The graph: nine classes, probabilities with every digit of an f32 widened.
+            let bytes = std::fs::read(data().join("optimized_WineQuality.pb")).unwrap();
+            let model = Model::from_bytes(ModelType::Tensorflow, &bytes).unwrap();
+            ServedModel::new("wine", "graph", "", "3:1043", 0, model)
+        }))
         .collect()
 }
 
@@ -47,7 +53,7 @@ fn text(bytes: &[u8]) -> &str {
 fn scored_results_equal_serde_for_every_seed_model() {
     let wines = wines();
     let models = models();
-    assert_eq!(models.len(), 7);
+    assert_eq!(models.len(), 8);
     let mut with_probabilities = 0;
     for m in &models {
         for (i, w) in wines.iter().enumerate().step_by(7) {
@@ -130,4 +136,60 @@ fn unscored_and_awkward_results_equal_serde() {
         .unwrap();
     let want = serde_json::to_vec(&ScoreResult::unscored("wine", &origin)).unwrap();
     assert_eq!(&buf[1..], &want[..]);
+}
+
+/// A classifier whose labels do not come in string order ("9" before "10"): written sorted,
+/// as the struct's map has them.
+#[test]
+fn class_labels_out_of_string_order_are_written_sorted() {
+    let pmml = r#"<PMML version="4.3" xmlns="http://www.dmg.org/PMML-4_3">
+  <Header/>
+  <DataDictionary numberOfFields="2">
+    <DataField name="alcohol" optype="continuous" dataType="double"/>
+    <DataField name="quality" optype="categorical" dataType="string">
+      <Value value="9"/><Value value="10"/><Value value="8"/>
+    </DataField>
+  </DataDictionary>
+  <TreeModel functionName="classification">
+    <MiningSchema>
+      <MiningField name="alcohol"/>
+      <MiningField name="quality" usageType="target"/>
+    </MiningSchema>
+    <Output>
+      <OutputField name="probability(9)" optype="continuous" dataType="double" feature="probability" value="9"/>
+      <OutputField name="probability(10)" optype="continuous" dataType="double" feature="probability" value="10"/>
+      <OutputField name="probability(8)" optype="continuous" dataType="double" feature="probability" value="8"/>
+    </Output>
+    <Node score="9">
+      <True/>
+      <ScoreDistribution value="9" recordCount="5"/>
+      <ScoreDistribution value="10" recordCount="3"/>
+      <ScoreDistribution value="8" recordCount="2"/>
+    </Node>
+  </TreeModel>
+</PMML>"#;
+    let model = Model::from_bytes(ModelType::Pmml, pmml.as_bytes()).unwrap();
+    let m = ServedModel::new("wine", "unordered", "", "0:1", 0, model);
+    let w = &wines()[0];
+    let prediction = m.score_wine(w).0.unwrap();
+    let labels: Vec<&str> = prediction.probabilities().map(|(l, _)| l).collect();
+    assert!(labels.windows(2).any(|w| w[0] > w[1]), "{labels:?}");
+    let origin = Origin {
+        topic: "t".into(),
+        partition: 0,
+        offset: 1,
+    };
+    let mut want = ScoreResult::unscored(&w.data_type, &origin);
+    want.scored_by(&m, &prediction, 1.5);
+    let got = ResultJson {
+        scored: Some((&m, &prediction, 1.5)),
+        ..ResultJson::new(&w.data_type, &origin.topic, origin.partition, origin.offset)
+    };
+    let got = got.to_vec().unwrap();
+    assert_eq!(text(&got), text(&serde_json::to_vec(&want).unwrap()));
+    assert!(
+        text(&got).contains(r#""probabilities":{"10":0.3,"8":0.2,"9":0.5}"#),
+        "{}",
+        text(&got)
+    );
 }
