@@ -272,9 +272,15 @@ fn kill_9_mid_transaction_leaves_offsets_at_the_last_commit() {
     )
     .unwrap();
     successor.start().unwrap();
-    assert!(wait_until(Duration::from_secs(60), || committed(
-        bs, &app, &input, 1
-    ) == vec![80]));
+    assert!(
+        wait_until(Duration::from_secs(60), || committed(bs, &app, &input, 1)
+            == vec![80]),
+        "committed {:?}; successor {:?} holds {:?}, processed {}",
+        committed(bs, &app, &input, 1),
+        successor.state(),
+        successor.assigned_partitions(),
+        successor.metrics().processed.load(Ordering::Relaxed)
+    );
     assert!(successor.metrics().processed.load(Ordering::Relaxed) == (80 - group) as u64);
     successor.close().unwrap();
 }

@@ -145,9 +145,7 @@ impl StreamProducer {
             })
             .map_err(Error::kafka("creating the producer"))?;
         if transactional_id.is_some() {
-            producer
-                .init_transactions(Duration::from_secs(30))
-                .map_err(fenced_or("initialising transactions"))?;
+            init_transactions(&producer)?;
         }
         Ok(Arc::new(StreamProducer {
             producer,
@@ -371,6 +369,29 @@ impl StreamProducer {
 /// A fatal transactional error means another producer with our transactional id took over
 /// (or the coordinator bumped our epoch); a stale group generation in the transaction's offset
 /// commit, or any error the transaction must be aborted for, means the tasks migrated.
+/// How long a starting thread keeps asking for its transactional id: the coordinator answers
+/// only once the predecessor's open transaction is aborted, which after a crash may wait for
+/// that transaction's timeout, and a broker that is still starting answers nothing for a while.
+const INIT_TRANSACTIONS_FOR: Duration = Duration::from_secs(120);
+
+/// `init_transactions`, called again after a retriable failure (a timeout: librdkafka resumes
+/// where the last call stopped) until [`INIT_TRANSACTIONS_FOR`] has passed, as Kafka Streams
+/// retries its producer's initialisation instead of failing the thread at the first timeout.
+fn init_transactions(producer: &ThreadedProducer<Deliveries>) -> Result<()> {
+    let deadline = std::time::Instant::now() + INIT_TRANSACTIONS_FOR;
+    loop {
+        match producer.init_transactions(Duration::from_secs(30)) {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::Transaction(e))
+                if e.is_retriable() && std::time::Instant::now() < deadline =>
+            {
+                log::warn!("initialising transactions: {e}; asking again");
+            }
+            Err(e) => return Err(fenced_or("initialising transactions")(e)),
+        }
+    }
+}
+
 impl StreamProducer {
     /// A refused transactional call as the thread's error, remembering a fencing.
     fn refused(&self, what: &'static str, e: KafkaError) -> Error {
