@@ -5,7 +5,7 @@
 //! The extracted timestamp becomes the record's timestamp for the whole sub-topology: stream
 //! time, stream-time punctuation and the timestamps of output records follow it. A negative
 //! timestamp is invalid: the record is not processed and goes to the configured error handler
-//! (continue, fail or dead letter) as an [`Error::InvalidTimestamp`].
+//! (continue, fail or dead letter) as an [`Error::InvalidTimestamp`](crate::Error::InvalidTimestamp).
 //!
 //! ```
 //! use ks_engine::timestamp::TimestampExtractor;

@@ -24,7 +24,7 @@ pub struct TfConfig {
 
 impl Default for TfConfig {
     /// Input and output discovered from the graph (for the tutorial's wine graph
-    /// `dense_1_input` [N,11] -> `dense_3/Sigmoid` [N,9]), the 11 wine fields as inputs.
+    /// `dense_1_input` `[N,11]` -> `dense_3/Sigmoid` `[N,9]`), the 11 wine fields as inputs.
     fn default() -> TfConfig {
         TfConfig {
             input_node: String::new(),

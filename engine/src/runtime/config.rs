@@ -339,7 +339,7 @@ impl StreamsConfig {
     /// client properties, then the kind's own (`consumer.*`, `producer.*`, `admin.*`), which win.
     /// Every client the runtime makes starts from this; the settings it makes afterwards are
     /// the ones the engine needs (a group id, `enable.partition.eof`), except on the stream
-    /// threads' consumer and producer, where [`StreamsConfig::apply_user_properties`] runs last
+    /// threads' consumer and producer, where `StreamsConfig::apply_user_properties` runs last
     /// so a user's tuning (`fetch.wait.max.ms`, `linger.ms`) wins over the engine's defaults.
     pub fn client_for(&self, kind: ks_kafka::ClientKind) -> rdkafka::ClientConfig {
         let mut c = rdkafka::ClientConfig::new();

@@ -1,4 +1,4 @@
-//! The PMML evaluator: a document is parsed once (`xml`), compiled into a [`plan::Plan`]
+//! The PMML evaluator: a document is parsed once (`xml`), compiled into a `plan::Plan`
 //! with resolved field slots, and evaluated per record (`eval`). One file per model type
 //! (`knn` is NearestNeighborModel); `functions` holds user-defined functions
 //! (DefineFunction) and `float` the single-precision arithmetic of `mathContext="float"`.

@@ -1,6 +1,6 @@
 //! [`FileKeyValueStore`]: the tutorial's custom store, grown up. Entries live in an ordered map
 //! in memory and in an append-only log file `<task>/file/<store>/data.log` (format in
-//! [`log`]), reopened on restart.
+//! `log`), reopened on restart.
 //!
 //! Crash safety: records are checksummed, so a torn tail is detected on open; the store then
 //! moves the damaged file aside (`data.log.corrupt`), starts empty and reports

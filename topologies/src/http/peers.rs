@@ -226,7 +226,7 @@ pub(super) async fn state_windows(
 }
 
 /// One GET with ureq (run off the async workers), returning the status and the body whatever
-/// the status. The body is capped at [`MAX_RESPONSE_BYTES`] so a misbehaving peer cannot make us
+/// the status. The body is capped at `MAX_RESPONSE_BYTES` so a misbehaving peer cannot make us
 /// allocate without bound; the whole request is bounded by [`GET_TIMEOUT`] (callers that need
 /// less bound it themselves). A redirect is never followed: its status is the answer, so a
 /// peer cannot send the request (and its token) elsewhere.
