@@ -26,6 +26,7 @@ use dashmap::DashMap;
 use ks_proto::WineRecord;
 use ks_serving::{ServedModel, ServingStats};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -331,6 +332,19 @@ impl Manager {
             .clone()
     }
 
+    /// The mailbox of `data_type`'s actor from the router's list, filled from the shared map
+    /// (which creates the actor) on first use.
+    fn mailbox<'a>(
+        &self,
+        mailboxes: &'a mut HashMap<String, mpsc::Sender<ActorMsg>>,
+        data_type: &str,
+    ) -> &'a mpsc::Sender<ActorMsg> {
+        if !mailboxes.contains_key(data_type) {
+            mailboxes.insert(data_type.to_string(), self.actor(data_type).tx);
+        }
+        &mailboxes[data_type]
+    }
+
     fn spawn(&self, data_type: &str) -> ActorRef {
         let (tx, rx) = mpsc::channel(MAILBOX);
         let actor = Actor {
@@ -358,6 +372,9 @@ impl Manager {
         out: mpsc::Sender<oneshot::Receiver<Output>>,
     ) {
         let mut models_open = true;
+        // The router's own mailbox list: found by `&str`, used by reference (the shared map's
+        // `ActorRef` clone cost a string and a sender, allocated and dropped, per record).
+        let mut mailboxes: HashMap<String, mpsc::Sender<ActorMsg>> = HashMap::new();
         loop {
             tokio::select! {
                 biased;
@@ -377,9 +394,9 @@ impl Manager {
                             let _ = tx.send(bad);
                         }
                         Ok(wine) => {
-                            let actor = self.actor(&wine.data_type);
+                            let mailbox = self.mailbox(&mut mailboxes, &wine.data_type);
                             // Waiting on a full mailbox is the back pressure.
-                            let _ = actor.tx.send(ActorMsg::Record(wine, origin, key, tx)).await;
+                            let _ = mailbox.send(ActorMsg::Record(wine, origin, key, tx)).await;
                         }
                     }
                     if out.send(rx).await.is_err() {
