@@ -1,4 +1,5 @@
-//! Link flags of the server binaries (ks-server and the tools beside it).
+//! Link flags of the server binaries: ks-server here, and as-server (ks-reactive's manifest
+//! names this script as its own).
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

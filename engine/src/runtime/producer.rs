@@ -366,9 +366,6 @@ impl StreamProducer {
     }
 }
 
-/// A fatal transactional error means another producer with our transactional id took over
-/// (or the coordinator bumped our epoch); a stale group generation in the transaction's offset
-/// commit, or any error the transaction must be aborted for, means the tasks migrated.
 /// How long a starting thread keeps asking for its transactional id: the coordinator answers
 /// only once the predecessor's open transaction is aborted, which after a crash may wait for
 /// that transaction's timeout, and a broker that is still starting answers nothing for a while.
@@ -403,6 +400,9 @@ impl StreamProducer {
     }
 }
 
+/// A fatal transactional error means another producer with our transactional id took over
+/// (or the coordinator bumped our epoch); a stale group generation in the transaction's offset
+/// commit, or any error the transaction must be aborted for, means the tasks migrated.
 fn fenced_or(what: &'static str) -> impl FnOnce(KafkaError) -> Error {
     move |e| {
         let fenced = e.rdkafka_error_code().is_some_and(is_fencing)
