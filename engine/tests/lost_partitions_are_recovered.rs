@@ -105,7 +105,12 @@ fn stall_and_recover(
     );
     // Nothing more arrives later (a late duplicate would show here).
     std::thread::sleep(Duration::from_secs(2));
-    assert!((1..4).all(|k| count(&format!("w{k}")) == Some(50)) && count("w0") == Some(51));
+    assert!(
+        (1..4).all(|k| count(&format!("w{k}")) == Some(50)) && count("w0") == Some(51),
+        "2 s later: counts {:?}, state {:?}",
+        (0..4).map(|k| count(&format!("w{k}"))).collect::<Vec<_>>(),
+        streams.state()
+    );
     assert_eq!(streams.state(), StreamsState::Running);
     assert!(
         streams.metrics().rebalances.load(Ordering::Relaxed) >= 2,

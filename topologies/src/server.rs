@@ -60,8 +60,8 @@ pub struct ServerConfig {
     pub log_summary_interval: Option<Duration>,
     /// Consumer group session timeout.
     pub session_timeout: Duration,
-    /// `max.poll.records`: the stream threads' batch (default: the engine's, 500); graph
-    /// models score a batch as one tensor.
+    /// `max.poll.records`: the stream threads' batch (default 500; the engine's own default is
+    /// 1); graph models score a batch as one tensor.
     pub max_poll_records: Option<usize>,
     /// Partitions of the topics the server creates when they are missing.
     pub data_partitions: i32,
@@ -449,9 +449,7 @@ impl Server {
             if let Some(ci) = config.commit_interval {
                 c = c.with_commit_interval(ci);
             }
-            if let Some(n) = config.max_poll_records {
-                c = c.with_max_poll_records(n);
-            }
+            c = c.with_max_poll_records(config.max_poll_records.unwrap_or(500));
             if let Some(bytes) = config.cache_max_bytes_buffering {
                 c = c.with_cache_max_bytes_buffering(usize::try_from(bytes).unwrap_or(usize::MAX));
             }

@@ -330,22 +330,28 @@ impl Core {
     }
 
     /// Runs a poll batch: each task reading one partition is told which of its records come
-    /// (see [`crate::Processor::prepare`]), then every record goes through [`Core::process`]
-    /// in fetch order. `records` is the reused buffer of the batch's records.
+    /// (see [`crate::Processor::prepare`]), then the records go through [`Core::process`] in
+    /// fetch order until all are done or `until` has passed. Returns how many were run: the
+    /// rest stay in the batch for the next iteration, after a poll. `records` is the reused
+    /// buffer of the batch's records.
     fn process_batch(
         &mut self,
         batch: &[BorrowedMessage<'_>],
         records: &mut Vec<(RecordMetadata, Record)>,
-    ) -> Result<()> {
+        until: Instant,
+    ) -> Result<usize> {
         records.clear();
         records.extend(batch.iter().map(to_record));
         if records.len() > 1 {
             self.prepare_tasks(records)?;
         }
-        for ((metadata, record), m) in records.drain(..).zip(batch) {
+        for (i, ((metadata, record), m)) in records.drain(..).zip(batch).enumerate() {
             self.process(metadata, record, m)?;
+            if Instant::now() >= until {
+                return Ok(i + 1);
+            }
         }
-        Ok(())
+        Ok(batch.len())
     }
 
     /// Hands each active single-partition task the batch's records of its partition.
@@ -824,9 +830,16 @@ fn poll_loop(
         } else {
             Duration::from_millis(50)
         };
-        match consumer.poll(wait) {
+        // Records left from the last batch (its time ran out) are taken first, without waiting.
+        let wait = if batch.is_empty() {
+            wait
+        } else {
+            Duration::ZERO
+        };
+        let polled = consumer.poll(wait);
+        consumer.context().forget_revoked(&mut batch);
+        match polled {
             Some(Ok(m)) => {
-                consumer.context().forget_revoked(&mut batch);
                 batch.push(m);
                 fill_batch(consumer, &mut batch, max_batch, name);
             }
@@ -845,9 +858,19 @@ fn poll_loop(
         }
         restoring = !core.restoring.is_empty();
         if !batch.is_empty() {
-            let processed = core.process_batch(&batch, &mut records);
-            batch.clear();
-            processed?;
+            // Half of max.poll.interval.ms for a batch, as Kafka Streams stops processing to
+            // poll: a member that stalled is told it was dropped before it goes on with the
+            // records of partitions that are no longer its own.
+            let until = now + shared.config.max_poll_interval / 2;
+            match core.process_batch(&batch, &mut records, until) {
+                Ok(done) => {
+                    batch.drain(..done.min(batch.len()));
+                }
+                Err(e) => {
+                    batch.clear();
+                    return Err(e);
+                }
+            }
         }
         core.process_buffered(consumer)?;
         if now.saturating_duration_since(last_punctuate) >= Duration::from_millis(50) {
