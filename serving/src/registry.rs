@@ -143,6 +143,12 @@ impl ModelRegistry {
         Ok(serving)
     }
 
+    /// Whether a serving model scores batches faster than rows one by one
+    /// ([`ks_models::Model::prefers_batches`]): when none does, there is nothing to prepare.
+    pub fn any_batches(&self) -> bool {
+        self.models.iter().any(|m| m.model.prefers_batches())
+    }
+
     /// Every current model, by data type.
     pub fn all(&self) -> Vec<Arc<ServedModel>> {
         let mut v: Vec<Arc<ServedModel>> = self.models.iter().map(|m| Arc::clone(&m)).collect();

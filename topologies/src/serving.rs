@@ -455,6 +455,11 @@ impl Processor for ModelServing {
         upcoming: &[Upcoming<'_>],
     ) -> Result<()> {
         self.prepared.clear();
+        // Only graphs gain: with none serving, every record would be decoded here for nothing
+        // (and again in `process`).
+        if !self.registry.any_batches() {
+            return Ok(());
+        }
         // By model: the records' keys and their decoded wines.
         type Group = (Arc<ServedModel>, Vec<(i32, i64)>, Vec<WineRecord>);
         let mut groups: Vec<Group> = Vec::new();
